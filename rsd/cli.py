@@ -1,0 +1,72 @@
+"""The ``rsd`` command line. Each subcommand lives in its own module exposing
+``add_arguments(parser)`` and ``run(args) -> int``; modules are imported lazily so that
+``rsd --help`` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scenarios": (
+        "rsd.sim.catalog",
+        "list the scenario suite: skill groups, highway-env ids and parameter ranges",
+    ),
+    "generate": (
+        "rsd.generate",
+        "record expert episodes into a sharded, resumable dataset (keyframes at 2 Hz)",
+    ),
+    "show": ("rsd.show", "write a PNG of one keyframe: BEV input channels, boxes, expert future"),
+    "rigs": ("rsd.data.rigs", "list the built-in sensor rigs and their settings"),
+    "expert-check": (
+        "rsd.sim.expert_check",
+        "drive every scenario with the privileged expert over many seeds; print success table",
+    ),
+    "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rsd",
+        description=(
+            "Risk Semantic Distillation for end-to-end driving: record long-tail scenarios in "
+            "highway-env, annotate risk with a teacher, distil it into a BEV driving model."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'rsd COMMAND --help' for the options of each command.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        mod = importlib.import_module(module)
+        mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 0
+    from rsd.config import ConfigError
+
+    mod = importlib.import_module(args._module)
+    try:
+        return int(mod.run(args) or 0)
+    except ConfigError as e:
+        print(f"rsd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nrsd {args.command}: interrupted; finished work is kept, re-run to resume.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
