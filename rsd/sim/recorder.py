@@ -1,0 +1,268 @@
+"""Record expert episodes into keyframes (:class:`rsd.scene.Frame`).
+
+The episode runs at ``SIM_HZ`` (10 Hz); every ``KEYFRAME_DT`` (0.5 s) a light snapshot of
+all vehicles is taken. When the episode ends, each keyframe that has a full past
+(``PAST_STEPS``) and a full expert future (``FUTURE_STEPS``) becomes a Frame, with every
+pose expressed in the ego frame of that keyframe. Only the ego pose is read at every 10 Hz
+step (for its yaw rate), so recording costs little on top of the simulation itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rsd.scene import (
+    FUTURE_STEPS,
+    KEYFRAME_DT,
+    PAST_STEPS,
+    SIM_HZ,
+    AgentState,
+    Command,
+    EgoState,
+    Frame,
+    SkillGroup,
+    frame_id,
+    wrap_angle,
+)
+from rsd.sim.convert import (
+    REGION,
+    EgoTransform,
+    heading_to_up,
+    lane_id,
+    lane_relation,
+    lanes_near,
+    signed_lane_offset,
+    to_up,
+)
+
+KEY_EVERY = round(KEYFRAME_DT * SIM_HZ)
+"""Simulation steps between two keyframes."""
+TURN_YAW = 0.6
+"""Heading change (rad) over the 3 s future above which the command is a turn."""
+CRASH_MARGIN_S = 2.0
+"""In a failed episode, keyframes whose future ends less than this before the failure are
+dropped: the expert's future there is not a target worth imitating."""
+
+
+@dataclass
+class _AgentSnap:
+    pose: np.ndarray  # (3,) world-up x, y, yaw
+    velocity: np.ndarray  # (2,) world-up
+    accel: float
+    lane_index: tuple | None
+
+
+@dataclass
+class _Snapshot:
+    step: int
+    ego_pose: np.ndarray  # (3,)
+    ego_speed: float
+    ego_accel: float
+    ego_yaw_rate: float
+    ego_lane_index: tuple | None
+    ego_lane_offset: float
+    ego_position_raw: np.ndarray  # highway-env world position, for the road network
+    agents: dict[int, _AgentSnap]
+    events: list[str]
+
+
+@dataclass
+class _AgentInfo:
+    cls: Any
+    length: float
+    width: float
+    height: float
+    behaviour: str
+
+
+@dataclass
+class RecordedEpisode:
+    """What one expert episode yields: its keyframes and how it ended."""
+
+    frames: list[Frame]
+    outcome: dict = field(default_factory=dict)
+
+
+def _snapshot(ep: Any, infos: dict[int, _AgentInfo], prev_ego_yaw: float | None) -> _Snapshot:
+    ego = ep.ego
+    ego_yaw = float(heading_to_up(ego.heading))
+    yaw_rate = 0.0 if prev_ego_yaw is None else float(wrap_angle(ego_yaw - prev_ego_yaw)) * SIM_HZ
+    agents: dict[int, _AgentSnap] = {}
+    for a in ep.agents():
+        v = a.vehicle
+        if a.id not in infos:
+            infos[a.id] = _AgentInfo(a.cls, float(v.LENGTH), float(v.WIDTH), a.height, a.behaviour)
+        xy = to_up(v.position)
+        yaw = float(heading_to_up(v.heading))
+        agents[a.id] = _AgentSnap(
+            pose=np.array([xy[0], xy[1], yaw]),
+            velocity=to_up(v.velocity),
+            accel=float(getattr(v, "action", {}).get("acceleration", 0.0)),
+            lane_index=getattr(v, "lane_index", None),
+        )
+    xy = to_up(ego.position)
+    lane = ego.lane if getattr(ego, "lane", None) is not None else None
+    return _Snapshot(
+        step=ep.step_count,
+        ego_pose=np.array([xy[0], xy[1], ego_yaw]),
+        ego_speed=float(ego.speed),
+        ego_accel=float(ego.action.get("acceleration", 0.0)),
+        ego_yaw_rate=yaw_rate,
+        ego_lane_index=getattr(ego, "lane_index", None),
+        ego_lane_offset=signed_lane_offset(lane, ego.position) if lane is not None else 0.0,
+        ego_position_raw=np.array(ego.position, dtype=np.float64),
+        agents=agents,
+        events=list(ep.active_events()),
+    )
+
+
+def derive_command(future: np.ndarray, lane_now: tuple | None,
+                   future_lanes: list[tuple | None]) -> Command:
+    """The driving command implied by the expert's future.
+
+    A heading change above ``TURN_YAW`` over the horizon is a turn; otherwise a future lane
+    of the same road with another index is a lane change (indices grow to the right);
+    otherwise keep lane.
+    """
+    dyaw = float(future[-1, 2])
+    if abs(dyaw) > TURN_YAW:
+        return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
+    if lane_now is not None:
+        for lane in future_lanes:
+            if lane is None:
+                continue
+            rel = lane_relation(lane_now, lane)
+            if rel is None and lane[0] == lane_now[1]:  # the next road: lanes still align
+                rel = int(lane_now[2]) - int(lane[2])
+            if rel:
+                return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
+    return Command.KEEP_LANE
+
+
+def _build_frame(ep: Any, snaps: list[_Snapshot], k: int,
+                 infos: dict[int, _AgentInfo]) -> Frame:
+    cur = snaps[k]
+    tf = EgoTransform(*cur.ego_pose)
+    past = snaps[k - PAST_STEPS : k]
+    fut = snaps[k + 1 : k + 1 + FUTURE_STEPS]
+    ego_past = tf.poses(np.stack([s.ego_pose for s in past])).astype(np.float32)
+    ego_future = tf.poses(np.stack([s.ego_pose for s in fut])).astype(np.float32)
+    ego = ep.ego
+    ego_state = EgoState(
+        speed=cur.ego_speed,
+        accel=cur.ego_accel,
+        yaw_rate=cur.ego_yaw_rate,
+        length=float(ego.LENGTH),
+        width=float(ego.WIDTH),
+        height=float(ep.ego_height),
+        lane_id=lane_id(cur.ego_lane_index),
+        lane_offset=cur.ego_lane_offset,
+        world_x=float(cur.ego_pose[0]),
+        world_y=float(cur.ego_pose[1]),
+        world_yaw=float(cur.ego_pose[2]),
+        past=ego_past,
+        past_valid=np.ones(PAST_STEPS, dtype=bool),
+        future=ego_future,
+        future_valid=np.ones(FUTURE_STEPS, dtype=bool),
+    )
+    x0, x1, y0, y1 = REGION
+    agents: list[AgentState] = []
+    for aid, snap in sorted(cur.agents.items()):
+        x, y, yaw = tf.poses(snap.pose)
+        if not (x0 <= x <= x1 and y0 <= y <= y1):
+            continue
+        info = infos[aid]
+        vx, vy = tf.vectors(snap.velocity)
+        a_past = np.zeros((PAST_STEPS, 3), dtype=np.float32)
+        a_past_valid = np.zeros(PAST_STEPS, dtype=bool)
+        for j, s in enumerate(past):
+            if aid in s.agents:
+                a_past[j] = tf.poses(s.agents[aid].pose)
+                a_past_valid[j] = True
+        a_fut = np.zeros((FUTURE_STEPS, 3), dtype=np.float32)
+        a_fut_valid = np.zeros(FUTURE_STEPS, dtype=bool)
+        for j, s in enumerate(fut):
+            if aid in s.agents:
+                a_fut[j] = tf.poses(s.agents[aid].pose)
+                a_fut_valid[j] = True
+        agents.append(
+            AgentState(
+                id=aid, cls=info.cls, x=float(x), y=float(y), yaw=float(yaw),
+                vx=float(vx), vy=float(vy), length=info.length, width=info.width,
+                height=info.height, accel=snap.accel, lane_id=lane_id(snap.lane_index),
+                lane_relation=lane_relation(cur.ego_lane_index, snap.lane_index),
+                behaviour=info.behaviour, past=a_past, past_valid=a_past_valid,
+                future=a_fut, future_valid=a_fut_valid,
+            )
+        )
+    lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
+    command = derive_command(ego_future, cur.ego_lane_index, [s.ego_lane_index for s in fut])
+    return Frame(
+        frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
+        scenario=ep.spec.name,
+        skill=SkillGroup[str(ep.spec.skill).upper()],
+        seed=ep.seed,
+        step=cur.step,
+        t=cur.step / SIM_HZ,
+        ego=ego_state,
+        agents=agents,
+        lanes=lanes,
+        command=command,
+        events=cur.events,
+    )
+
+
+def run_expert_episode(ep: Any, expert: Any) -> tuple[list[_Snapshot], dict[int, _AgentInfo]]:
+    """Drive ``ep`` with ``expert`` to the end, snapshotting every keyframe."""
+    infos: dict[int, _AgentInfo] = {}
+    snaps: list[_Snapshot] = []
+    prev_yaw: float | None = None
+    while True:
+        if ep.step_count % KEY_EVERY == 0:
+            snaps.append(_snapshot(ep, infos, prev_yaw))
+        if ep.done:
+            break
+        prev_yaw = float(heading_to_up(ep.ego.heading))
+        accel, steer = expert.act()
+        ep.step(accel, steer)
+    return snaps, infos
+
+
+def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
+    """Run the privileged expert through one seeded episode and return its keyframes.
+
+    ``scenario`` is a built-in scenario name, a path to a scenario YAML file, or a
+    ``ScenarioSpec``. The same (scenario, seed) always gives identical frames.
+    """
+    from rsd.sim.episode import make_episode
+    from rsd.sim.expert import PrivilegedExpert
+
+    ep = make_episode(scenario, seed)
+    try:
+        snaps, infos = run_expert_episode(ep, PrivilegedExpert(ep))
+        last = len(snaps) - 1
+        if not ep.success:
+            # the failure happened at the last snapshot's step at the latest
+            limit_step = ep.step_count - CRASH_MARGIN_S * SIM_HZ
+            while last >= 0 and snaps[last].step > limit_step:
+                last -= 1
+        frames = [
+            _build_frame(ep, snaps, k, infos)
+            for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
+        ]
+        outcome = {
+            "scenario": ep.spec.name,
+            "seed": int(seed),
+            "success": bool(ep.success),
+            "crashed": bool(ep.crashed),
+            "offroad": bool(ep.offroad),
+            "steps": int(ep.step_count),
+            "keyframes": len(frames),
+            "params": ep.params,
+        }
+        return RecordedEpisode(frames=frames, outcome=outcome)
+    finally:
+        ep.env.close()
