@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsd {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\nrsd {args.command}: interrupted; finished work is kept, re-run to resume.",
-              file=sys.stderr)
+        print(
+            f"\nrsd {args.command}: interrupted; finished work is kept, re-run to resume.",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -95,8 +95,9 @@ def signed_lane_offset(lane: Any, position: np.ndarray) -> float:
     return float(np.cos(yaw) * d[1] - np.sin(yaw) * d[0])
 
 
-def lanes_near(network: Any, ego_position: np.ndarray, tf: EgoTransform,
-               ego_lane_index: tuple | None) -> list[LaneGeometry]:
+def lanes_near(
+    network: Any, ego_position: np.ndarray, tf: EgoTransform, ego_lane_index: tuple | None
+) -> list[LaneGeometry]:
     """Centrelines of every lane of the road network near the ego, in the ego frame."""
     x0, x1, y0, y1 = REGION
     out: list[LaneGeometry] = []

@@ -119,8 +119,9 @@ def _snapshot(ep: Any, infos: dict[int, _AgentInfo], prev_ego_yaw: float | None)
     )
 
 
-def derive_command(future: np.ndarray, lane_now: tuple | None,
-                   future_lanes: list[tuple | None]) -> Command:
+def derive_command(
+    future: np.ndarray, lane_now: tuple | None, future_lanes: list[tuple | None]
+) -> Command:
     """The driving command implied by the expert's future.
 
     A heading change above ``TURN_YAW`` over the horizon is a turn; otherwise a future lane
@@ -142,8 +143,7 @@ def derive_command(future: np.ndarray, lane_now: tuple | None,
     return Command.KEEP_LANE
 
 
-def _build_frame(ep: Any, snaps: list[_Snapshot], k: int,
-                 infos: dict[int, _AgentInfo]) -> Frame:
+def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _AgentInfo]) -> Frame:
     cur = snaps[k]
     tf = EgoTransform(*cur.ego_pose)
     past = snaps[k - PAST_STEPS : k]
@@ -190,12 +190,24 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int,
                 a_fut_valid[j] = True
         agents.append(
             AgentState(
-                id=aid, cls=info.cls, x=float(x), y=float(y), yaw=float(yaw),
-                vx=float(vx), vy=float(vy), length=info.length, width=info.width,
-                height=info.height, accel=snap.accel, lane_id=lane_id(snap.lane_index),
+                id=aid,
+                cls=info.cls,
+                x=float(x),
+                y=float(y),
+                yaw=float(yaw),
+                vx=float(vx),
+                vy=float(vy),
+                length=info.length,
+                width=info.width,
+                height=info.height,
+                accel=snap.accel,
+                lane_id=lane_id(snap.lane_index),
                 lane_relation=lane_relation(cur.ego_lane_index, snap.lane_index),
-                behaviour=info.behaviour, past=a_past, past_valid=a_past_valid,
-                future=a_fut, future_valid=a_fut_valid,
+                behaviour=info.behaviour,
+                past=a_past,
+                past_valid=a_past_valid,
+                future=a_fut,
+                future_valid=a_fut_valid,
             )
         )
     lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
@@ -250,8 +262,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
             while last >= 0 and snaps[last].step > limit_step:
                 last -= 1
         frames = [
-            _build_frame(ep, snaps, k, infos)
-            for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
+            _build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
         ]
         outcome = {
             "scenario": ep.spec.name,
