@@ -67,6 +67,9 @@ STORED_FIELDS: dict[str, tuple[str, ...]] = {
 }
 """Every dataclass field the shard format stores (a test checks it against ``rsd.scene``)."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
 
 
 class CorruptShardError(Exception):
@@ -176,6 +179,7 @@ def atomic_write(path: str | Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _FILE_MODE)  # mkstemp's 0600 would hide a shared dataset from others
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -365,7 +369,7 @@ class FrameStore(Sequence[Frame]):
     it can cross into ``DataLoader`` workers.
     """
 
-    def __init__(self, path: str | Path, cache_shards: int = 8, check_sha: bool = True) -> None:
+    def __init__(self, path: str | Path, cache_shards: int = 64, check_sha: bool = True) -> None:
         root = Path(path)
         self.root = root.parent if root.name == MANIFEST_NAME else root
         self.manifest: dict[str, Any] = read_manifest(self.root)
