@@ -1,0 +1,311 @@
+"""The privileged expert: drives an :class:`~rsd.sim.episode.Episode` from ground truth.
+
+* Lateral: pure pursuit on the target lane's centreline (followed along the route), inverted
+  through highway-env's kinematic bicycle (``beta = arctan(tan(steer) / 2)``, yaw rate
+  ``v sin(beta) / (L / 2)``), so the centre's path curvature is ``sin(beta) / (L / 2)``.
+* Longitudinal: IDM towards the vehicles on its path (projected onto the path, lateral
+  overlap, plus vehicles whose *target* lane is the ego's: cut-ins), a kinematic stopping
+  check against braking leaders (privileged acceleration), curvature speed limits.
+* Lane changes: MOBIL-style gain with safe gaps to the new leader and follower; mandatory when
+  the lane ends (on-ramp).
+* Give way (roundabout, intersection): other vehicles are predicted along their routes at
+  constant speed; a conflict zone on the ego's path that they reach before the ego has
+  cleared it becomes a stop line.
+
+All quantities are SI (m, s, m/s, m/s^2, rad) in highway-env's world frame.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from highway_env import utils
+
+from rsd.scene import SIM_HZ
+from rsd.sim.episode import Episode
+
+A_MAX, B_COMF, T_GAP, S0 = 2.0, 3.0, 1.2, 2.5
+"""IDM parameters of the ego: max accel, comfortable decel (m/s^2), time gap (s), jam (m)."""
+A_LAT = 2.2
+"""Lateral acceleration allowed in curves (m/s^2)."""
+PRED_T = np.arange(0.0, 6.01, 0.25)
+"""Prediction times for the give-way check (s)."""
+
+
+class PrivilegedExpert:
+    """``act() -> (accel, steer)`` in m/s^2 and rad for the current state of ``episode``."""
+
+    def __init__(self, episode: Episode) -> None:
+        self.ep = episode
+        self.target = tuple(episode.ego.lane_index)
+        self.last_change = -10.0
+        self.prev_accel = 0.0
+        self.yielding = episode.layout in ("roundabout", "intersection")
+
+    # ---- geometry -----------------------------------------------------------------------
+    def _next(self, idx: tuple) -> tuple | None:
+        net = self.ep.road.network
+        fr, to, i = idx
+        nexts = net.graph.get(to, {})
+        if not nexts:
+            return None
+        cand = [r for r in self.ep.route if r[0] == to]
+        nto = cand[0][1] if cand else sorted(nexts)[0]
+        if nto not in nexts:
+            return None
+        n = len(nexts[nto])
+        nid = cand[0][2] if cand and cand[0][2] is not None else min(i, n - 1)
+        return (to, nto, nid)
+
+    def _path(self, idx: tuple, length: float, ds: float = 1.0) -> np.ndarray:
+        """(N, 3) points (x, y, heading) every ``ds`` m along the lane ``idx`` from the ego's
+        projection, continuing along the route."""
+        net = self.ep.road.network
+        lane = net.get_lane(idx)
+        s = max(lane.local_coordinates(self.ep.ego.position)[0], 0.0)
+        pts = []
+        travelled = 0.0
+        while travelled <= length:
+            if s > lane.length:
+                nxt = self._next(idx)
+                if nxt is None:
+                    break
+                s -= lane.length
+                idx, lane = nxt, net.get_lane(nxt)
+                continue
+            x, y = lane.position(s, 0.0)
+            pts.append((x, y, lane.heading_at(s)))
+            s += ds
+            travelled += ds
+        return np.asarray(pts, dtype=float)
+
+    # ---- lane choice --------------------------------------------------------------------
+    def _update_target(self) -> None:
+        ego = self.ep.ego
+        cur = tuple(ego.lane_index)
+        if cur[:2] != self.target[:2]:
+            self.target = cur
+
+    def _lane_ends(self, idx: tuple) -> bool:
+        nxt = self._next(idx)
+        if nxt is None:
+            return self.ep.layout == "merge"
+        return idx[2] >= len(self.ep.road.network.graph[nxt[0]][nxt[1]])
+
+    def _neighbours(self, idx: tuple) -> tuple[Any, float, Any, float]:
+        """(leader, bumper gap, follower, bumper gap) of the ego on lane ``idx``."""
+        ego = self.ep.ego
+        lane = self.ep.road.network.get_lane(idx)
+        s_e = lane.local_coordinates(ego.position)[0]
+        lead = foll = None
+        g_lead = g_foll = np.inf
+        for o in self.ep.road.vehicles + self.ep.road.objects:
+            if o is ego:
+                continue
+            s_o, lat = lane.local_coordinates(o.position)
+            tgt = getattr(o, "target_lane_index", None)
+            if abs(lat) > lane.width_at(s_o) / 2 + o.WIDTH / 2 - 0.2 and tgt != idx:
+                continue
+            gap = abs(s_o - s_e) - (o.LENGTH + ego.LENGTH) / 2
+            if s_o >= s_e and gap < g_lead:
+                lead, g_lead = o, gap
+            elif s_o < s_e and gap < g_foll:
+                foll, g_foll = o, gap
+        return lead, g_lead, foll, g_foll
+
+    def _maybe_change_lane(self) -> None:
+        ep, ego = self.ep, self.ep.ego
+        if ep.layout not in ("straight", "merge") or ep.t - self.last_change < 3.0:
+            return
+        lane = ep.road.network.get_lane(self.target)
+        if abs(lane.local_coordinates(ego.position)[1]) > 0.6:
+            return  # still changing
+        mandatory = self._lane_ends(self.target)
+        if ego.speed < 5.0 and not mandatory:
+            return
+        lead, g_lead, _, _ = self._neighbours(self.target)
+        a_cur = self._idm(ego.speed, lead, g_lead)
+        best, best_gain = None, 0.0
+        n = len(ep.road.network.graph[self.target[0]][self.target[1]])
+        for k in (self.target[2] - 1, self.target[2] + 1):
+            if not 0 <= k < n:
+                continue
+            cand = (*self.target[:2], k)
+            c_lane = ep.road.network.get_lane(cand)
+            if c_lane.forbidden or self._lane_ends(cand):
+                continue
+            if mandatory and k > self.target[2]:
+                continue
+            l2, gl, f2, gf = self._neighbours(cand)
+            v = ego.speed
+            if l2 is not None and gl < max(5.0, 0.4 * v + 1.5 * (v - l2.speed)):
+                continue
+            if f2 is not None:
+                need = max(6.0, 0.6 * f2.speed + 2.0 * (f2.speed - v))
+                if gf < need:
+                    continue
+            gain = self._idm(v, l2, gl) - a_cur
+            threshold = -np.inf if mandatory else (0.25 if k > self.target[2] else 0.5)
+            if gain > threshold and (best is None or gain > best_gain):
+                best, best_gain = cand, gain
+        if best is not None:
+            self.target = best
+            self.last_change = ep.t
+
+    # ---- longitudinal -------------------------------------------------------------------
+    def _idm(self, v: float, lead: Any, gap: float, v_lead: float | None = None) -> float:
+        """IDM acceleration (m/s^2) for speed ``v`` behind ``lead`` at bumper ``gap``."""
+        v0 = max(self.ep.ego_target_speed, 0.1)
+        a = A_MAX * (1 - (v / v0) ** 4)
+        if lead is not None and np.isfinite(gap):
+            vl = lead.speed if v_lead is None else v_lead
+            s_star = S0 + v * T_GAP + v * (v - vl) / (2 * np.sqrt(A_MAX * B_COMF))
+            a -= A_MAX * (max(s_star, S0) / max(gap, 0.1)) ** 2
+        return a
+
+    def _on_path(self, path: np.ndarray) -> float:
+        """Minimum acceleration demanded by the vehicles/objects on ``path``."""
+        ep, ego = self.ep, self.ep.ego
+        acc = np.inf
+        if len(path) < 2:
+            return acc
+        xy = path[:, :2]
+        for o in ep.road.vehicles + ep.road.objects:
+            if o is ego:
+                continue
+            d = np.hypot(*(xy - o.position).T)
+            i = int(np.argmin(d))
+            if i == 0 and np.dot(o.position - ego.position, ego.direction) < 0:
+                continue  # behind
+            dh = abs(utils.wrap_to_pi(o.heading - path[i, 2]))
+            if d[i] > (ego.WIDTH + o.WIDTH) / 2 + 0.3 or (dh > np.pi / 4 and o.speed > 0.5):
+                continue
+            gap = i * 1.0 - (ego.LENGTH + o.LENGTH) / 2
+            vl = o.speed * np.cos(dh)
+            a = self._idm(ego.speed, o, gap, vl)
+            a_l = float(getattr(o, "action", {}).get("acceleration", 0.0)) if vl > 0.5 else 0.0
+            if a_l < -1.0 or vl < 0.5:  # stopping check against a braking / stopped leader
+                stop_l = vl * vl / (2 * max(-a_l, 1.0)) if vl > 0.5 else 0.0
+                room = gap + stop_l - 2.0 - ego.speed / SIM_HZ
+                b_req = ego.speed**2 / (2 * max(room, 0.1))
+                if b_req > B_COMF:
+                    a = min(a, -b_req)
+            acc = min(acc, a)
+        return acc
+
+    def _curvature_speed(self, path: np.ndarray) -> float:
+        if len(path) < 5:
+            return np.inf
+        kappa = np.abs(utils.wrap_to_pi(np.diff(path[:, 2])))  # per 1 m
+        s = np.arange(1, len(path))
+        v_c = np.sqrt(A_LAT / np.maximum(kappa, 1e-4))
+        return float(np.min(np.sqrt(v_c**2 + 2 * 1.5 * np.maximum(s - 5.0, 0.0))))
+
+    def _give_way(self, path: np.ndarray) -> float:
+        """Acceleration (m/s^2) that stops the ego before a conflict zone it cannot clear
+        before another vehicle gets there (``inf`` if none)."""
+        ep, ego = self.ep, self.ep.ego
+        if len(path) < 2:
+            return np.inf
+        xy = path[:, :2]
+        v = ego.speed
+        v_max = max(self.ep.ego_target_speed, 1.0)
+        stop_at = np.inf
+        for o in ep.road.vehicles:
+            if o is ego or not hasattr(o, "route"):
+                continue
+            rel = o.position - ego.position
+            if np.hypot(*rel) > 80:
+                continue
+            if np.dot(rel, ego.direction) < -ego.LENGTH / 2 and np.dot(
+                o.direction, ego.direction
+            ) > 0:
+                continue  # behind us, same way: it is the one to give way
+            pos, head = o.predict_trajectory_constant_speed(PRED_T)
+            q = np.asarray(pos)
+            d = np.hypot(xy[None, :, 0] - q[:, None, 0], xy[None, :, 1] - q[:, None, 1])
+            idx = np.argmin(d, axis=1)
+            dh = np.asarray(head) - path[idx, 2]
+            extent = np.abs(np.sin(dh)) * o.LENGTH / 2 + np.abs(np.cos(dh)) * o.WIDTH / 2
+            r_k = ego.WIDTH / 2 + extent + 0.6
+            inside = d[np.arange(len(q)), idx] < r_k
+            if not inside.any():
+                continue
+            r = float(np.max(r_k[inside]))
+            s_c = float(np.min(idx[inside]))
+            t_first = float(PRED_T[np.argmax(inside)])
+            t_last = float(PRED_T[len(inside) - 1 - np.argmax(inside[::-1])])
+            if inside[-1]:
+                t_last = np.inf
+            d_in = s_c - r - ego.LENGTH / 2
+            d_out = s_c + r + ego.LENGTH / 2
+            if d_in < v * v / (2 * 6.0) + 0.5:
+                continue  # committed: cannot stop before it any more
+            t_out = _time_to(d_out, v, v_max, 1.5)
+            t_in = _time_to(d_in, v, v_max, A_MAX)
+            if t_out + 1.2 < t_first or t_last + 0.8 < t_in:
+                continue
+            stop_at = min(stop_at, d_in - 1.5)
+        if not np.isfinite(stop_at):
+            return np.inf
+        a = self._idm(v, _STOPPED, max(stop_at, 0.1) + S0 - 0.5)
+        b_req = v * v / (2 * max(stop_at, 0.1))
+        return min(a, -b_req) if b_req > B_COMF else a
+
+    # ---- main -----------------------------------------------------------------------------
+    def act(self) -> tuple[float, float]:
+        """(acceleration m/s^2, steering rad) for this step."""
+        ep, ego = self.ep, self.ep.ego
+        self._update_target()
+        self._maybe_change_lane()
+        v = max(ego.speed, 0.0)
+        horizon = max(40.0, 4.0 * v + 25.0)
+        path = self._path(self.target, horizon)
+        # steering: pure pursuit
+        changing = self.target != tuple(ego.lane_index)
+        ld = float(np.clip(0.6 * v + 4.0, 5.0, 25.0))
+        if changing:
+            ld = max(ld, 1.3 * v)
+        steer = 0.0
+        if len(path) >= 2:
+            k = int(min(round(ld), len(path) - 1))
+            target = path[k, :2] - ego.position
+            dist = max(float(np.hypot(*target)), 1e-3)
+            alpha = utils.wrap_to_pi(np.arctan2(target[1], target[0]) - ego.heading)
+            kappa = 2 * np.sin(alpha) / dist
+            beta = np.arcsin(np.clip(kappa * ego.LENGTH / 2, -0.99, 0.99))
+            steer = float(np.arctan(2 * np.tan(beta)))
+        # longitudinal
+        v_des = min(ep.ego_target_speed, self._curvature_speed(path))
+        a = A_MAX * (1 - (v / max(v_des, 0.1)) ** 4)
+        a = min(a, self._on_path(path))
+        if changing:  # also respect whoever is still ahead in the lane we are leaving
+            a = min(a, self._on_path(self._path(tuple(ego.lane_index), horizon)))
+        if self.yielding:
+            a = min(a, self._give_way(path))
+        a = float(np.clip(a, -9.0, A_MAX))
+        # comfort: limit jerk when not braking hard
+        if a > -B_COMF:
+            a = float(np.clip(a, self.prev_accel - 1.0, self.prev_accel + 0.4))
+        self.prev_accel = a
+        return a, steer
+
+
+class _Stopped:
+    speed = 0.0
+
+
+_STOPPED = _Stopped()
+
+
+def _time_to(d: float, v: float, v_max: float, a: float) -> float:
+    """Time (s) to cover ``d`` m from speed ``v`` accelerating at ``a`` up to ``v_max``."""
+    if d <= 0:
+        return 0.0
+    v = max(v, 0.0)
+    t_acc = max(v_max - v, 0.0) / a
+    d_acc = v * t_acc + 0.5 * a * t_acc**2
+    if d <= d_acc:
+        return float((-v + np.sqrt(v * v + 2 * a * d)) / a)
+    return float(t_acc + (d - d_acc) / v_max)
