@@ -1,0 +1,142 @@
+"""Torch dataset over any ``Sequence[Frame]``: BEV input tensors + targets, and collation.
+
+The dataset knows nothing about storage: give it a list of frames, or a
+``rsd.data.store.FrameStore`` (a ``Sequence[Frame]``), or anything with ``len`` and
+``__getitem__``. Samples are a pure function of (frame, rig, grid, raster config): sensor noise
+is seeded from the frame id (:mod:`rsd.data.raycast`), so an index gives bit-identical tensors in
+every worker and every run.
+
+Splits are by **episode**, never by frame: an episode (one scenario seed) is in ``val`` when
+``seed % 5 == 4`` (20 %), otherwise in ``train``. All keyframes of an episode fall in the same
+split, so held-out evaluation never sees a neighbouring keyframe of a training sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from rsd.data.raster import BEVGrid, RasterConfig, rasterise
+from rsd.data.rigs import SensorRig, load_rig
+from rsd.scene import Frame
+
+SPLITS = ("train", "val")
+VAL_EVERY = 5
+"""An episode is in ``val`` when ``seed % VAL_EVERY == VAL_EVERY - 1``."""
+
+AGENT_KEYS = (
+    "agent_boxes",
+    "agent_cls",
+    "agent_ids",
+    "agent_in_grid",
+    "agent_future",
+    "agent_future_valid",
+)
+"""Per-agent entries ``(K, ...)``; :func:`collate` pads them to the largest K in the batch."""
+_AGENT_PAD = {"agent_cls": -1, "agent_ids": -1}
+
+
+def seed_of(frame_or_id: Frame | str) -> int:
+    """Episode seed of a frame, or parsed from a frame id ``"{scenario}-{seed:05d}-{step:04d}"``."""
+    if isinstance(frame_or_id, Frame):
+        return frame_or_id.seed
+    try:
+        return int(frame_or_id.rsplit("-", 2)[1])
+    except (IndexError, ValueError):
+        raise ValueError(f"not a frame id 'scenario-seed-step': {frame_or_id!r}") from None
+
+
+def split_of(frame_or_id: Frame | str) -> str:
+    """``"val"`` when the episode seed ``% 5 == 4``, else ``"train"`` (by episode, not frame)."""
+    return "val" if seed_of(frame_or_id) % VAL_EVERY == VAL_EVERY - 1 else "train"
+
+
+def split_indices(frames: Sequence[Frame], split: str) -> list[int]:
+    """Indices of ``frames`` in ``split``. Uses ``frames.frame_ids`` when the source has it
+    (cheap: no frame is decoded), else reads every frame."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    ids = getattr(frames, "frame_ids", None)
+    keys: Sequence[Frame | str] = (
+        ids if ids is not None else [frames[i] for i in range(len(frames))]
+    )
+    return [i for i, key in enumerate(keys) if split_of(key) == split]
+
+
+class BEVDataset(Dataset):
+    """BEV samples of a frame source under one sensor rig.
+
+    Each item is a dict of tensors (shapes as in :func:`rsd.data.raster.rasterise`, e.g.
+    ``bev`` ``(C, H, W)``, ``agent_boxes`` ``(K, 8)``) plus ``frame_id`` (str) and ``index``
+    (int64 scalar, position in ``frames``).
+
+    Args:
+        frames: any ``Sequence[Frame]`` (list, ``FrameStore``...).
+        rig: a :class:`SensorRig` or the name/path of one (default ``dense360``).
+        grid: the BEV grid.
+        raster: raster options (history keyframes).
+        indices: optional subset of ``frames`` (e.g. from :func:`split_indices`).
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[Frame],
+        rig: SensorRig | str = "dense360",
+        grid: BEVGrid | None = None,
+        raster: RasterConfig | None = None,
+        indices: Sequence[int] | None = None,
+    ) -> None:
+        self.frames = frames
+        self.rig = load_rig(rig) if isinstance(rig, str) else rig
+        self.grid = grid or BEVGrid()
+        self.raster = raster or RasterConfig()
+        self.indices = list(range(len(frames))) if indices is None else list(indices)
+
+    @classmethod
+    def split(cls, frames: Sequence[Frame], split: str, **kwargs: Any) -> BEVDataset:
+        """The ``train`` or ``val`` part of ``frames`` (see :func:`split_of`)."""
+        return cls(frames, indices=split_indices(frames, split), **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        index = self.indices[i]
+        frame = self.frames[index]
+        arrays = rasterise(frame, self.rig, self.grid, self.raster)
+        sample: dict[str, Any] = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        sample["frame_id"] = frame.frame_id
+        sample["index"] = torch.tensor(index, dtype=torch.int64)
+        return sample
+
+
+def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch samples of :class:`BEVDataset`.
+
+    Fixed-size tensors are stacked (``bev`` -> ``(B, C, H, W)``). Per-agent tensors are padded
+    to ``K = max agents in the batch`` (``agent_boxes`` -> ``(B, K, 8)``) and ``agent_mask``
+    ``(B, K)`` bool marks the real agents; padding is 0 / False, and -1 for ``agent_cls`` and
+    ``agent_ids``. ``frame_id`` becomes a list of B strings.
+    """
+    if not samples:
+        raise ValueError("collate needs at least one sample")
+    batch: dict[str, Any] = {}
+    counts = [len(s["agent_ids"]) for s in samples]
+    k_max = max(counts)
+    for key, first in samples[0].items():
+        if key == "frame_id":
+            batch[key] = [s[key] for s in samples]
+        elif key in AGENT_KEYS:
+            out = torch.full(
+                (len(samples), k_max, *first.shape[1:]), _AGENT_PAD.get(key, 0), dtype=first.dtype
+            )
+            for b, s in enumerate(samples):
+                out[b, : counts[b]] = s[key]
+            batch[key] = out
+        else:
+            batch[key] = torch.stack([s[key] for s in samples])
+    batch["agent_mask"] = torch.arange(k_max)[None, :] < torch.tensor(counts)[:, None]
+    return batch
