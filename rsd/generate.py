@@ -27,12 +27,11 @@ from typing import Any
 
 from rsd.config import ConfigError, dump_yaml, load_config, to_dict
 from rsd.data.store import (
-    MANIFEST_NAME,
-    SCHEMA_VERSION,
-    CorruptShardError,
     atomic_write,
-    read_manifest,
-    shard_entry,
+    build_manifest,
+    prepare_directory,
+    remove_stale_temps,
+    scan_shards,
     shard_name,
     write_manifest,
     write_shard,
@@ -65,6 +64,8 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class Job:
+    """One episode to record: job ``index`` of the plan."""
+
     index: int
     scenario: str
     seed: int
@@ -78,6 +79,8 @@ class Job:
 
 @dataclass
 class GenerateSummary:
+    """What one ``generate`` call did (counts of episodes unless named otherwise)."""
+
     planned: int
     mine: int
     skipped: int
@@ -141,8 +144,11 @@ def resolve(
 
 def plan(cfg: GenerateConfig, pairs: list[tuple[str, str]]) -> list[Job]:
     """The deterministic job list: episode-major, so any prefix covers every scenario."""
-    return [Job(e * len(pairs) + k, name, cfg.seed + e, src)
-            for e in range(cfg.episodes_per_scenario) for k, (name, src) in enumerate(pairs)]
+    return [
+        Job(e * len(pairs) + k, name, cfg.seed + e, src)
+        for e in range(cfg.episodes_per_scenario)
+        for k, (name, src) in enumerate(pairs)
+    ]
 
 
 def _identity(cfg: GenerateConfig) -> dict[str, Any]:
@@ -175,107 +181,40 @@ def _run_job(job: Job) -> dict[str, Any]:
         frames = list(episode.frames)
         for f in frames:
             if (f.scenario, f.seed) != (job.scenario, job.seed):
-                raise ValueError(f"recorder returned frame {f.frame_id} for job "
-                                 f"{job.scenario}/{job.seed}")
+                raise ValueError(
+                    f"recorder returned frame {f.frame_id} for job {job.scenario}/{job.seed}"
+                )
         if len({f.frame_id for f in frames}) != len(frames):
             raise ValueError("recorder returned duplicate frame ids")
-        entry = write_shard(_WORKER["out"] / job.file, frames, scenario=job.scenario,
-                            seed=job.seed, outcome=dict(episode.outcome))
+        entry = write_shard(
+            _WORKER["out"] / job.file,
+            frames,
+            scenario=job.scenario,
+            seed=job.seed,
+            outcome=dict(episode.outcome),
+        )
         return {"ok": True, "job": job.index, "entry": entry}
     except Exception as e:
-        return {"ok": False, "job": job.index, "scenario": job.scenario, "seed": job.seed,
-                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+        return {
+            "ok": False,
+            "job": job.index,
+            "scenario": job.scenario,
+            "seed": job.seed,
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(),
+        }
 
 
-def _scan(out: Path, jobs: list[Job], known: dict[str, dict], repair: bool) -> dict[str, dict]:
-    """Manifest entries of the planned shards on disk. Entries already known are trusted if
-    the size matches; other files are decoded in full. With ``repair``, unreadable shards
-    are deleted (they will be recorded again)."""
-    by_file = {j.file: j for j in jobs}
-    found: dict[str, dict] = {}
-    for path in sorted(out.glob("*.npz")):
-        job = by_file.get(path.name)
-        if job is None:
-            continue
-        e = known.get(path.name)
-        if e is None or e["bytes"] != path.stat().st_size:
-            try:
-                e = shard_entry(path)
-            except CorruptShardError as err:
-                if repair:
-                    print(f"rsd generate: {err}; recording it again", file=sys.stderr)
-                    path.unlink(missing_ok=True)
-                continue
-        found[path.name] = {**e, "job": job.index}
-    return found
-
-
-def _manifest(ident: dict, jobs: list[Job], found: dict[str, dict],
-              failed: list[dict]) -> dict[str, Any]:
-    shards = sorted(found.values(), key=lambda e: e["job"])
-    outcomes: dict[str, int] = {}
-    for e in shards:
-        for k, v in e["outcome"].items():
-            if isinstance(v, bool):
-                outcomes[k] = outcomes.get(k, 0) + int(v)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        **ident,
-        "planned_jobs": len(jobs),
-        "complete": len(shards) == len(jobs),
-        "totals": {"shards": len(shards), "keyframes": sum(e["keyframes"] for e in shards),
-                   "bytes": sum(e["bytes"] for e in shards), "outcomes": outcomes},
-        "failed": [{k: f[k] for k in ("scenario", "seed", "error")} for f in failed],
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "shards": shards,
-    }
-
-
-def _prepare(out: Path, ident: dict, force: bool) -> dict[str, dict]:
-    """Check ``out`` holds nothing or data of the same config; return the known entries."""
-    out.mkdir(parents=True, exist_ok=True)
-    mpath, cpath = out / MANIFEST_NAME, out / CONFIG_NAME
-    old: dict[str, Any] | None = None
-    if mpath.exists():
-        try:
-            old = read_manifest(out)
-        except ValueError as e:
-            old = {"config": None, "scenario_files_sha256": None}
-            if not force:
-                raise ConfigError(f"{e}; --force deletes the dataset in {out}") from None
-    elif cpath.exists() or any(out.glob("*.npz")):  # killed before its first manifest
-        was = to_dict(load_config(GenerateConfig, cpath)) if cpath.exists() else None
-        old = {"config": was, "scenario_files_sha256": ident["scenario_files_sha256"]}
-    same = old is None or all(old.get(k) == v for k, v in ident.items())
-    if not same and not force:
-        was = old.get("config") if old else None
-        diff = ([k for k in ident["config"] if (was or {}).get(k) != ident["config"][k]]
-                if was else ["(unknown: no manifest)"])
-        if was and not diff:
-            diff = ["scenario file contents"]
-        raise ConfigError(f"{out} holds a dataset made with another config (differs in: "
-                          f"{', '.join(diff)}); use another OUT_DIR, or --force to delete it")
-    if not same:
-        for p in [*out.glob("*.npz"), *out.glob(".*.tmp"), mpath, cpath]:
-            p.unlink(missing_ok=True)
-        old = None
-    return {e["file"]: e for e in (old or {}).get("shards", [])}
-
-
-def _remove_stale_temps(out: Path, jobs: list[Job] | None) -> None:
-    """Delete temp files left by a killed run: all of them, or in a sharded run (other
-    processes may be writing) those of ``jobs`` and manifest temps older than a minute."""
-    for p in out.glob(".*.tmp"):
-        ours = jobs is None or any(p.name.startswith(f".{j.file}.") for j in jobs)
-        old_meta = p.name.startswith((f".{MANIFEST_NAME}.", f".{CONFIG_NAME}.")) and (
-            time.time() - p.stat().st_mtime > 60)
-        if ours or old_meta:
-            p.unlink(missing_ok=True)
-
-
-def generate(cfg: GenerateConfig, out: str | Path, *, shard: tuple[int, int] = (0, 1),
-             workers: int = 1, force: bool = False, progress: bool = True,
-             episode_fn: EpisodeFn | None = None) -> GenerateSummary:
+def generate(
+    cfg: GenerateConfig,
+    out: str | Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    force: bool = False,
+    progress: bool = True,
+    episode_fn: EpisodeFn | None = None,
+) -> GenerateSummary:
     """Record the jobs of ``shard`` (i, n) not yet on disk into ``out``; rewrite the manifest.
 
     ``episode_fn`` replaces ``cfg.recorder`` (tests); with ``workers > 1`` it must be picklable.
@@ -290,18 +229,28 @@ def generate(cfg: GenerateConfig, out: str | Path, *, shard: tuple[int, int] = (
     i, n = shard
     if not 0 <= i < n:
         raise ConfigError(f"--shard {i}/{n}: need 0 <= i < n")
-    known = _prepare(out, ident, force)
+    known = prepare_directory(out, ident, force, extra_files=(CONFIG_NAME,))
     mine = [j for j in jobs if j.index % n == i]
-    _remove_stale_temps(out, mine if n > 1 else None)
+    # a sharded run leaves the temp files of other processes' jobs alone
+    remove_stale_temps(out, {j.file for j in mine} if n > 1 else None)
+    expected = {j.file: j.index for j in jobs}
+    found, corrupt = scan_shards(out, expected, known, remove_corrupt=True)
+    for err in corrupt:
+        print(f"rsd generate: {err}; recording it again", file=sys.stderr)
+    write_manifest(out, build_manifest(ident, len(jobs), found))  # first: it holds the config
     if not (out / CONFIG_NAME).exists():
         atomic_write(out / CONFIG_NAME, dump_yaml(cfg).encode())
-    found = _scan(out, jobs, known, repair=True)
-    write_manifest(out, _manifest(ident, jobs, found, []))
     todo = [j for j in mine if j.file not in found]
     failed: list[dict[str, Any]] = []
     new_frames = 0
-    bar = tqdm(total=len(mine), initial=len(mine) - len(todo), unit="ep", desc="generate",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(mine),
+        initial=len(mine) - len(todo),
+        unit="ep",
+        desc="generate",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
     fn: EpisodeFn | str = episode_fn if episode_fn is not None else cfg.recorder
     last_write = time.monotonic()
     results = _results(todo, out, fn, workers)
@@ -312,25 +261,35 @@ def generate(cfg: GenerateConfig, out: str | Path, *, shard: tuple[int, int] = (
                 new_frames += res["entry"]["keyframes"]
             else:
                 failed.append(res)
-                print(f"\nrsd generate: {res['scenario']} seed {res['seed']} failed:\n"
-                      f"{res['traceback']}", file=sys.stderr)
+                print(
+                    f"\nrsd generate: {res['scenario']} seed {res['seed']} failed:\n"
+                    f"{res['traceback']}",
+                    file=sys.stderr,
+                )
             bar.update(1)
             bar.set_postfix(keyframes=new_frames, failed=len(failed))
             if time.monotonic() - last_write > MANIFEST_EVERY_S:
-                write_manifest(out, _manifest(ident, jobs, found, failed))
+                write_manifest(out, build_manifest(ident, len(jobs), found, failed))
                 last_write = time.monotonic()
     finally:
         results.close()  # on Ctrl-C: stop the pool before the final manifest
         bar.close()
         # also picks up shards other --shard processes wrote meanwhile
-        found = _scan(out, jobs, {**known, **found}, repair=False)
-        manifest = _manifest(ident, jobs, found, failed)
+        found, _ = scan_shards(out, expected, {**known, **found})
+        manifest = build_manifest(ident, len(jobs), found, failed)
         write_manifest(out, manifest)
     return GenerateSummary(
-        planned=len(jobs), mine=len(mine), skipped=len(mine) - len(todo),
-        recorded=len(todo) - len(failed), keyframes_new=new_frames,
-        keyframes_total=manifest["totals"]["keyframes"], bytes_total=manifest["totals"]["bytes"],
-        seconds=time.monotonic() - t0, complete=manifest["complete"], failed=failed)
+        planned=len(jobs),
+        mine=len(mine),
+        skipped=len(mine) - len(todo),
+        recorded=len(todo) - len(failed),
+        keyframes_new=new_frames,
+        keyframes_total=manifest["totals"]["keyframes"],
+        bytes_total=manifest["totals"]["bytes"],
+        seconds=time.monotonic() - t0,
+        complete=manifest["complete"],
+        failed=failed,
+    )
 
 
 def _results(todo: list[Job], out: Path, fn: EpisodeFn | str, workers: int):
@@ -341,8 +300,12 @@ def _results(todo: list[Job], out: Path, fn: EpisodeFn | str, workers: int):
             yield _run_job(job)
         return
     ctx = mp.get_context("spawn")  # no fork of a process that may hold threads (torch, tqdm)
-    with ctx.Pool(min(workers, len(todo)), initializer=_init_worker,
-                  initargs=(str(out), fn, True), maxtasksperchild=50) as pool:
+    with ctx.Pool(
+        min(workers, len(todo)),
+        initializer=_init_worker,
+        initargs=(str(out), fn, True),
+        maxtasksperchild=50,
+    ) as pool:
         yield from pool.imap_unordered(_run_job, todo, chunksize=1)
 
 
@@ -355,19 +318,34 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out_dir", metavar="OUT_DIR", help="dataset directory (created)")
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="config overrides right after OUT_DIR, e.g. seed=100")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="config overrides right after OUT_DIR, e.g. seed=100",
+    )
     parser.add_argument("--scenarios", help="comma-separated built-in scenarios (default: all)")
-    parser.add_argument("--scenario-file", action="append", default=[], metavar="YAML",
-                        help="a custom scenario file (repeatable); alone, only these are recorded")
+    parser.add_argument(
+        "--scenario-file",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="a custom scenario file (repeatable); alone, only these are recorded",
+    )
     parser.add_argument("--episodes-per-scenario", type=int, metavar="N")
     parser.add_argument("--seed", type=int, metavar="S", help="seed of the first episode")
     parser.add_argument("--config", metavar="YAML", help="a GenerateConfig YAML file")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes")
-    parser.add_argument("--shard", type=_parse_shard, default=(0, 1), metavar="i/n",
-                        help="record only jobs j with j %% n == i")
-    parser.add_argument("--force", action="store_true",
-                        help="delete a dataset of another config found in OUT_DIR")
+    parser.add_argument(
+        "--shard",
+        type=_parse_shard,
+        default=(0, 1),
+        metavar="i/n",
+        help="record only jobs j with j %% n == i",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="delete a dataset of another config found in OUT_DIR"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -391,8 +369,14 @@ def config_from_args(args: argparse.Namespace) -> GenerateConfig:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    summary = generate(cfg, args.out_dir, shard=args.shard, workers=args.workers,
-                       force=args.force, progress=not args.no_progress)
+    summary = generate(
+        cfg,
+        args.out_dir,
+        shard=args.shard,
+        workers=args.workers,
+        force=args.force,
+        progress=not args.no_progress,
+    )
     print(summary.text())
     return 1 if summary.failed else 0
 
@@ -407,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsd generate: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nrsd generate: interrupted; finished work is kept, re-run to resume.",
-              file=sys.stderr)
+        print(
+            "\nrsd generate: interrupted; finished work is kept, re-run to resume.", file=sys.stderr
+        )
         return 130
 
 

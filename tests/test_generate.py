@@ -99,8 +99,9 @@ def test_workers_pool_gives_the_same_files(tmp_path) -> None:
 
 def test_other_config_is_refused_unless_forced(tmp_path) -> None:
     _run(tmp_path)
-    other = GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=2, seed=10,
-                           recorder=FAKE)
+    other = GenerateConfig(
+        scenarios=("a", "b", "c"), episodes_per_scenario=2, seed=10, recorder=FAKE
+    )
     with pytest.raises(ConfigError, match="episodes_per_scenario"):
         _run(tmp_path, other)
     assert read_manifest(tmp_path)["planned_jobs"] == 12  # untouched
@@ -110,11 +111,19 @@ def test_other_config_is_refused_unless_forced(tmp_path) -> None:
 
 
 def test_failed_episodes_are_reported_and_retried(tmp_path, capsys) -> None:
-    failing = GenerateConfig(scenarios=("a", "b"), episodes_per_scenario=4, seed=0,
-                             recorder="tests.data.frames:failing_record_episode")
+    failing = GenerateConfig(
+        scenarios=("a", "b"),
+        episodes_per_scenario=4,
+        seed=0,
+        recorder="tests.data.frames:failing_record_episode",
+    )
     summary = _run(tmp_path, failing)
     assert sorted((f["scenario"], f["seed"]) for f in summary.failed) == [
-        ("a", 1), ("a", 3), ("b", 1), ("b", 3)]
+        ("a", 1),
+        ("a", 3),
+        ("b", 1),
+        ("b", 3),
+    ]
     m = read_manifest(tmp_path)
     assert not m["complete"] and len(m["shards"]) == 4 and len(m["failed"]) == 4
     assert "simulated failure of a/1" in summary.text()
@@ -135,12 +144,46 @@ def test_recorder_frames_must_match_the_job(tmp_path) -> None:
     assert len(read_manifest(tmp_path)["shards"]) == 12 - len(bad)
 
 
+def test_all_expands_to_the_builtin_suite() -> None:
+    from rsd.sim.spec import builtin_scenarios
+
+    cfg, pairs = resolve(GenerateConfig(scenarios=("all",), recorder=FAKE), validate=False)
+    assert cfg.scenarios == tuple(builtin_scenarios()) and len(pairs) == len(cfg.scenarios) > 0
+
+
+def test_scenario_file_is_named_by_its_spec_and_guarded_by_its_hash(tmp_path) -> None:
+    spec = tmp_path / "custom.yaml"
+    spec.write_text("name: my_case\nskill: merging\nenv_id: highway-v0\nduration: 20\n")
+    cfg = GenerateConfig(
+        scenarios=("a",), scenario_files=(str(spec),), episodes_per_scenario=3, recorder=FAKE
+    )
+    out = tmp_path / "out"
+    summary = _run(out, cfg)
+    assert summary.complete and not summary.failed
+    files = sorted(p.name for p in out.glob("my_case-*.npz"))
+    assert files == ["my_case-00000.npz", "my_case-00001.npz", "my_case-00002.npz"]
+    assert all(f.startswith(("a-", "my_case-")) for f in FrameStore(out).frame_ids)
+    spec.write_text(spec.read_text().replace("duration: 20", "duration: 25"))
+    with pytest.raises(ConfigError, match="scenario_files_sha256"):
+        _run(out, cfg)
+
+
 def test_cli_flags_override_config_file(tmp_path) -> None:
     (tmp_path / "g.yaml").write_text("episodes_per_scenario: 3\nseed: 5\n")
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args([str(tmp_path / "out"), "seed=7", "--config", str(tmp_path / "g.yaml"),
-                              "--scenarios", "cut_in,merge", "--shard", "1/3"])
+    args = parser.parse_args(
+        [
+            str(tmp_path / "out"),
+            "seed=7",
+            "--config",
+            str(tmp_path / "g.yaml"),
+            "--scenarios",
+            "cut_in,merge",
+            "--shard",
+            "1/3",
+        ]
+    )
     cfg = config_from_args(args)
     assert (cfg.scenarios, cfg.episodes_per_scenario, cfg.seed) == (("cut_in", "merge"), 3, 7)
     assert args.shard == (1, 3)
@@ -152,15 +195,34 @@ def test_cli_flags_override_config_file(tmp_path) -> None:
 
 
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
-    cfg = GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=6, seed=0,
-                         recorder="tests.data.frames:slow_record_episode")
+    cfg = GenerateConfig(
+        scenarios=("a", "b", "c"),
+        episodes_per_scenario=6,
+        seed=0,
+        recorder="tests.data.frames:slow_record_episode",
+    )
     (tmp_path / "g.yaml").write_text(dump_yaml(cfg))
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "rsd.generate", str(out), "--config", str(tmp_path / "g.yaml"),
-           "--workers", "2", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rsd.generate",
+        str(out),
+        "--config",
+        str(tmp_path / "g.yaml"),
+        "--workers",
+        "2",
+        "--no-progress",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RSD_FAKE_DELAY": "0.15"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
     while len(list(out.glob("*.npz"))) < 4 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -172,8 +234,10 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
     assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0
 
     ref = tmp_path / "ref"
-    _run(ref, GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=6, seed=0,
-                             recorder=FAKE))
+    _run(
+        ref,
+        GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=6, seed=0, recorder=FAKE),
+    )
     killed, clean = FrameStore(out), FrameStore(ref)
     assert killed.manifest["complete"] and len(killed.manifest["shards"]) == 18
     assert killed.frame_ids == clean.frame_ids

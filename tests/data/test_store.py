@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pickle
+import time
 
 import numpy as np
 import pytest
 
 from rsd import scene
+from rsd.config import ConfigError
 from rsd.data.store import (
     MANIFEST_NAME,
     STORED_FIELDS,
     CorruptShardError,
     FrameStore,
+    prepare_directory,
+    read_manifest,
     read_shard,
+    remove_stale_temps,
     shard_bytes,
     shard_name,
     verify,
@@ -27,8 +33,10 @@ from tests.data.frames import assert_frames_equal, fake_record_episode, make_fra
 
 def _episode(scenario: str = "cut_in", seed: int = 3) -> list[scene.Frame]:
     rng = np.random.default_rng(0)
-    frames = [make_frame(scenario, seed, 40, rng), make_frame(scenario, seed, 45, rng,
-                                                               n_agents=0, n_lanes=0)]
+    frames = [
+        make_frame(scenario, seed, 40, rng),
+        make_frame(scenario, seed, 45, rng, n_agents=0, n_lanes=0),
+    ]
     frames.append(make_frame(scenario, seed, 50, rng, n_agents=2, n_lanes=3))
     return frames
 
@@ -94,8 +102,15 @@ def _dataset(tmp_path, episodes):
     entries = []
     for scen, seed in episodes:
         ep = fake_record_episode(scen, seed)
-        entries.append(write_shard(tmp_path / shard_name(scen, seed), ep.frames, scenario=scen,
-                                   seed=seed, outcome=ep.outcome))
+        entries.append(
+            write_shard(
+                tmp_path / shard_name(scen, seed),
+                ep.frames,
+                scenario=scen,
+                seed=seed,
+                outcome=ep.outcome,
+            )
+        )
     write_manifest(tmp_path, {"schema_version": 1, "complete": True, "shards": entries})
     return entries
 
@@ -148,3 +163,38 @@ def test_duplicate_frame_ids_are_refused(tmp_path) -> None:
     write_manifest(tmp_path, manifest)
     with pytest.raises(ValueError, match="more than once"):
         FrameStore(tmp_path)
+
+
+def test_prepare_directory_guards_other_datasets(tmp_path) -> None:
+    header = {"config": {"seed": 1, "episodes": 2}}
+    assert prepare_directory(tmp_path / "new", header) == {}
+    _dataset(tmp_path, [("a", 0), ("a", 1)])
+    manifest = read_manifest(tmp_path)
+    write_manifest(tmp_path, {**manifest, **header})
+    assert sorted(prepare_directory(tmp_path, header)) == ["a-00000.npz", "a-00001.npz"]
+    other = {"config": {"seed": 1, "episodes": 3}}
+    with pytest.raises(ConfigError, match=r"differs in: episodes\)"):
+        prepare_directory(tmp_path, other)
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # refused: nothing deleted
+    (tmp_path / "generate.yaml").write_text("seed: 1\n")
+    assert prepare_directory(tmp_path, other, force=True, extra_files=["generate.yaml"]) == {}
+    assert [p.name for p in tmp_path.iterdir()] == ["new"]  # only what was not the dataset's
+
+
+def test_prepare_directory_refuses_shards_without_manifest(tmp_path) -> None:
+    write_shard(tmp_path / "a-00000.npz", [], scenario="a", seed=0)
+    with pytest.raises(ConfigError, match="no manifest"):
+        prepare_directory(tmp_path, {"config": {}})
+
+
+def test_remove_stale_temps_spares_other_writers(tmp_path) -> None:
+    names = [".a-00000.npz.k2j_x.tmp", ".a-00001.npz.p9q.tmp", f".{MANIFEST_NAME}.zz1.tmp"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"x")
+    remove_stale_temps(tmp_path, {"a-00000.npz"})  # another process may own a-00001
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[1:])
+    os.utime(tmp_path / names[2], (time.time() - 120, time.time() - 120))
+    remove_stale_temps(tmp_path, {"a-00000.npz"})
+    assert [p.name for p in tmp_path.iterdir()] == [names[1]]
+    remove_stale_temps(tmp_path)
+    assert not list(tmp_path.iterdir())
