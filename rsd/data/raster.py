@@ -214,7 +214,15 @@ def draw_map(frame: Frame, grid: BEVGrid) -> tuple[np.ndarray, np.ndarray]:
                 painted.append((255 if kind == LineKind.CONTINUOUS else 128, edge))
     for value, edge in sorted(painted, key=lambda p: p[0]):  # continuous wins where both lie
         l_draw.line(grid._pil_xy(edge), fill=value, width=1)
-    return _DRIVABLE_LUT[np.asarray(drivable)], _LINES_LUT[np.asarray(lines)]
+    return _fill_pinholes(_DRIVABLE_LUT[np.asarray(drivable)]), _LINES_LUT[np.asarray(lines)]
+
+
+def _fill_pinholes(mask: np.ndarray) -> np.ndarray:
+    """Set single cells whose 4 neighbours are all 1: slivers where lane polygons of
+    neighbouring or consecutive lanes (offset polylines) do not quite meet. (H, W) float32."""
+    inner = mask[1:-1, 1:-1]
+    inner[(mask[:-2, 1:-1] + mask[2:, 1:-1] + mask[1:-1, :-2] + mask[1:-1, 2:]) == 4] = 1.0
+    return mask
 
 
 @functools.lru_cache(maxsize=32)

@@ -19,7 +19,7 @@ from rsd.data.raster import (
 )
 from rsd.data.rigs import load_rig
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
-from rsd.scene import Command
+from rsd.scene import Command, LaneGeometry, LineKind
 
 GRID = BEVGrid()
 CLEAN = load_rig("dense360", ["sensors.0.noise_std_m=0.0"])
@@ -154,3 +154,20 @@ def test_every_hit_lies_on_an_agent():
         lx, ly = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]
         near |= (np.abs(lx) <= a.length / 2 + 0.75) & (np.abs(ly) <= a.width / 2 + 0.75)
     assert near.all()
+
+
+def test_curved_road_in_pieces_has_no_pinholes():
+    # Two lanes of a bend, each in 6 pieces and sampled differently (as a road network stores
+    # them): their offset edges do not quite meet, which left single undrawn cells.
+    frame = synthetic_frame(n_lanes=0)
+    for lane, (radius, n) in enumerate(((18.0, 4), (21.5, 7))):
+        edges = np.linspace(-np.pi / 2, 0.6, 7)
+        for i in range(6):
+            t = np.linspace(edges[i], edges[i + 1], n)
+            centre = np.stack([radius * np.cos(t), 25 + radius * np.sin(t)], axis=1)
+            none = LineKind.NONE
+            frame.lanes.append(LaneGeometry(f"{lane}{i}", centre, 3.5, none, none))
+    d = rasterise(frame, CLEAN)["target_maps"][TargetChannel.DRIVABLE]
+    assert d.sum() > 500
+    ring = d[:-2, 1:-1] + d[2:, 1:-1] + d[1:-1, :-2] + d[1:-1, 2:]
+    assert not ((d[1:-1, 1:-1] == 0) & (ring == 4)).any()
