@@ -14,6 +14,7 @@ split, so held-out evaluation never sees a neighbouring keyframe of a training s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -84,13 +85,13 @@ class BEVDataset(Dataset):
     def __init__(
         self,
         frames: Sequence[Frame],
-        rig: SensorRig | str = "dense360",
+        rig: SensorRig | str | Path = "dense360",
         grid: BEVGrid | None = None,
         raster: RasterConfig | None = None,
         indices: Sequence[int] | None = None,
     ) -> None:
         self.frames = frames
-        self.rig = load_rig(rig) if isinstance(rig, str) else rig
+        self.rig = rig if isinstance(rig, SensorRig) else load_rig(rig)
         self.grid = grid or BEVGrid()
         self.raster = raster or RasterConfig()
         self.indices = list(range(len(frames))) if indices is None else list(indices)
