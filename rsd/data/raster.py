@@ -184,17 +184,36 @@ _LINES_LUT = np.where(np.arange(256) > 191, 1.0, np.where(np.arange(256) > 0, 0.
 """PIL 'L' values -> channel values (lines drawn at 255 continuous, 128 striped)."""
 
 
-def _lane_edges(lane: LaneGeometry) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 2) left and right edges of a lane, offset +-width/2 from the centreline."""
-    centre = np.asarray(lane.centre, dtype=np.float64)
-    seg = np.diff(centre, axis=0)
+def _lane_edges(lanes: list[LaneGeometry], grid: BEVGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Left and right edges of all ``lanes`` at once (offset +-width/2 from the centrelines),
+    as (P, 2) PIL pixel coordinates ``(col, row)``; lane ``j`` owns rows ``start[j]:end[j]``
+    of the concatenation of the centrelines."""
+    counts = [len(ln.centre) for ln in lanes]
+    pts = np.concatenate([np.asarray(ln.centre, dtype=np.float64) for ln in lanes])
+    half = np.repeat([ln.width / 2 for ln in lanes], counts)
+    ends = np.cumsum(counts)
+    seg = np.diff(pts, axis=0)
     seg /= np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)[:, None]
-    tangent = np.empty_like(centre)  # at each point: mean of the adjacent segment directions
-    tangent[0], tangent[-1] = seg[0], seg[-1]
-    tangent[1:-1] = seg[:-1] + seg[1:]
+    # Tangent at a point: sum of its lane's adjacent segment directions (not across lanes).
+    inside = np.ones(len(seg), dtype=bool)
+    inside[ends[:-1] - 1] = False  # the "segment" joining two lanes
+    seg *= inside[:, None]
+    tangent = np.zeros_like(pts)
+    tangent[:-1] += seg
+    tangent[1:] += seg
     tangent /= np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-9)[:, None]
-    offset = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1) * (lane.width / 2)  # to the left
-    return centre + offset, centre - offset
+    off_x, off_y = -tangent[:, 1] * half, tangent[:, 0] * half  # to the left
+
+    def to_pil(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        # PIL puts integer coordinates on pixel centres: hence the half-cell shift.
+        return np.stack(
+            [(grid.y_max - y) / grid.resolution - 0.5, (grid.x_max - x) / grid.resolution - 0.5],
+            axis=1,
+        )
+
+    left = to_pil(pts[:, 0] + off_x, pts[:, 1] + off_y)
+    right = to_pil(pts[:, 0] - off_x, pts[:, 1] - off_y)
+    return left, right
 
 
 def draw_map(frame: Frame, grid: BEVGrid) -> tuple[np.ndarray, np.ndarray]:
@@ -202,18 +221,28 @@ def draw_map(frame: Frame, grid: BEVGrid) -> tuple[np.ndarray, np.ndarray]:
     (continuous 1.0, striped 0.5, none 0)."""
     size = (grid.width, grid.height)
     drivable, lines = Image.new("L", size), Image.new("L", size)
-    d_draw, l_draw = ImageDraw.Draw(drivable), ImageDraw.Draw(lines)
-    painted: list[tuple[int, np.ndarray]] = []
-    for lane in frame.lanes:
-        if len(lane.centre) < 2:
-            continue
-        left, right = _lane_edges(lane)
-        d_draw.polygon(grid._pil_xy(np.concatenate([left, right[::-1]])), fill=255)
-        for kind, edge in ((lane.left_line, left), (lane.right_line, right)):
-            if kind != LineKind.NONE:
-                painted.append((255 if kind == LineKind.CONTINUOUS else 128, edge))
-    for value, edge in sorted(painted, key=lambda p: p[0]):  # continuous wins where both lie
-        l_draw.line(grid._pil_xy(edge), fill=value, width=1)
+    lanes = [ln for ln in frame.lanes if len(ln.centre) >= 2]
+    if lanes:
+        d_draw, l_draw = ImageDraw.Draw(drivable), ImageDraw.Draw(lines)
+        left, right = _lane_edges(lanes, grid)
+        # Skip lanes whose bounding box misses the image (roundabout exits, far roads).
+        both = np.concatenate([left, right], axis=1)
+        ends = np.cumsum([len(ln.centre) for ln in lanes])
+        starts = ends - np.diff(ends, prepend=0)
+        lo = np.minimum.reduceat(np.minimum(both[:, :2], both[:, 2:]), starts)
+        hi = np.maximum.reduceat(np.maximum(both[:, :2], both[:, 2:]), starts)
+        seen = (hi[:, 0] >= -1) & (lo[:, 0] <= grid.width) & (hi[:, 1] >= -1)
+        seen &= lo[:, 1] <= grid.height
+        painted: list[tuple[int, list[float]]] = []
+        for j in np.flatnonzero(seen):
+            lane, s, e = lanes[j], starts[j], ends[j]
+            d_draw.polygon(np.concatenate([left[s:e], right[s:e][::-1]]).ravel().tolist(), 255)
+            for kind, edge in ((lane.left_line, left), (lane.right_line, right)):
+                if kind != LineKind.NONE:
+                    value = 255 if kind == LineKind.CONTINUOUS else 128
+                    painted.append((value, edge[s:e].ravel().tolist()))
+        for value, xy in sorted(painted, key=lambda p: p[0]):  # continuous wins where both lie
+            l_draw.line(xy, fill=value, width=1)
     return _fill_pinholes(_DRIVABLE_LUT[np.asarray(drivable)]), _LINES_LUT[np.asarray(lines)]
 
 
