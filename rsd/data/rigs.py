@@ -121,14 +121,14 @@ def rig_summary(rig: SensorRig) -> list[str]:
     lines = []
     for s in rig.sensors:
         lines.append(
-            f"  {s.name:<8} {s.beams:>4} beams  fov {s.fov_deg:5.1f} deg  range {s.range_m:5.1f} m"
+            f"  {s.name:<10} {s.beams:>4} beams  fov {s.fov_deg:5.1f} deg  range {s.range_m:5.1f} m"
             f"  mount ({s.mount_x:+.1f}, {s.mount_y:+.1f}) m yaw {s.mount_yaw_deg:+.0f} deg"
             f"  noise {s.noise_std_m:.2f} m  dropout {s.dropout:.0%}"
         )
     m = rig.map
     layers = [n for n, on in (("drivable", m.drivable), ("lane_lines", m.lane_lines)) if on]
     reach = "whole grid" if m.range_m is None else f"within {m.range_m:.0f} m"
-    lines.append(f"  map      {', '.join(layers) or 'none'} ({reach})")
+    lines.append(f"  map        {', '.join(layers) or 'none'} ({reach})")
     return lines
 
 
