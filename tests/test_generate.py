@@ -197,7 +197,7 @@ def test_cli_flags_override_config_file(tmp_path) -> None:
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
     cfg = GenerateConfig(
         scenarios=("a", "b", "c"),
-        episodes_per_scenario=6,
+        episodes_per_scenario=8,
         seed=0,
         recorder="tests.data.frames:slow_record_episode",
     )
@@ -230,16 +230,16 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)  # the whole group: parent and pool workers
     proc.wait()
     done = len(list(out.glob("*.npz")))
-    assert 4 <= done < 18
+    assert 4 <= done < 24
     assert subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True).returncode == 0
 
     ref = tmp_path / "ref"
     _run(
         ref,
-        GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=6, seed=0, recorder=FAKE),
+        GenerateConfig(scenarios=("a", "b", "c"), episodes_per_scenario=8, seed=0, recorder=FAKE),
     )
     killed, clean = FrameStore(out), FrameStore(ref)
-    assert killed.manifest["complete"] and len(killed.manifest["shards"]) == 18
+    assert killed.manifest["complete"] and len(killed.manifest["shards"]) == 24
     assert killed.frame_ids == clean.frame_ids
     assert len(set(killed.frame_ids)) == len(killed)
     for a, b in zip(killed, clean, strict=True):

@@ -21,6 +21,7 @@ atomically (temp file, fsync, ``os.replace``): a reader never sees half a shard.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -93,10 +94,20 @@ STORED_FIELDS: dict[str, tuple[str, ...]] = {
     "LaneGeometry": ("lane_id", "centre", "width", "left_line", "right_line", "relation"),
 }
 """Every dataclass field the shard format stores (a test checks it against ``rsd.scene``)."""
+STRING_KEYS = (
+    "frame_id", "scenario", "events", "ego_lane_id", "agent_lane_id", "agent_behaviour", "lane_id"
+)  # fmt: skip
+"""The lists in the ``strings`` member (one entry per frame, agent or lane)."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+
+
+@functools.cache
+def _expected_members() -> frozenset[str]:
+    cols = set(encode_frames([], {})) - {"meta", "strings"}
+    return frozenset({k for k in cols if "offsets" not in k} | set(STRING_KEYS))
 
 
 class CorruptShardError(Exception):
@@ -285,37 +296,20 @@ class Shard:
         n, c, s = self.meta.get("n_frames"), self.cols, self.strings
         try:
             ao, lo, po = c["agent_offsets"], c["lane_offsets"], c["lane_point_offsets"]
-            sizes = {
-                "frame": (
-                    n,
-                    [
-                        c["frame_seed"],
-                        c["ego_speed"],
-                        c["ego_past"],
-                        s["frame_id"],
-                        s["events"],
-                        s["ego_lane_id"],
-                    ],
-                ),
-                "agent": (
-                    ao[-1],
-                    [
-                        c["agent_id"],
-                        c["agent_x"],
-                        c["agent_future_valid"],
-                        s["agent_lane_id"],
-                        s["agent_behaviour"],
-                    ],
-                ),
-                "lane": (lo[-1], [c["lane_width"], s["lane_id"], po[:-1]]),
-                "point": (po[-1], [c["lane_points"]]),
-            }
-            ok = len(ao) == len(lo) == n + 1
-            ok = ok and all(len(col) == size for size, cs in sizes.values() for col in cs)
+            rows = {"frame": n, "ego": n, "scenario": n, "events": n, "agent": int(ao[-1])}
+            rows |= {"lane": int(lo[-1]), "lane_points": int(po[-1])}
+            lengths = {k: len(v) for k, v in [*c.items(), *s.items()] if "offsets" not in k}
+            bad = [k for k, m in lengths.items() if m != rows.get(k, rows[k.split("_")[0]])]
+            bad += [k for k, o, m in (("agent_offsets", ao, n), ("lane_offsets", lo, n),
+                    ("lane_point_offsets", po, rows["lane"])) if len(o) != m + 1 or o[0] != 0
+                    or np.any(np.diff(o) < 0)]  # fmt: skip
         except (KeyError, TypeError, IndexError) as e:
             raise CorruptShardError(self.path, f"missing or malformed member {e}") from None
-        if not ok:
-            raise CorruptShardError(self.path, "column lengths disagree")
+        missing = _expected_members() - set(lengths)
+        if missing:
+            raise CorruptShardError(self.path, f"missing members {sorted(missing)}")
+        if bad:
+            raise CorruptShardError(self.path, f"columns disagree in length: {bad}")
 
     def __len__(self) -> int:
         return int(self.meta["n_frames"])

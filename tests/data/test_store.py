@@ -18,6 +18,7 @@ from rsd.data.store import (
     STORED_FIELDS,
     CorruptShardError,
     FrameStore,
+    encode_frames,
     prepare_directory,
     read_manifest,
     read_shard,
@@ -198,3 +199,18 @@ def test_remove_stale_temps_spares_other_writers(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [names[1]]
     remove_stale_temps(tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_inconsistent_or_incomplete_columns_are_corrupt(tmp_path) -> None:
+    frames = _episode()
+    cols = encode_frames(frames, {"scenario": "cut_in", "seed": 3})
+    short = {**cols, "agent_x": cols["agent_x"][:-1]}  # one agent lost its x
+    np.savez(tmp_path / "short.npz", **short)
+    with pytest.raises(CorruptShardError, match=r"short\.npz.*agent_x"):
+        read_shard(tmp_path / "short.npz")
+    partial = {k: v for k, v in cols.items() if k != "lane_width"}
+    np.savez(tmp_path / "partial.npz", **partial)
+    with pytest.raises(CorruptShardError, match=r"partial\.npz.*lane_width"):
+        read_shard(tmp_path / "partial.npz")
+    np.savez(tmp_path / "whole.npz", **cols)  # the same columns, written plainly, do read
+    assert [f.frame_id for f in read_shard(tmp_path / "whole.npz")] == [f.frame_id for f in frames]
