@@ -215,7 +215,7 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
     return Frame(
         frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
         scenario=ep.spec.name,
-        skill=SkillGroup[str(ep.spec.skill).upper()],
+        skill=SkillGroup(ep.spec.skill),
         seed=ep.seed,
         step=cur.step,
         t=cur.step / SIM_HZ,
