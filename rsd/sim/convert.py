@@ -95,6 +95,13 @@ def signed_lane_offset(lane: Any, position: np.ndarray) -> float:
     return float(np.cos(yaw) * d[1] - np.sin(yaw) * d[0])
 
 
+def _centreline(lane: Any, s: np.ndarray) -> np.ndarray:
+    """(N, 2) highway-env world points of a lane's centreline at arc lengths ``s``."""
+    if type(lane).__name__ == "StraightLane":  # exact and vectorised
+        return lane.start[None, :] + s[:, None] * lane.direction[None, :]
+    return np.array([lane.position(v, 0.0) for v in s])
+
+
 def lanes_near(
     network: Any, ego_position: np.ndarray, tf: EgoTransform, ego_lane_index: tuple | None
 ) -> list[LaneGeometry]:
@@ -111,7 +118,7 @@ def lanes_near(
                     continue
                 s = np.arange(lo, hi, LANE_SAMPLE_STEP)
                 s = np.append(s, hi) if s.size == 0 or hi - s[-1] > 1e-6 else s
-                pts = tf.points(to_up(np.array([lane.position(v, 0.0) for v in s])))
+                pts = tf.points(to_up(_centreline(lane, s)))
                 inside = (
                     (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
                 )

@@ -169,6 +169,7 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
         future_valid=np.ones(FUTURE_STEPS, dtype=bool),
     )
     x0, x1, y0, y1 = REGION
+    window = [*past, cur, *fut]  # PAST_STEPS + 1 + FUTURE_STEPS snapshots
     agents: list[AgentState] = []
     for aid, snap in sorted(cur.agents.items()):
         x, y, yaw = tf.poses(snap.pose)
@@ -176,18 +177,11 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
             continue
         info = infos[aid]
         vx, vy = tf.vectors(snap.velocity)
-        a_past = np.zeros((PAST_STEPS, 3), dtype=np.float32)
-        a_past_valid = np.zeros(PAST_STEPS, dtype=bool)
-        for j, s in enumerate(past):
-            if aid in s.agents:
-                a_past[j] = tf.poses(s.agents[aid].pose)
-                a_past_valid[j] = True
-        a_fut = np.zeros((FUTURE_STEPS, 3), dtype=np.float32)
-        a_fut_valid = np.zeros(FUTURE_STEPS, dtype=bool)
-        for j, s in enumerate(fut):
-            if aid in s.agents:
-                a_fut[j] = tf.poses(s.agents[aid].pose)
-                a_fut_valid[j] = True
+        # one transform for the whole past/future track of this agent
+        valid = np.array([aid in s.agents for s in window])
+        track = np.zeros((len(window), 3))
+        track[valid] = tf.poses(np.stack([s.agents[aid].pose for s in window if aid in s.agents]))
+        track = track.astype(np.float32)
         agents.append(
             AgentState(
                 id=aid,
@@ -204,10 +198,10 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
                 lane_id=lane_id(snap.lane_index),
                 lane_relation=lane_relation(cur.ego_lane_index, snap.lane_index),
                 behaviour=info.behaviour,
-                past=a_past,
-                past_valid=a_past_valid,
-                future=a_fut,
-                future_valid=a_fut_valid,
+                past=track[:PAST_STEPS],
+                past_valid=valid[:PAST_STEPS],
+                future=track[PAST_STEPS + 1 :],
+                future_valid=valid[PAST_STEPS + 1 :],
             )
         )
     lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
