@@ -101,6 +101,30 @@ class NPC(IDMVehicle):
             + v * dv / (2 * np.sqrt(ab))
         )
 
+    def acceleration(self, ego_vehicle, front_vehicle=None, rear_vehicle=None) -> float:
+        """IDM acceleration (m/s^2) of ``ego_vehicle`` behind ``front_vehicle``.
+
+        highway-env measures the gap on the follower's *current* lane even when the leader
+        was found on a connected or target lane; on a circular lane that distance is
+        meaningless (a car 50 m down an exit road came out 6 m ahead and froze the NPC
+        forever), so distances that disagree with the straight-line one fall back to it."""
+        if ego_vehicle is None or not hasattr(ego_vehicle, "speed"):
+            return 0.0
+        v0 = getattr(ego_vehicle, "target_speed", 0.0) or 0.0
+        lane = getattr(ego_vehicle, "lane", None)
+        if lane is not None and lane.speed_limit is not None:
+            v0 = float(np.clip(v0, 0.0, lane.speed_limit))
+        v = max(ego_vehicle.speed, 0.0)
+        a = self.COMFORT_ACC_MAX * (1 - (v / max(abs(v0), 1e-3)) ** self.DELTA)
+        if front_vehicle is not None:
+            d_euc = float(np.linalg.norm(front_vehicle.position - ego_vehicle.position))
+            d = ego_vehicle.lane_distance_to(front_vehicle)
+            if not d_euc - 1.0 <= d <= d_euc + 10.0:  # an arc is never shorter than its chord
+                d = d_euc
+            gap = self.desired_gap(ego_vehicle, front_vehicle)
+            a -= self.COMFORT_ACC_MAX * (gap / max(d, 0.1)) ** 2
+        return float(a)
+
     def act(self, action=None) -> None:
         if self.crashed:
             return
@@ -133,8 +157,11 @@ class NPC(IDMVehicle):
         super().step(dt)
 
 
-def predict_along_route(v, times: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
-    """Positions and headings of ``v`` at ``times`` (s) driving its route at constant speed.
+def predict_along_route(
+    v, times: np.ndarray, speed: float | None = None
+) -> tuple[list[np.ndarray], list[float]]:
+    """Positions and headings of ``v`` at ``times`` (s) driving its route at constant speed
+    (its own, or ``speed`` m/s).
 
     Replaces highway-env's ``ControlledVehicle.predict_trajectory_constant_speed``, which
     indexes the next route lane with the *current* road's lane id and raises ``IndexError``
@@ -155,7 +182,7 @@ def predict_along_route(v, times: np.ndarray) -> tuple[list[np.ndarray], list[fl
     s0 = v.lane.local_coordinates(v.position)[0]
     pos, head = [], []
     for t in np.atleast_1d(times):
-        s, k = s0 + v.speed * float(t), 0
+        s, k = s0 + (v.speed if speed is None else speed) * float(t), 0
         while k < len(lanes) - 1 and s > lanes[k].length:
             s -= lanes[k].length
             k += 1

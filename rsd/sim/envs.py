@@ -77,7 +77,7 @@ register_envs()
 
 
 def layout_of(env_id: str) -> str:
-    """Which road layout an env id has: ``straight``, ``merge``, ``roundabout``, ``intersection``."""
+    """Road layout of an env id: ``straight``, ``merge``, ``roundabout`` or ``intersection``."""
     for key in ("merge", "roundabout", "intersection"):
         if key in env_id:
             return key
@@ -103,6 +103,9 @@ def base_config(env_id: str, duration: float) -> dict[str, Any]:
         "offroad_terminal": True,
         "other_vehicles_type": f"{__name__}.EnvFiller",
         "show_trajectories": False,
+        # NPCs must see leaders on the next lane segment: roundabout/intersection lanes are
+        # 15-20 m long, and without this an NPC rear-ends a car stopped just past a node
+        "neighbour_vehicles_connected_lanes": True,
     }
     layout = layout_of(env_id)
     if layout == "straight":

@@ -57,7 +57,9 @@ class Episode:
         self.ego_target_speed = float(self.params["ego.target_speed"])
         self._agents: dict[int, SimAgent] = {}
         self._next_id = 1
-        self._spawn_budget = 0.0
+        self._lanes = self.road.network.lanes_list()
+        self.spawn_sites: list[tuple[tuple, float]] = []
+        self.give_way: Any = None
         self.scripts: list[tuple[int, Any]] = []
         layouts.populate(self)
 
@@ -123,8 +125,17 @@ class Episode:
         self.step_count += 1
         layouts.after_step(self)
         self.crashed = bool(self.ego.crashed)
-        self.offroad = not bool(self.ego.on_road)
+        self.offroad = not self._on_some_lane()
         self.reached_goal = layouts.reached_goal(self)
+
+    def _on_some_lane(self) -> bool:
+        """highway-env's ``on_road`` tests only the closest lane, which flags a car crossing
+        from a roundabout entry (whose end is not the ring lane's start) onto the ring as off
+        the road; we test every lane of the network."""
+        if self.ego.on_road:
+            return True
+        pos = self.ego.position
+        return any(lane.on_lane(pos, margin=1.0) for lane in self._lanes)
 
     def active_events(self) -> list[str]:
         """Scripted events in progress, e.g. ``["brake:7"]``."""

@@ -23,13 +23,15 @@ import numpy as np
 from highway_env import utils
 
 from rsd.scene import SIM_HZ
+from rsd.sim.agents import predict_along_route
 from rsd.sim.episode import Episode
+from rsd.sim.layouts import RING
 
 A_MAX, B_COMF, T_GAP, S0 = 2.0, 3.0, 1.2, 2.5
 """IDM parameters of the ego: max accel, comfortable decel (m/s^2), time gap (s), jam (m)."""
-A_LAT = 2.2
+A_LAT = 2.5
 """Lateral acceleration allowed in curves (m/s^2)."""
-PRED_T = np.arange(0.0, 6.01, 0.25)
+PRED_T = np.arange(0.0, 8.01, 0.25)
 """Prediction times for the give-way check (s)."""
 
 
@@ -56,6 +58,9 @@ class PrivilegedExpert:
             return None
         n = len(nexts[nto])
         nid = cand[0][2] if cand and cand[0][2] is not None else min(i, n - 1)
+        if cand and cand[0][2] is None and n > 1 and len(net.graph[fr][to]) != n:
+            end = net.get_lane(idx).position(net.get_lane(idx).length, 0.0)
+            nid = min(range(n), key=lambda k: net.get_lane((to, nto, k)).distance(end))
         return (to, nto, nid)
 
     def _path(self, idx: tuple, length: float, ds: float = 1.0) -> np.ndarray:
@@ -82,10 +87,16 @@ class PrivilegedExpert:
 
     # ---- lane choice --------------------------------------------------------------------
     def _update_target(self) -> None:
-        ego = self.ep.ego
-        cur = tuple(ego.lane_index)
-        if cur[:2] != self.target[:2]:
-            self.target = cur
+        """Advance the target lane along the route once the ego is past its end."""
+        net = self.ep.road.network
+        for _ in range(4):
+            lane = net.get_lane(self.target)
+            if lane.local_coordinates(self.ep.ego.position)[0] <= lane.length:
+                return
+            nxt = self._next(self.target)
+            if nxt is None:
+                return
+            self.target = nxt
 
     def _lane_ends(self, idx: tuple) -> bool:
         nxt = self._next(idx)
@@ -179,7 +190,8 @@ class PrivilegedExpert:
             if i == 0 and np.dot(o.position - ego.position, ego.direction) < 0:
                 continue  # behind
             dh = abs(utils.wrap_to_pi(o.heading - path[i, 2]))
-            if d[i] > (ego.WIDTH + o.WIDTH) / 2 + 0.3 or (dh > np.pi / 4 and o.speed > 0.5):
+            extent = abs(np.sin(dh)) * o.LENGTH / 2 + abs(np.cos(dh)) * o.WIDTH / 2
+            if d[i] > ego.WIDTH / 2 + extent + 0.3 or (dh > np.pi / 4 and o.speed > 0.5):
                 continue
             gap = i * 1.0 - (ego.LENGTH + o.LENGTH) / 2
             vl = o.speed * np.cos(dh)
@@ -194,13 +206,17 @@ class PrivilegedExpert:
             acc = min(acc, a)
         return acc
 
-    def _curvature_speed(self, path: np.ndarray) -> float:
-        if len(path) < 5:
+    def _curvature_speed(self, path: np.ndarray, base: int = 6) -> float:
+        """Speed (m/s) allowed now by the path's curvature ahead, measured over ``base`` m
+        chords (robust to the small jumps where highway-env lanes meet)."""
+        if len(path) < 2 * base:
             return np.inf
-        kappa = np.abs(utils.wrap_to_pi(np.diff(path[:, 2])))  # per 1 m
-        s = np.arange(1, len(path))
+        d = np.diff(path[:, :2], axis=0)
+        h = np.unwrap(np.arctan2(d[:, 1], d[:, 0]))
+        kappa = np.abs(h[base:] - h[:-base]) / base
+        s = np.arange(len(kappa)) + base / 2
         v_c = np.sqrt(A_LAT / np.maximum(kappa, 1e-4))
-        return float(np.min(np.sqrt(v_c**2 + 2 * 1.5 * np.maximum(s - 5.0, 0.0))))
+        return float(np.min(np.sqrt(v_c**2 + 2 * 1.5 * np.maximum(s - 3.0, 0.0))))
 
     def _give_way(self, path: np.ndarray) -> float:
         """Acceleration (m/s^2) that stops the ego before a conflict zone it cannot clear
@@ -212,6 +228,14 @@ class PrivilegedExpert:
         v = ego.speed
         v_max = max(self.ep.ego_target_speed, 1.0)
         stop_at = np.inf
+        in_ring = self.target[0] in RING and self.target[1] in RING
+        stop_line = None
+        if ep.layout == "intersection":
+            if self.target[0][0] != "o":
+                return np.inf  # inside the junction: never stop in it, clear it
+            lane = ep.road.network.get_lane(self.target)
+            s_ego = lane.local_coordinates(ego.position)[0]
+            stop_line = lane.length - s_ego - ego.LENGTH / 2 - 2.5  # turning NPCs cut corners
         for o in ep.road.vehicles:
             if o is ego or not hasattr(o, "route"):
                 continue
@@ -222,7 +246,12 @@ class PrivilegedExpert:
                 o.direction, ego.direction
             ) > 0:
                 continue  # behind us, same way: it is the one to give way
-            pos, head = o.predict_trajectory_constant_speed(PRED_T)
+            if in_ring and not (o.lane_index[0] in RING and o.lane_index[1] in RING):
+                continue  # circulating traffic has priority over entering vehicles
+            speed = o.speed
+            if stop_line is not None and o.lane_index[0][0] == "o":
+                speed = max(speed, 4.0)  # a car waiting at its own line may start any time
+            pos, head = predict_along_route(o, PRED_T, speed)
             q = np.asarray(pos)
             d = np.hypot(xy[None, :, 0] - q[:, None, 0], xy[None, :, 1] - q[:, None, 1])
             idx = np.argmin(d, axis=1)
@@ -230,8 +259,8 @@ class PrivilegedExpert:
             extent = np.abs(np.sin(dh)) * o.LENGTH / 2 + np.abs(np.cos(dh)) * o.WIDTH / 2
             r_k = ego.WIDTH / 2 + extent + 0.6
             inside = d[np.arange(len(q)), idx] < r_k
-            if not inside.any():
-                continue
+            if not inside.any() or (speed < 0.5 and not inside[0]):
+                continue  # no conflict, or a car waiting outside our path
             r = float(np.max(r_k[inside]))
             s_c = float(np.min(idx[inside]))
             t_first = float(PRED_T[np.argmax(inside)])
@@ -240,13 +269,15 @@ class PrivilegedExpert:
                 t_last = np.inf
             d_in = s_c - r - ego.LENGTH / 2
             d_out = s_c + r + ego.LENGTH / 2
+            if stop_line is not None:
+                d_in = min(d_in, stop_line)
             if d_in < v * v / (2 * 6.0) + 0.5:
                 continue  # committed: cannot stop before it any more
             t_out = _time_to(d_out, v, v_max, 1.5)
             t_in = _time_to(d_in, v, v_max, A_MAX)
             if t_out + 1.2 < t_first or t_last + 0.8 < t_in:
                 continue
-            stop_at = min(stop_at, d_in - 1.5)
+            stop_at = min(stop_at, d_in - (0.5 if stop_line is not None else 1.5))
         if not np.isfinite(stop_at):
             return np.inf
         a = self._idm(v, _STOPPED, max(stop_at, 0.1) + S0 - 0.5)

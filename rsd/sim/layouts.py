@@ -204,9 +204,9 @@ def _roundabout_give_way(ep: Episode):
                 continue
             rel = merge_pt - o.position
             dist = float(np.linalg.norm(rel))
-            approaching = float(np.dot(o.velocity, rel)) > 0
-            if dist < 9.0 or (approaching and dist < 40.0 and dist / max(o.speed, 1.0) < 4.0):
-                return max(rest - 4.0, 0.1)
+            upstream = float(np.dot(o.direction, rel)) > 0
+            if dist < 9.0 or (upstream and (dist < 25.0 or dist / max(o.speed, 1.0) < 5.0)):
+                return max(rest - 9.0, 0.1)
         return None
 
     return give_way
@@ -215,7 +215,7 @@ def _roundabout_give_way(ep: Episode):
 def _roundabout_npc(ep: Episode, lane_index: tuple, s: float) -> NPC:
     speed = float(ep.params["traffic.speed"]) + float(ep.rng.uniform(-1.5, 1.5))
     dest = ROUNDABOUT_EXITS[int(ep.rng.integers(len(ROUNDABOUT_EXITS)))]
-    v = make_npc(ep, lane_index, s, speed, speed, cls=None)
+    v = make_npc(ep, lane_index, s, speed, speed, cls=None, lane_change=False)
     v.plan_route_to(dest)
     v.give_way = ep.give_way
     return v
@@ -235,7 +235,7 @@ def _roundabout(ep: Episode) -> None:
     for _ in range(int(p["traffic.count"])):
         for _try in range(10):
             fr, to = ring[int(ep.rng.integers(len(ring)))]
-            lane_index = (fr, to, int(ep.rng.integers(2)))
+            lane_index = (fr, to, 1)  # outer lane: exits never cut across a neighbour
             lane = ep.road.network.get_lane(lane_index)
             s = float(ep.rng.uniform(0, lane.length))
             pos = lane.position(s, 0.0)
