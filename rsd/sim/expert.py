@@ -125,13 +125,41 @@ class PrivilegedExpert:
                 foll, g_foll = o, gap
         return lead, g_lead, foll, g_foll
 
+    def _safe_gaps(self, idx: tuple, margin: float = 1.0) -> bool:
+        """Whether the leader and follower on lane ``idx`` leave the ego room (m)."""
+        v = self.ep.ego.speed
+        lead, gl, foll, gf = self._neighbours(idx)
+        if lead is not None and gl < margin * max(5.0, 0.4 * v + 1.5 * (v - lead.speed)):
+            return False
+        if foll is not None:
+            need = margin * max(6.0, 0.6 * foll.speed + 2.0 * (foll.speed - v))
+            if gf < need:
+                return False
+        return True
+
+    def _maybe_abort(self) -> None:
+        """Go back to the lane we came from when the gap closes during a lane change
+        (e.g. an NPC moves into the same lane from the other side)."""
+        origin = getattr(self, "origin", None)
+        if origin is None or origin[:2] != self.target[:2] or self._lane_ends(origin):
+            return
+        lane = self.ep.road.network.get_lane(origin)
+        if abs(lane.local_coordinates(self.ep.ego.position)[1]) > 2.0:
+            return  # mostly across: finishing is safer than turning back
+        if not self._safe_gaps(self.target, margin=0.6):
+            self.target, self.origin = origin, None
+            self.last_change = self.ep.t
+
     def _maybe_change_lane(self) -> None:
         ep, ego = self.ep, self.ep.ego
-        if ep.layout not in ("straight", "merge") or ep.t - self.last_change < 3.0:
+        if ep.layout not in ("straight", "merge"):
             return
         lane = ep.road.network.get_lane(self.target)
         if abs(lane.local_coordinates(ego.position)[1]) > 0.6:
+            self._maybe_abort()
             return  # still changing
+        if ep.t - self.last_change < 3.0:
+            return
         mandatory = self._lane_ends(self.target)
         if ego.speed < 5.0 and not mandatory:
             return
@@ -148,19 +176,16 @@ class PrivilegedExpert:
                 continue
             if mandatory and k > self.target[2]:
                 continue
-            l2, gl, f2, gf = self._neighbours(cand)
-            v = ego.speed
-            if l2 is not None and gl < max(5.0, 0.4 * v + 1.5 * (v - l2.speed)):
+            if not self._safe_gaps(cand):
                 continue
-            if f2 is not None:
-                need = max(6.0, 0.6 * f2.speed + 2.0 * (f2.speed - v))
-                if gf < need:
-                    continue
+            v = ego.speed
+            l2, gl, _, _ = self._neighbours(cand)
             gain = self._idm(v, l2, gl) - a_cur
             threshold = -np.inf if mandatory else (0.25 if k > self.target[2] else 0.5)
             if gain > threshold and (best is None or gain > best_gain):
                 best, best_gain = cand, gain
         if best is not None:
+            self.origin = self.target
             self.target = best
             self.last_change = ep.t
 
@@ -190,6 +215,9 @@ class PrivilegedExpert:
             if i == 0 and np.dot(o.position - ego.position, ego.direction) < 0:
                 continue  # behind
             dh = abs(utils.wrap_to_pi(o.heading - path[i, 2]))
+            tgt = getattr(o, "target_lane_index", None)
+            if tgt is not None and tuple(tgt) == self.target and d[i] < 6.0:
+                d[i] = 0.0  # cutting into our lane: treat as in our path already
             extent = abs(np.sin(dh)) * o.LENGTH / 2 + abs(np.cos(dh)) * o.WIDTH / 2
             if d[i] > ego.WIDTH / 2 + extent + 0.3 or (dh > np.pi / 4 and o.speed > 0.5):
                 continue
