@@ -116,6 +116,8 @@ class NPC(IDMVehicle):
             v0 = float(np.clip(v0, 0.0, lane.speed_limit))
         v = max(ego_vehicle.speed, 0.0)
         a = self.COMFORT_ACC_MAX * (1 - (v / max(abs(v0), 1e-3)) ** self.DELTA)
+        if front_vehicle is not None and self._phantom(ego_vehicle, front_vehicle):
+            front_vehicle = None
         if front_vehicle is not None:
             d_euc = float(np.linalg.norm(front_vehicle.position - ego_vehicle.position))
             d = ego_vehicle.lane_distance_to(front_vehicle)
@@ -124,6 +126,16 @@ class NPC(IDMVehicle):
             gap = self.desired_gap(ego_vehicle, front_vehicle)
             a -= self.COMFORT_ACC_MAX * (gap / max(d, 0.1)) ** 2
         return float(a)
+
+    @staticmethod
+    def _phantom(ego_vehicle, front) -> bool:
+        """A "leader" highway-env found by projecting onto a connected curved lane that is
+        really beside us, heading another way (e.g. a car waiting at the next approach)."""
+        rel = front.position - ego_vehicle.position
+        d = ego_vehicle.direction
+        lateral = abs(d[0] * rel[1] - d[1] * rel[0])
+        aligned = float(np.dot(d, front.direction)) > 0.5
+        return not aligned and lateral > (ego_vehicle.WIDTH + front.WIDTH) / 2 + 1.0
 
     def act(self, action=None) -> None:
         if self.crashed:

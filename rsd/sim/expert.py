@@ -277,8 +277,10 @@ class PrivilegedExpert:
             if in_ring and not (o.lane_index[0] in RING and o.lane_index[1] in RING):
                 continue  # circulating traffic has priority over entering vehicles
             speed = o.speed
-            if stop_line is not None and o.lane_index[0][0] == "o":
-                speed = max(speed, 4.0)  # a car waiting at its own line may start any time
+            if stop_line is not None and o.lane_index[0][0] == "o" and speed < 4.0:
+                rest = o.lane.length - o.lane.local_coordinates(o.position)[0]
+                if rest < 15.0:
+                    speed = 4.0  # a car waiting at its own line may start any time
             pos, head = predict_along_route(o, PRED_T, speed)
             q = np.asarray(pos)
             d = np.hypot(xy[None, :, 0] - q[:, None, 0], xy[None, :, 1] - q[:, None, 1])
