@@ -176,11 +176,9 @@ def _merge(ep: Episode) -> None:
     s0, speed = 40.0, float(ep.params["ego.speed"])
     _place_ego(ep, ramp, s0, speed)
     _set_route(ep, [ramp, ("k", "b", 0), ("b", "c", lanes), ("c", "d", None)])
-    tr = ep.spec.traffic
     merge_x = cfg["before_merge_length"] + cfg["converge_merge_length"]
     _fill_lanes(ep, ("a", "b"), lanes, merge_x, 0.0, merge_x - 10.0, {})
     ep.spawn_sites = [(("a", "b", k), 0.0) for k in range(lanes)]
-    del tr
 
 
 # ---- roundabout ----------------------------------------------------------------------------
