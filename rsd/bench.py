@@ -133,8 +133,8 @@ def bench_dataset(workers: int) -> dict:
     return {
         "seconds": dt,
         "bytes": size,
-        "keyframes": manifest.get("total_keyframes"),
-        "episodes": len(manifest.get("shards", [])),
+        "keyframes": manifest["totals"]["keyframes"],
+        "episodes": manifest["totals"]["shards"],
     }
 
 
