@@ -95,11 +95,20 @@ def signed_lane_offset(lane: Any, position: np.ndarray) -> float:
     return float(np.cos(yaw) * d[1] - np.sin(yaw) * d[0])
 
 
-def _centreline(lane: Any, s: np.ndarray) -> np.ndarray:
-    """(N, 2) highway-env world points of a lane's centreline at arc lengths ``s``."""
-    if type(lane).__name__ == "StraightLane":  # exact and vectorised
-        return lane.start[None, :] + s[:, None] * lane.direction[None, :]
-    return np.array([lane.position(v, 0.0) for v in s])
+def lane_points(lane: Any, s: np.ndarray) -> np.ndarray:
+    """(N, 3) centreline points ``(x, y, heading)`` of a highway-env lane at arc lengths
+    ``s``, in highway-env's own world frame. Vectorised for straight and circular lanes
+    (a hot path of the expert and the recorder), exact for both."""
+    s = np.asarray(s, dtype=np.float64)
+    kind = type(lane).__name__
+    if kind == "StraightLane":
+        xy = lane.start[None, :] + s[:, None] * lane.direction[None, :]
+        return np.column_stack([xy, np.full(len(s), lane.heading)])
+    if kind == "CircularLane":
+        phi = lane.direction * s / lane.radius + lane.start_phase
+        xy = lane.center[None, :] + lane.radius * np.column_stack([np.cos(phi), np.sin(phi)])
+        return np.column_stack([xy, phi + np.pi / 2 * lane.direction])
+    return np.array([(*lane.position(v, 0.0), lane.heading_at(v)) for v in s], dtype=float)
 
 
 def lanes_near(
@@ -118,7 +127,7 @@ def lanes_near(
                     continue
                 s = np.arange(lo, hi, LANE_SAMPLE_STEP)
                 s = np.append(s, hi) if s.size == 0 or hi - s[-1] > 1e-6 else s
-                pts = tf.points(to_up(_centreline(lane, s)))
+                pts = tf.points(to_up(lane_points(lane, s)[:, :2]))
                 inside = (
                     (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
                 )

@@ -24,6 +24,7 @@ from highway_env import utils
 
 from rsd.scene import SIM_HZ
 from rsd.sim.agents import predict_along_route
+from rsd.sim.convert import lane_points
 from rsd.sim.episode import Episode
 from rsd.sim.layouts import RING
 
@@ -69,9 +70,9 @@ class PrivilegedExpert:
         net = self.ep.road.network
         lane = net.get_lane(idx)
         s = max(lane.local_coordinates(self.ep.ego.position)[0], 0.0)
-        pts = []
-        travelled = 0.0
-        while travelled <= length:
+        left = int(length // ds) + 1  # points still to place
+        chunks = []
+        while left > 0:
             if s > lane.length:
                 nxt = self._next(idx)
                 if nxt is None:
@@ -79,11 +80,12 @@ class PrivilegedExpert:
                 s -= lane.length
                 idx, lane = nxt, net.get_lane(nxt)
                 continue
-            x, y = lane.position(s, 0.0)
-            pts.append((x, y, lane.heading_at(s)))
-            s += ds
-            travelled += ds
-        return np.asarray(pts, dtype=float)
+            n = min(left, int((lane.length - s) // ds) + 1)
+            ss = s + ds * np.arange(n)
+            chunks.append(lane_points(lane, ss))
+            s = float(ss[-1]) + ds
+            left -= n
+        return np.concatenate(chunks) if chunks else np.zeros((0, 3))
 
     # ---- lane choice --------------------------------------------------------------------
     def _update_target(self) -> None:
@@ -270,9 +272,10 @@ class PrivilegedExpert:
             rel = o.position - ego.position
             if np.hypot(*rel) > 80:
                 continue
-            if np.dot(rel, ego.direction) < -ego.LENGTH / 2 and np.dot(
-                o.direction, ego.direction
-            ) > 0:
+            if (
+                np.dot(rel, ego.direction) < -ego.LENGTH / 2
+                and np.dot(o.direction, ego.direction) > 0
+            ):
                 continue  # behind us, same way: it is the one to give way
             if in_ring and not (o.lane_index[0] in RING and o.lane_index[1] in RING):
                 continue  # circulating traffic has priority over entering vehicles

@@ -97,3 +97,21 @@ def test_lanes_near_are_ordered_left_to_right_with_outer_lines(road):
     rightmost = by_rel[ego_idx - 2]
     assert leftmost.left_line == LineKind.CONTINUOUS
     assert rightmost.right_line == LineKind.CONTINUOUS
+
+
+@pytest.mark.parametrize("name", ["roundabout", "intersection", "merge"])
+def test_vectorised_lane_points_match_highway_env(name):
+    from rsd.sim.convert import lane_points
+    from rsd.sim.episode import make_episode
+
+    ep = make_episode(name, 0)
+    kinds = set()
+    for lane in ep.road.network.lanes_list():
+        s = np.linspace(0.0, lane.length, 9)
+        ref = np.array([(*lane.position(v, 0.0), lane.heading_at(v)) for v in s])
+        got = lane_points(lane, s)
+        np.testing.assert_allclose(got[:, :2], ref[:, :2], atol=1e-9)
+        np.testing.assert_allclose(np.cos(got[:, 2] - ref[:, 2]), 1.0, atol=1e-9)
+        kinds.add(type(lane).__name__)
+    ep.env.close()
+    assert "StraightLane" in kinds
