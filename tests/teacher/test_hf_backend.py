@@ -70,6 +70,7 @@ def test_loads_a_real_qwen25_vl_through_the_normal_path(backend: HFBackend, tiny
     assert backend.device == "cpu"
     assert type(backend.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
     assert not backend.model.training
+    assert str(backend.model.dtype) == "torch.float32"  # dtype "auto" on the CPU
     assert backend.processor.tokenizer.padding_side == "left"
     n_params = sum(p.numel() for p in backend.model.parameters())
     assert n_params < 1_000_000
@@ -116,6 +117,13 @@ def test_generate_batch(backend: HFBackend, requests_):
         assert r.latency_s > 0.0
         assert r.attempts == 1
     assert backend.generate([]) == []
+
+
+def test_dtype_is_applied(tiny_dir: Path, requests_):
+    be = HFBackend(HFConfig(str(tiny_dir), device="cpu", dtype="bfloat16", max_new_tokens=4))
+    assert str(be.model.dtype) == "torch.bfloat16"
+    (r,) = be.generate(requests_[:1])
+    assert r.error in (None, "empty") and isinstance(r.text, str)
 
 
 def test_batching_does_not_change_greedy_answers(tiny_dir: Path, backend: HFBackend, requests_):

@@ -77,6 +77,12 @@ def _resolve_dtype(dtype: DType, device: str) -> Any:
     return getattr(torch, dtype)
 
 
+def _dtype_kwarg(transformers: Any) -> str:
+    """``from_pretrained`` takes ``dtype`` since 4.56, ``torch_dtype`` before."""
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+
+
 def _model_class(transformers: Any) -> Any:
     """The auto class for image-text-to-text models (``AutoModelForVision2Seq`` on old versions)."""
     cls = getattr(transformers, "AutoModelForImageTextToText", None)
@@ -211,9 +217,10 @@ class HFBackend:
         self.device = resolve_device(cfg.device)
         kwargs = {"local_files_only": True, "trust_remote_code": cfg.trust_remote_code}
         self.processor = self._load_processor(transformers, kwargs)
+        dtype = _resolve_dtype(cfg.dtype, self.device)
         try:
             model = _model_class(transformers).from_pretrained(
-                str(model_dir), dtype=_resolve_dtype(cfg.dtype, self.device), **kwargs
+                str(model_dir), **{_dtype_kwarg(transformers): dtype}, **kwargs
             )
             self.model = model.to(self.device).eval()
         except Exception as exc:
