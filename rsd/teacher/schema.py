@@ -7,7 +7,7 @@ what failed and whose ``raw_text`` keeps what the model answered.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from rsd.scene import Frame
 
 
-class RiskCategory(str, Enum):
+class RiskCategory(StrEnum):
     """Why an object is risky to the ego."""
 
     LEAD_BRAKING = "lead_braking"
@@ -34,7 +34,7 @@ class RiskCategory(str, Enum):
     """No interaction worth attention."""
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     OK = "ok"
     PARTIAL = "partial"
     """Usable, but the parser had to repair it (missing objects, clamped scores...)."""
