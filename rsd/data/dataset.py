@@ -36,7 +36,8 @@ AGENT_KEYS = (
     "agent_future",
     "agent_future_valid",
 )
-"""Per-agent entries ``(K, ...)``; :func:`collate` pads them to the largest K in the batch."""
+"""Per-agent entries ``(K, ...)`` of :class:`BEVDataset`; :func:`collate` pads them, and any other
+``agent_*`` key (e.g. teacher targets added by a wrapper), to the largest K in the batch."""
 _AGENT_PAD = {"agent_cls": -1, "agent_ids": -1}
 
 
@@ -120,7 +121,8 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     Fixed-size tensors are stacked (``bev`` -> ``(B, C, H, W)``). Per-agent tensors are padded
     to ``K = max agents in the batch`` (``agent_boxes`` -> ``(B, K, 8)``) and ``agent_mask``
     ``(B, K)`` bool marks the real agents; padding is 0 / False, and -1 for ``agent_cls`` and
-    ``agent_ids``. ``frame_id`` becomes a list of B strings.
+    ``agent_ids``. Every other ``agent_*`` key is padded the same way (with 0). ``frame_id``
+    becomes a list of B strings.
     """
     if not samples:
         raise ValueError("collate needs at least one sample")
@@ -130,7 +132,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key, first in samples[0].items():
         if key == "frame_id":
             batch[key] = [s[key] for s in samples]
-        elif key in AGENT_KEYS:
+        elif key in AGENT_KEYS or key.startswith("agent_"):
             out = torch.full(
                 (len(samples), k_max, *first.shape[1:]), _AGENT_PAD.get(key, 0), dtype=first.dtype
             )
