@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record expert episodes into a sharded, resumable dataset (keyframes at 2 Hz)",
     ),
     "show": ("rsd.show", "write a PNG of one keyframe: BEV input channels, boxes, expert future"),
+    "annotate": (
+        "rsd.annotate",
+        "run a risk teacher (privileged, openai, transformers) over a dataset into its cache",
+    ),
     "rigs": ("rsd.data.rigs", "list the built-in sensor rigs and their settings"),
     "expert-check": (
         "rsd.sim.expert_check",
