@@ -215,29 +215,73 @@ def _label_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[float, floa
     return x1 - x0 + 2 * pad, y1 - y0 + 2 * pad, pad
 
 
+def _rect(centre_uv, w: float, h: float, tf: PixelTransform) -> np.ndarray:
+    """``(4,)`` label rectangle ``[left, top, right, bottom]`` centred on ``centre_uv``, moved
+    inside the image."""
+    left = min(max(centre_uv[0] - w / 2, 1), tf.width - w - 1)
+    top = min(max(centre_uv[1] - h / 2, 1), tf.height - h - 1)
+    return np.array([left, top, left + w, top + h])
+
+
 def _label(draw, tf: PixelTransform, centre_uv, text: str, fill, font) -> None:
     """A label box centred on pixel ``centre_uv``, kept inside the image."""
     w, h, pad = _label_size(draw, text, font)
     x0, y0, _, _ = draw.textbbox((0, 0), text, font=font, anchor="lt")
-    left = min(max(centre_uv[0] - w / 2, 1), tf.width - w - 1)
-    top = min(max(centre_uv[1] - h / 2, 1), tf.height - h - 1)
+    left, top, right, bottom = _rect(centre_uv, w, h, tf).tolist()
     draw.rounded_rectangle(
-        [left, top, left + w, top + h], radius=pad, fill=fill, outline=(0, 0, 0), width=2
+        [left, top, right, bottom], radius=pad, fill=fill, outline=(0, 0, 0), width=2
     )
     text_fill = (255, 255, 255) if fill == EGO else (0, 0, 0)
     draw.text((left + pad - x0, top + pad - y0), text, fill=text_fill, font=font, anchor="lt")
 
 
-def _label_centre(draw, tf: PixelTransform, corners: np.ndarray, text: str, font) -> np.ndarray:
-    """Where an agent's id label goes: just beside its box, on the side toward the image's
-    centre line (more room there), vertically centred on the box."""
-    uv = tf.to_pixel(corners)
-    w, _, _ = _label_size(draw, text, font)
+def _overlap(rect: np.ndarray, others: np.ndarray) -> float:
+    """Total area of ``rect`` ``(4,)`` overlapping the rectangles ``others`` ``(K, 4)``."""
+    if len(others) == 0:
+        return 0.0
+    w = np.minimum(rect[2], others[:, 2]) - np.maximum(rect[0], others[:, 0])
+    h = np.minimum(rect[3], others[:, 3]) - np.maximum(rect[1], others[:, 1])
+    return float((np.clip(w, 0, None) * np.clip(h, 0, None)).sum())
+
+
+def _place_labels(
+    draw,
+    tf: PixelTransform,
+    items: list[tuple[str, np.ndarray]],
+    font,
+    fixed_boxes: np.ndarray,
+    fixed_labels: list[np.ndarray],
+) -> list[np.ndarray]:
+    """Label centres for ``(text, box corners in px (4, 2))`` items: beside each box (the side
+    toward the image's centre line first, then the other side, above, below), choosing the
+    first spot that covers no other box and no label already placed, else the least covered.
+    ``fixed_boxes`` ``(K, 4)`` and ``fixed_labels`` are rectangles to keep clear too."""
+    own = np.array([[*c.min(axis=0), *c.max(axis=0)] for _, c in items]).reshape(-1, 4)
+    boxes = np.vstack([own, fixed_boxes.reshape(-1, 4)])
     gap = 0.4 * tf.px_per_m
-    cu, cv = uv.mean(axis=0)
-    if cu < tf.width / 2:
-        return np.array([uv[:, 0].max() + gap + w / 2, cv])
-    return np.array([uv[:, 0].min() - gap - w / 2, cv])
+    placed: list[np.ndarray] = list(fixed_labels)
+    centres = []
+    for k, (text, corners) in enumerate(items):
+        w, h, _ = _label_size(draw, text, font)
+        (u0, v0), (u1, v1) = corners.min(axis=0), corners.max(axis=0)
+        cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
+        right = np.array([u1 + gap + w / 2, cv])
+        left = np.array([u0 - gap - w / 2, cv])
+        sides = [right, left] if cu < tf.width / 2 else [left, right]
+        above, below = np.array([cu, v0 - gap - h / 2]), np.array([cu, v1 + gap + h / 2])
+        others = np.delete(boxes, k, axis=0)
+        best, best_cost = sides[0], np.inf
+        for cand in [*sides, above, below]:
+            rect = _rect(cand, w, h, tf)
+            cost = _overlap(rect, others) + 2 * _overlap(rect, np.array(placed).reshape(-1, 4))
+            cost += 0.5 * _overlap(rect, boxes[k : k + 1])
+            if cost < best_cost - 1e-9:
+                best, best_cost = cand, cost
+            if cost == 0:
+                break
+        placed.append(_rect(best, w, h, tf))
+        centres.append(best)
+    return centres
 
 
 def render_scene(frame: Frame, cfg: RenderConfig = RenderConfig()) -> tuple[bytes, PixelTransform]:
@@ -277,16 +321,22 @@ def render_scene(frame: Frame, cfg: RenderConfig = RenderConfig()) -> tuple[byte
             start = np.array([a.x, a.y]) + rel / n * min(a.length / 2, n)
             _arrow(draw, hi, start, start + rel)
     font = _font(cfg.label_px * SUPERSAMPLE)
-    for a in agents:
-        if hi.inside(np.array([a.x, a.y])):
-            corners = box_corners(a.x, a.y, a.yaw, a.length, a.width)
-            centre = _label_centre(draw, hi, corners, str(a.id), font)
-            _label(draw, hi, centre, str(a.id), (255, 255, 255), font)
+    # the ego's label first (below it), then agents nearest the ego first: the best spots
+    # go to the objects that matter most
     _, h, _ = _label_size(draw, "EGO", font)
-    below = hi.to_pixel(np.array([-ego.length / 2, 0.0])) + np.array(
-        [0.0, 0.3 * hi.px_per_m + h / 2]
+    ego_uv = hi.to_pixel(ego_box)
+    ego_centre = np.array([ego_uv[:, 0].mean(), ego_uv[:, 1].max() + 0.3 * hi.px_per_m + h / 2])
+    shown = sorted(
+        (a for a in agents if hi.inside(np.array([a.x, a.y]))), key=lambda a: np.hypot(a.x, a.y)
     )
-    _label(draw, hi, below, "EGO", EGO, font)
+    ego_rect = _rect(ego_centre, *_label_size(draw, "EGO", font)[:2], hi)
+    ego_aabb = np.array([*ego_uv.min(axis=0), *ego_uv.max(axis=0)])
+    items = [("EGO", ego_uv)] + [
+        (str(a.id), hi.to_pixel(box_corners(a.x, a.y, a.yaw, a.length, a.width))) for a in shown
+    ]
+    centres = [ego_centre] + _place_labels(draw, hi, items[1:], font, ego_aabb, [ego_rect])
+    for (text, _), centre in zip(items, centres, strict=True):
+        _label(draw, hi, centre, text, EGO if text == "EGO" else (255, 255, 255), font)
     out = img.resize((tf.width, tf.height), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     out.save(buf, format="PNG", optimize=False)

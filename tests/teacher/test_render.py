@@ -113,3 +113,19 @@ def test_real_frames_render(real_frames):
 def test_bad_config_raises():
     with pytest.raises(ValueError):
         make_transform(RenderConfig(metres_ahead=0, metres_behind=0))
+
+
+def test_labels_do_not_cover_neighbouring_boxes():
+    # side by side in adjacent lanes, plus one just ahead: the dense-traffic case
+    agents = [
+        synthetic_agent(8, 30.0, 1.75, vx=20.0),
+        synthetic_agent(14, 29.0, -1.75, vx=20.0),
+        synthetic_agent(3, 23.0, 1.75, vx=20.0),
+        synthetic_agent(21, 36.0, -1.75, vx=20.0),
+    ]
+    png, tf = render_scene(synthetic_frame(agents, n_lanes=2, ego_lane=0))
+    img = _decode(png)
+    for a in agents:
+        for dx in (-a.length / 4, a.length / 4):
+            u, v = np.round(tf.to_pixel(np.array([a.x + dx, a.y + 0.45]))).astype(int)
+            assert np.abs(img[v, u] - CLASS_FILL[AgentClass.CAR]).sum() < 40, (a.id, dx)
