@@ -53,6 +53,9 @@ def as_int(v: Any) -> int | None:
     if isinstance(v, float):
         return int(v) if math.isfinite(v) and v == int(v) else None
     if isinstance(v, str) and len(v) <= 64:
+        f = _finite_number(v)
+        if f is not None:
+            return int(f) if f == int(f) and abs(f) < 1e18 else None
         found = _INT.findall(v)
         if len(found) == 1 and len(found[0]) <= 18:
             return int(found[0])

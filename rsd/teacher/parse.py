@@ -105,7 +105,7 @@ def extract_json(text: str) -> tuple[Any, int] | None:
         got = _loads(piece) if piece else None
         if got is not None and isinstance(got[0], (dict, list)):
             found.append(got)
-    if not any(_objects_of(v) is not None for v, _ in found):
+    if not any(_find_answer(v) is not None for v, _ in found):
         starts = [m.start() for m in re.finditer(r"\{", text)][:MAX_CANDIDATES]
         covered = -1
         for s in starts:
@@ -119,9 +119,24 @@ def extract_json(text: str) -> tuple[Any, int] | None:
                 found.append(got)
                 covered = end
     for value, repairs in found:
-        if _objects_of(value) is not None:
-            return value, repairs
+        answer = _find_answer(value)
+        if answer is not None:
+            return answer, repairs
     return found[0] if found else None
+
+
+def _find_answer(value: Any, depth: int = 0) -> Any | None:
+    """``value`` itself if it holds an object list, else the first such mapping nested in it
+    (e.g. ``{"answer": {"objects": [...]}}``), up to 4 levels down."""
+    if _objects_of(value) is not None:
+        return value
+    if depth < 4 and isinstance(value, Mapping):
+        for child in value.values():
+            if isinstance(child, Mapping):
+                found = _find_answer(child, depth + 1)
+                if found is not None:
+                    return found
+    return None
 
 
 def _objects_of(value: Any) -> list | None:

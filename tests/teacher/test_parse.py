@@ -159,6 +159,12 @@ def test_failures_keep_raw_text():
     assert parse("", error="http_500").failure_reason == "http_500"
 
 
+def test_nested_answer_is_found():
+    ra = parse(json.dumps({"answer": {"result": GOOD}, "note": {"objects": "n/a"}}))
+    check_invariants(ra)
+    assert ra.status is Status.OK and ra.scene_risk == 0.6
+
+
 def test_top_level_list_and_aliases():
     ra = parse(json.dumps([{"object_id": "#2", "score": 0.5, "rank": 1}]))
     check_invariants(ra)
@@ -187,17 +193,8 @@ def test_position_answers_match_through_the_transform():
 
 
 def test_match_helpers():
-    assert [as_int(v) for v in (3, 3.0, "3", "#3", "car 3", 3.5, "1 2", True, None)] == [
-        3,
-        3,
-        3,
-        3,
-        3,
-        None,
-        None,
-        None,
-        None,
-    ]
+    ids = [as_int(v) for v in (3, 3.0, "3", "#3", "car 3", 3.5, "1 2", True, None, "3.0", "1e30")]
+    assert ids == [3, 3, 3, 3, 3, None, None, None, None, 3, None]
     assert [as_score(v) for v in ("50%", " 0.2 ", "nan", float("inf"), [], "x")] == [
         0.5,
         0.2,
