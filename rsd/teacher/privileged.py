@@ -74,9 +74,9 @@ class PrivilegedConfig:
     """Agent deceleration (m/s^2) that counts as braking in categories and rationales."""
 
 
-def _ramp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _ramp(x: np.ndarray | float, lo: float, hi: float) -> np.ndarray:
     """0 at ``lo``, 1 at ``hi`` (works for ``hi < lo`` too), clipped."""
-    return np.clip((np.asarray(x, dtype=np.float64) - lo) / (hi - lo), 0.0, 1.0)
+    return np.minimum(np.maximum((np.asarray(x, dtype=np.float64) - lo) / (hi - lo), 0.0), 1.0)
 
 
 def _fill_invalid(traj: np.ndarray, valid: np.ndarray, vel: np.ndarray) -> np.ndarray:
@@ -118,19 +118,18 @@ def _along(path: np.ndarray, s: np.ndarray) -> np.ndarray:
 def _project(path: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Arc length ``s`` and signed lateral offset ``d`` (left +) of points (N, 2) on a polyline
     (M, 2); the last segment is extended to infinity."""
-    a, seg = path[:-1], np.diff(path, axis=0)
-    length = np.maximum(np.hypot(seg[:, 0], seg[:, 1]), 1e-9)
-    rel = pts[:, None, :] - a[None]  # (N, M-1, 2)
-    u = (rel[..., 0] * seg[:, 0] + rel[..., 1] * seg[:, 1]) / length**2
-    u = np.clip(u, 0.0, None)
+    a, seg = path[:-1], path[1:] - path[:-1]
+    l2 = np.maximum(seg[:, 0] ** 2 + seg[:, 1] ** 2, 1e-18)
+    rx, ry = pts[:, None, 0] - a[:, 0], pts[:, None, 1] - a[:, 1]  # (N, M-1)
+    u = np.maximum((rx * seg[:, 0] + ry * seg[:, 1]) / l2, 0.0)
     u[:, :-1] = np.minimum(u[:, :-1], 1.0)
-    foot = a[None] + u[..., None] * seg[None]
-    dist = np.hypot(pts[:, None, 0] - foot[..., 0], pts[:, None, 1] - foot[..., 1])
-    j = np.argmin(dist, axis=1)
+    d2 = (rx - u * seg[:, 0]) ** 2 + (ry - u * seg[:, 1]) ** 2
+    j = np.argmin(d2, axis=1)
     n = np.arange(len(pts))
-    cross = seg[j, 0] * rel[n, j, 1] - seg[j, 1] * rel[n, j, 0]
+    cross = seg[j, 0] * ry[n, j] - seg[j, 1] * rx[n, j]
+    length = np.sqrt(l2)
     cum = np.concatenate([[0.0], np.cumsum(length)])
-    return cum[j] + u[n, j] * length[j], np.sign(cross) * dist[n, j]
+    return cum[j] + u[n, j] * length[j], np.copysign(np.sqrt(d2[n, j]), cross)
 
 
 @dataclass
@@ -160,7 +159,9 @@ def _agents(frame: Frame) -> _Agents:
     keys[..., :2] = _fill_invalid(keys[..., :2], valid, vel)
     steps = np.arange(t + 1)
     last = np.maximum.accumulate(np.where(valid, steps, 0), axis=1)
-    keys[..., 2] = np.unwrap(np.take_along_axis(keys[..., 2], last, axis=1), axis=1)
+    yaw = np.take_along_axis(keys[..., 2], last, axis=1)
+    turn = (np.diff(yaw, axis=1) + np.pi) % (2 * np.pi) - np.pi  # unwrapped yaw
+    keys[..., 2] = np.concatenate([yaw[:, :1], yaw[:, :1] + np.cumsum(turn, axis=1)], axis=1)
     return _Agents(
         ids=np.array([a.id for a in ags], dtype=np.int64),
         cls=np.array([int(a.cls) for a in ags], dtype=np.int64),
@@ -207,16 +208,18 @@ def _first_contact(dist: np.ndarray, times: np.ndarray, contact: float) -> np.nd
 def _continue_along_lane(path: np.ndarray, frame: Frame, length: float = 80.0) -> np.ndarray:
     """Extend a path (M, 2) by up to ``length`` m along the lane its end lies in (the lane
     whose centreline is nearest and runs the same way), shifted to pass through the end."""
-    lanes = [np.asarray(ln.centre, np.float64) for ln in frame.lanes if len(ln.centre) >= 2]
+    lanes = [ln.centre for ln in frame.lanes if len(ln.centre) >= 2]
     if not lanes:
         return path
     end, heading = path[-1], path[-1] - path[-2]
     counts = np.array([len(c) for c in lanes])
     starts = np.cumsum(counts) - counts
-    pts = np.concatenate(lanes)
+    pts = np.concatenate(lanes).astype(np.float64)
     owner = np.repeat(np.arange(len(lanes)), counts)
-    for j in np.argsort(np.hypot(pts[:, 0] - end[0], pts[:, 1] - end[1]))[:4]:
-        centre = lanes[owner[j]]
+    d2 = (pts[:, 0] - end[0]) ** 2 + (pts[:, 1] - end[1]) ** 2
+    near = np.argpartition(d2, 3)[:4] if len(d2) > 4 else np.arange(len(d2))
+    for j in near[np.argsort(d2[near])]:
+        centre = np.asarray(lanes[owner[j]], np.float64)
         i = min(int(j - starts[owner[j]]), len(centre) - 2)
         if float((centre[i + 1] - centre[i]) @ heading) <= 0:
             continue
@@ -291,11 +294,10 @@ class PrivilegedTeacher:
         lane = next((ln for ln in frame.lanes if ln.lane_id == ego.lane_id), None)
         if lane is not None and len(lane.centre) >= 2:
             centre = np.asarray(lane.centre, np.float64)
-            s0, d0 = _project(centre, np.zeros((1, 2)))
-            s_lane, d_lane = _project(centre, ekeys[1:, :2])
+            s_lane, d_lane = _project(centre, ekeys[:, :2])  # origin first
+            s0, d0 = s_lane[:1], d_lane[:1]
             total = np.hypot(*np.diff(centre, axis=0).T).sum()
-            inside = s_lane <= total
-            dev = np.abs(d_lane - d0[0])[inside]
+            dev = np.abs(d_lane[1:] - d0[0])[s_lane[1:] <= total]
             swerve = float(_ramp(dev.max(), 0.5, 3.5)) if dev.size else 0.0
             if swerve > 0:
                 shifted = _along(centre, s0[0] + v * times)
@@ -415,10 +417,11 @@ class PrivilegedTeacher:
         order = np.lexsort((f["ids"], dist, f["ttc"], -np.round(risk, 6)))
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(1, len(order) + 1)
+        rounded = np.round(risk, 4).tolist()
         objects = [
             ObjectRisk(
                 object_id=int(f["ids"][i]),
-                risk=float(round(risk[i], 4)),
+                risk=rounded[i],
                 rank=int(rank[i]),
                 category=_CATS[f["cat"][i]],
                 rationale=self._rationale(f, i, _CATS[f["cat"][i]]),
@@ -429,7 +432,7 @@ class PrivilegedTeacher:
             frame_id=frame.frame_id,
             teacher_id=self.teacher_id,
             prompt_version=self.prompt_version,
-            scene_risk=float(round(risk.max(), 4)),
+            scene_risk=max(rounded),
             objects=objects,
         )
 
@@ -439,7 +442,7 @@ class PrivilegedTeacher:
         name = f"{_CLASS[AgentClass(int(f['cls'][i]))]} {int(f['ids'][i])}"
         rel, x = float(f["rel"][i]), float(f["x"][i])
         where = _where(rel, x)
-        lane = _where(rel, x).split(" m ", 1)[1]  # "ahead in the ego lane"
+        lane = where.split(" m ", 1)[1]  # "ahead in the ego lane"
         ttc = float(f["ttc"][i])
         ttc_s = f"TTC {ttc:.1f} s" if np.isfinite(ttc) else "no collision course"
         near = f"closest gap {f['d_min'][i]:.1f} m at {f['t_min'][i]:.1f} s"
