@@ -207,8 +207,11 @@ def parse_assessment(
     ``error`` is the backend's failure reason, if the request failed; ``transform`` lets
     entries given in image coordinates match objects (see :mod:`rsd.teacher.match`).
     """
-    common = {"teacher_id": teacher_id, "prompt_version": prompt_version}
-    common["latency_s"] = float(latency_s) if math.isfinite(latency_s) else None
+    common = {"teacher_id": teacher_id, "prompt_version": prompt_version, "latency_s": None}
+    if isinstance(latency_s, int | float) and math.isfinite(latency_s):
+        common["latency_s"] = float(latency_s)
+    if text is not None and not isinstance(text, str):
+        text, error = None, error or "not_text"
     try:
         if error is not None or text is None:
             return _failed(frame, str(error or "no_answer")[:64], text, **common)

@@ -157,6 +157,8 @@ def test_failures_keep_raw_text():
     assert ra.failure_reason == "timeout" and ra.raw_text is None and ra.latency_s == 0.3
     assert parse(None).failure_reason == "no_answer"
     assert parse("", error="http_500").failure_reason == "http_500"
+    odd = parse(b"bytes", latency_s=None)  # type: ignore[arg-type]
+    assert odd.failure_reason == "not_text" and odd.latency_s is None
 
 
 def test_nested_answer_is_found():
