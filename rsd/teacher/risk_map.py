@@ -116,7 +116,7 @@ def paint_risk(
         future: (K, T, 3) future ``(x, y, yaw)`` per object (only with ``cfg.sweep_future``).
         future_valid: (K, T) bool.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(len(risks), -1)
+    boxes = np.asarray(boxes, dtype=np.float64)
     risks = np.clip(np.asarray(risks, dtype=np.float64), 0.0, 1.0)
     keep = np.flatnonzero(risks > 0)
     img = Image.new("F", (grid.width, grid.height))

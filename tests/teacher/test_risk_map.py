@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -73,6 +75,13 @@ def test_risk_zero_paints_nothing(frames: list[Frame]) -> None:
     heat = risk_map(frame, _assessment(frame, {}), GRID, RiskMapConfig())
     assert not heat.any()
     assert not risk_map(frame, None, GRID).any()
+
+
+def test_no_agents_no_risk(frames: list[Frame]) -> None:
+    empty = dataclasses.replace(frames[5], agents=[])
+    assert not risk_map(empty, _assessment(empty, {}), GRID).any()
+    heat = paint_risk(np.zeros((0, 8)), np.zeros(0), GRID, RiskMapConfig(), np.zeros((0, 6, 3)))
+    assert heat.shape == GRID.shape and not heat.any()
 
 
 def test_overlap_keeps_the_maximum() -> None:
