@@ -6,11 +6,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rsd.scene import Frame
 from rsd.sim.recorder import record_episode
 from rsd.teacher.privileged import PrivilegedConfig, PrivilegedTeacher
 from rsd.teacher.schema import RiskAssessment, RiskCategory, Teacher
+from tests.data.frames import make_frame
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +152,25 @@ def test_config_changes_the_judgement(episodes) -> None:
     assert strict.assess([frame])[0].by_id()[lead].risk < (
         PrivilegedTeacher().assess([frame])[0].by_id()[lead].risk
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n_agents=st.integers(0, 6),
+    n_lanes=st.integers(0, 3),
+    standing=st.booleans(),
+)
+def test_any_frame_gives_a_well_formed_assessment(seed, n_agents, n_lanes, standing) -> None:
+    """Random poses, futures, validity masks and lane polylines (even a standing ego with a
+    degenerate plan): the teacher never raises and its output stays within the schema."""
+    frame = make_frame("fuzz", seed, seed % 7, np.random.default_rng(seed), n_agents, n_lanes)
+    if standing:
+        frame.ego.future[:] = 0.0
+        frame.ego.speed = 0.0
+    a = PrivilegedTeacher().assess([frame])[0]
+    ids = sorted(ag.id for ag in frame.agents)
+    assert sorted(o.object_id for o in a.objects) == ids
+    assert sorted(o.rank for o in a.objects) == list(range(1, len(ids) + 1))
+    assert all(np.isfinite(o.risk) and 0.0 <= o.risk <= 1.0 for o in a.objects)
+    assert RiskAssessment.model_validate_json(a.model_dump_json()) == a
