@@ -6,8 +6,10 @@ sampled every ``dt`` (0.1 s) from 0 to ``horizon`` (4 s); agent futures are the 
 Three ego motions are compared with each agent's real future:
 
 * **plan**: the expert's recorded future (what happened), to ``FUTURE_STEPS`` x 0.5 = 3 s;
-* **no-brake**: the ego keeps its current speed ``v`` along the plan's path (extended straight);
-* **keep-lane**: the ego keeps ``v`` along its lane centreline (only when the plan leaves it).
+* **no-brake**: the ego keeps its current speed ``v`` along the plan's path (continued along the
+  lane the plan ends in, then straight);
+* **keep-lane**: the ego keeps ``v`` along its lane centreline at its present lateral offset
+  (``lane_offset``), only when the plan leaves the lane (a lane change or a swerve).
 
 Box distance ``d(t)`` is the gap between the ego box and the agent box expanded to its
 axis-aligned extent in the ego's heading at ``t`` (exact for parallel boxes, conservative
