@@ -270,7 +270,8 @@ def test_factory_wraps_in_noise_and_builds_vlm_teachers(tmp_path) -> None:
     pytest.importorskip("rsd.teacher.privileged")
     pytest.importorskip("rsd.teacher.noisy")
     noisy = make_teacher("privileged", noise=0.25, noise_seed=3)
-    assert noisy.teacher_id == "noisy(0.25,privileged)" and noisy.base.teacher_id == "privileged"
+    assert noisy.teacher_id == "noisy(0.25,seed=3,privileged)"
+    assert noisy.base.teacher_id == "privileged"
     assert make_teacher("privileged", horizon=3.0).config.horizon == 3.0
     with pytest.raises(ConfigError, match="unknown option"):
         make_teacher("privileged", model_dir="x")

@@ -49,7 +49,8 @@ class NoisyTeacher:
         self.base = base
         self.rate = float(rate)
         self.seed = int(seed)
-        self.teacher_id = f"noisy({rate},{base.teacher_id})"
+        # the seed is part of the id: two noise seeds are two teachers (and two cache keys)
+        self.teacher_id = f"noisy({rate},seed={self.seed},{base.teacher_id})"
         self.prompt_version = base.prompt_version
 
     def assess(self, frames: Sequence[Frame]) -> list[RiskAssessment]:

@@ -338,7 +338,9 @@ class PrivilegedTeacher:
         dyaw = np.abs(np.angle(np.exp(1j * ag.now[:, 2])))
         follow = on_path & (dyaw < 0.6)  # a lead: same direction, on the path
         closing = np.where(ahead, v - v_l, v_l - v)
-        lane_ttc = np.where((on_now | behind_lane) & (closing > 0.1), gap / closing, np.inf)
+        lane_ttc = np.where(
+            (on_now | behind_lane) & (closing > 0.1), gap / np.maximum(closing, 0.1), np.inf
+        )
         ttc = np.minimum(np.minimum(ttc_nb, ttc_kl), lane_ttc)
         v_rel = np.hypot(ag.vel[:, 0] - v, ag.vel[:, 1])
         sev = np.clip(0.4 + v_rel / 10.0, 0.4, 1.0)

@@ -65,7 +65,7 @@ class RiskAssessment(BaseModel):
 
     frame_id: str
     teacher_id: str
-    """e.g. ``privileged``, ``openai:qwen2.5-vl-7b``, ``noisy(0.25,privileged)``."""
+    """e.g. ``privileged``, ``openai:qwen2.5-vl-7b``, ``noisy(0.25,seed=0,privileged)``."""
     prompt_version: str
     scene_risk: float = Field(ge=0.0, le=1.0, default=0.0)
     objects: list[ObjectRisk] = Field(default_factory=list)

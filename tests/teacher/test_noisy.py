@@ -72,7 +72,7 @@ def _agreement(frames, base, noisy) -> float:
 def test_is_a_teacher_with_its_id(base) -> None:
     t = NoisyTeacher(_Fixed(base), 0.25)
     assert isinstance(t, Teacher)
-    assert t.teacher_id == "noisy(0.25,fixed)" and t.prompt_version == "v0"
+    assert t.teacher_id == "noisy(0.25,seed=0,fixed)" and t.prompt_version == "v0"
     with pytest.raises(ValueError):
         NoisyTeacher(_Fixed(base), 1.5)
 
@@ -80,7 +80,7 @@ def test_is_a_teacher_with_its_id(base) -> None:
 def test_rate_zero_is_the_identity(frames, base) -> None:
     out = NoisyTeacher(_Fixed(base), 0.0, seed=3).assess(frames)
     for a, n in zip(base, out, strict=True):
-        assert n.teacher_id == "noisy(0.0,fixed)"
+        assert n.teacher_id == "noisy(0.0,seed=3,fixed)"
         assert n.model_dump(exclude={"teacher_id"}) == a.model_dump(exclude={"teacher_id"})
 
 
