@@ -83,8 +83,10 @@ def layout_of(env_id: str) -> str:
             return key
     if "highway" in env_id:
         return "straight"
-    raise ValueError(f"unsupported env id {env_id!r}: use a highway, merge, roundabout or "
-                     "intersection environment")
+    raise ValueError(
+        f"unsupported env id {env_id!r}: use a highway, merge, roundabout or "
+        "intersection environment"
+    )
 
 
 def base_config(env_id: str, duration: float) -> dict[str, Any]:

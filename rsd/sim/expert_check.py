@@ -44,8 +44,15 @@ def run_one(scenario: str, seed: int) -> EpisodeResult:
         speed_sum += ep.ego.speed
     ep.close()
     return EpisodeResult(
-        scenario, seed, ep.success, ep.crashed, ep.offroad, ep.reached_goal,
-        speed_sum / max(ep.step_count, 1), ep.step_count, time.perf_counter() - t0,
+        scenario,
+        seed,
+        ep.success,
+        ep.crashed,
+        ep.offroad,
+        ep.reached_goal,
+        speed_sum / max(ep.step_count, 1),
+        ep.step_count,
+        time.perf_counter() - t0,
     )
 
 
@@ -54,15 +61,23 @@ def _run_pair(pair: tuple[str, int]) -> EpisodeResult:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenarios", default="", help="comma-separated names or YAML paths "
-                        "(default: every built-in scenario)")
+    parser.add_argument(
+        "--scenarios",
+        default="",
+        help="comma-separated names or YAML paths (default: every built-in scenario)",
+    )
     parser.add_argument("--seeds", type=int, default=50, help="episodes per scenario")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
-    parser.add_argument("--min-success", type=float, default=95.0,
-                        help="fail (exit 1) when a scenario's success rate %% is below this")
-    parser.add_argument("--show-failures", action="store_true",
-                        help="list the seeds that failed and why")
+    parser.add_argument(
+        "--min-success",
+        type=float,
+        default=95.0,
+        help="fail (exit 1) when a scenario's success rate %% is below this",
+    )
+    parser.add_argument(
+        "--show-failures", action="store_true", help="list the seeds that failed and why"
+    )
 
 
 def summarise(results: list[EpisodeResult], scenarios: list[str]) -> list[dict]:
@@ -71,22 +86,26 @@ def summarise(results: list[EpisodeResult], scenarios: list[str]) -> list[dict]:
         rs = [r for r in results if r.scenario == name]
         n = max(len(rs), 1)
         steps = sum(r.steps for r in rs)
-        rows.append({
-            "scenario": name,
-            "episodes": len(rs),
-            "success": 100.0 * sum(r.success for r in rs) / n,
-            "collisions": sum(r.crashed for r in rs),
-            "offroad": sum(r.offroad for r in rs),
-            "goal": sum(r.goal for r in rs),
-            "mean_speed": sum(r.mean_speed for r in rs) / n,
-            "ms_per_step": 1000.0 * sum(r.seconds for r in rs) / max(steps, 1),
-        })
+        rows.append(
+            {
+                "scenario": name,
+                "episodes": len(rs),
+                "success": 100.0 * sum(r.success for r in rs) / n,
+                "collisions": sum(r.crashed for r in rs),
+                "offroad": sum(r.offroad for r in rs),
+                "goal": sum(r.goal for r in rs),
+                "mean_speed": sum(r.mean_speed for r in rs) / n,
+                "ms_per_step": 1000.0 * sum(r.seconds for r in rs) / max(steps, 1),
+            }
+        )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'scenario':<16}{'episodes':>9}{'success %':>11}{'collisions':>11}"
-            f"{'off-road':>9}{'goal':>6}{'mean v m/s':>11}{'ms/step':>9}")
+    head = (
+        f"{'scenario':<16}{'episodes':>9}{'success %':>11}{'collisions':>11}"
+        f"{'off-road':>9}{'goal':>6}{'mean v m/s':>11}{'ms/step':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
@@ -119,8 +138,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.update()
     rows = summarise(results, names)
     print(format_table(rows))
-    print(f"{len(pairs)} episodes in {time.perf_counter() - t0:.1f} s wall "
-          f"({args.workers} worker{'s' if args.workers != 1 else ''})")
+    print(
+        f"{len(pairs)} episodes in {time.perf_counter() - t0:.1f} s wall "
+        f"({args.workers} worker{'s' if args.workers != 1 else ''})"
+    )
     if args.show_failures:
         for r in results:
             if not r.success:

@@ -55,8 +55,15 @@ def make_npc(
     cls = cls if cls is not None else AgentClass[_weighted(ep, ep.spec.class_mix).upper()]
     behaviour = behaviour or _weighted(ep, ep.spec.behaviour_mix)
     length, width, height = draw_size(cls, ep.spec.size_jitter, ep.rng)
-    v = NPC(ep.road, lane.position(s, 0.0), lane.heading_at(s), speed,
-            target_lane_index=lane_index, route=route, enable_lane_change=lane_change)
+    v = NPC(
+        ep.road,
+        lane.position(s, 0.0),
+        lane.heading_at(s),
+        speed,
+        target_lane_index=lane_index,
+        route=route,
+        enable_lane_change=lane_change,
+    )
     set_size(v, length, width)
     v.apply_profile("scripted" if behaviour == "scripted" else behaviour, target_speed)
     if cls == AgentClass.TRUCK:
@@ -91,13 +98,24 @@ def _set_route(ep: Episode, route: list) -> None:
 
 
 def populate(ep: Episode) -> None:
-    {"straight": _straight, "merge": _merge, "roundabout": _roundabout,
-     "intersection": _intersection}[ep.layout](ep)
+    {
+        "straight": _straight,
+        "merge": _merge,
+        "roundabout": _roundabout,
+        "intersection": _intersection,
+    }[ep.layout](ep)
 
 
 # ---- straight highway ----------------------------------------------------------------------
-def _fill_lanes(ep: Episode, road: tuple[str, str], lanes: int, s_ego: float,
-                lo: float, hi: float, keep_out: dict[int, tuple[float, float]]) -> None:
+def _fill_lanes(
+    ep: Episode,
+    road: tuple[str, str],
+    lanes: int,
+    s_ego: float,
+    lo: float,
+    hi: float,
+    keep_out: dict[int, tuple[float, float]],
+) -> None:
     """Place ``traffic.count`` NPCs on ``lanes`` lanes within [lo, hi] m (lane s)."""
     p = ep.params
     count, gap = int(p["traffic.count"]), float(p["traffic.gap"])
@@ -147,23 +165,44 @@ def _straight(ep: Episode) -> None:
     for i, ev in events:
         if isinstance(ev, BrakeEvent):
             gap = float(p[f"events[{i}].gap"])
-            lead = make_npc(ep, ego_lane, s_ego + gap + ep.ego.LENGTH / 2 + 2.5, speed,
-                            ep.ego_target_speed, behaviour="scripted", cls=AgentClass.CAR,
-                            lane_change=False)
-            script = BrakeScript(float(p[f"events[{i}].at"]), float(p[f"events[{i}].decel"]),
-                                 float(p[f"events[{i}].hold"]))
+            lead = make_npc(
+                ep,
+                ego_lane,
+                s_ego + gap + ep.ego.LENGTH / 2 + 2.5,
+                speed,
+                ep.ego_target_speed,
+                behaviour="scripted",
+                cls=AgentClass.CAR,
+                lane_change=False,
+            )
+            script = BrakeScript(
+                float(p[f"events[{i}].at"]),
+                float(p[f"events[{i}].decel"]),
+                float(p[f"events[{i}].hold"]),
+            )
             lead.script = script
             ep.scripts.append((ep.agent_by_vehicle(lead).id, script))
         elif isinstance(ev, CutInEvent):
             k = p[f"events[{i}].lane"]
             dv = float(p[f"events[{i}].speed_delta"])
-            cutter = make_npc(ep, ("0", "1", k), s_ego - 25.0, speed + dv,
-                              ep.ego_target_speed + dv, behaviour="aggressive",
-                              cls=AgentClass.CAR, lane_change=False)
+            cutter = make_npc(
+                ep,
+                ("0", "1", k),
+                s_ego - 25.0,
+                speed + dv,
+                ep.ego_target_speed + dv,
+                behaviour="aggressive",
+                cls=AgentClass.CAR,
+                lane_change=False,
+            )
             cutter.target_speed = ep.ego_target_speed + dv
-            script = CutInScript(ep.ego, float(p[f"events[{i}].at"]),
-                                 float(p[f"events[{i}].gap"]), float(p[f"events[{i}].decel"]),
-                                 float(p[f"events[{i}].brake_time"]))
+            script = CutInScript(
+                ep.ego,
+                float(p[f"events[{i}].at"]),
+                float(p[f"events[{i}].gap"]),
+                float(p[f"events[{i}].decel"]),
+                float(p[f"events[{i}].brake_time"]),
+            )
             cutter.script = script
             ep.scripts.append((ep.agent_by_vehicle(cutter).id, script))
 
@@ -287,8 +326,13 @@ def after_step(ep: Episode) -> None:
                 _intersection_npc(ep, lane_index, s)
             else:
                 speed = float(ep.params["traffic.speed"])
-                make_npc(ep, lane_index, s, speed, ep.ego_target_speed
-                         * float(ep.rng.uniform(0.85, 1.05)))
+                make_npc(
+                    ep,
+                    lane_index,
+                    s,
+                    speed,
+                    ep.ego_target_speed * float(ep.rng.uniform(0.85, 1.05)),
+                )
     keep: list[Any] = []
     for v in ep.road.vehicles:
         if v is not ep.ego:

@@ -97,9 +97,7 @@ def _positive(v: Any, what: str = "value") -> Any:
     for t, low in lows.items():
         if isinstance(v, t) and low(v) < 0:
             raise ValueError(f"{what} must be >= 0, got lower bound {low(v)}")
-    if isinstance(v, Choice) and any(
-        not isinstance(c, (int, float)) or c < 0 for c in v.choice
-    ):
+    if isinstance(v, Choice) and any(not isinstance(c, (int, float)) or c < 0 for c in v.choice):
         raise ValueError(f"{what} choices must be numbers >= 0")
     return v
 

@@ -18,14 +18,30 @@ def test_scenarios_lists_every_builtin(capsys):
 
 def test_scenarios_validates_a_custom_file(tmp_path, capsys):
     f = tmp_path / "mine.yaml"
-    f.write_text(yaml.safe_dump({
-        "name": "mine", "skill": "nominal", "env_id": "highway-v0", "duration": 10,
-        "traffic": {"count": {"randint": [2, 4]}},
-    }))
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "skill": "nominal",
+                "env_id": "highway-v0",
+                "duration": 10,
+                "traffic": {"count": {"randint": [2, 4]}},
+            }
+        )
+    )
     assert main(["scenarios", "--scenario-file", str(f)]) == 0
     assert "traffic.count" in capsys.readouterr().out
-    f.write_text(yaml.safe_dump({"name": "mine", "skill": "nominal", "env_id": "highway-v0",
-                                 "duration": 10, "ego": {"speed": "fast"}}))
+    f.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "skill": "nominal",
+                "env_id": "highway-v0",
+                "duration": 10,
+                "ego": {"speed": "fast"},
+            }
+        )
+    )
     assert main(["scenarios", "--scenario-file", str(f)]) == 2
     assert "ego.speed" in capsys.readouterr().err
 
@@ -38,5 +54,7 @@ def test_expert_check_prints_the_table_and_passes(capsys):
 
 def test_expert_check_fails_below_the_threshold(capsys):
     # an impossible threshold must make the command fail
-    assert main(["expert-check", "--scenarios", "highway", "--seeds", "1",
-                 "--min-success", "101"]) == 1
+    assert (
+        main(["expert-check", "--scenarios", "highway", "--seeds", "1", "--min-success", "101"])
+        == 1
+    )

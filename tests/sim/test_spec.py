@@ -62,8 +62,10 @@ def test_drawn_params_stay_inside_their_ranges(name):
 def test_sudden_brake_is_really_hard():
     ev = load_scenario("sudden_brake").events[0]
     assert ev.decel.uniform == (6.0, 8.0)
-    decels = [draw_params(load_scenario("sudden_brake"), np.random.default_rng(s))
-              ["events[0].decel"] for s in range(30)]
+    decels = [
+        draw_params(load_scenario("sudden_brake"), np.random.default_rng(s))["events[0].decel"]
+        for s in range(30)
+    ]
     assert min(decels) >= 6.0 and max(decels) <= 8.0 and np.std(decels) > 0.3
 
 
