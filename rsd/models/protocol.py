@@ -1,0 +1,64 @@
+"""The contract between driving models, the RiskHead plug-in, the losses and training.
+
+A driving model is a :class:`BEVBackbone`: it turns a batch into BEV features (``encode``) and
+reads (possibly modulated) BEV features with its heads (``decode``). The RiskHead plug-in sits
+between the two without editing the model.
+
+Batch (from ``rsd.data.dataset.collate`` over ``BEVDataset`` / ``RiskTargetDataset``), shapes:
+
+* ``bev`` (B, C, H, W) float — rasterised input, H along x (row 0 = far front), W along y
+  (col 0 = far left); grid ``rsd.data.raster.BEVGrid`` (default 160 x 64 at 0.5 m).
+* ``command`` (B,) long (``rsd.scene.Command``); ``ego_status`` (B, 4) = speed m/s, accel
+  m/s^2, yaw rate rad/s, lane offset m; ``ego_size`` (B, 3) = l, w, h.
+* targets: ``ego_future`` (B, T=6, 3) x, y, yaw; ``ego_future_valid`` (B, T); ``agent_boxes``
+  (B, K, 8) = x, y, l, w, h, yaw, vx, vy; ``agent_cls`` (B, K) (-1 pad); ``agent_mask``,
+  ``agent_in_grid`` (B, K) bool; ``agent_future`` (B, K, T, 3) + ``agent_future_valid``;
+  ``target_maps`` (B, 2, H, W) = drivable area, lane boundaries.
+* risk targets (RSD variant): ``risk_map`` (B, 1, H, W) in [0, 1]; ``agent_risk`` (B, K);
+  ``agent_rank`` (B, K) (1 = most risky, 0 = unknown); ``agent_risk_valid`` (B, K);
+  ``risk_valid`` (B,) bool; ``scene_risk`` (B,).
+
+Model outputs (dict of tensors; keys a model does not produce are absent):
+
+* planning: ``plan_traj`` (B, M, T, 2) waypoints (x, y) in the ego frame for M modes;
+  ``plan_scale`` (B, M, T, 2) > 0 Laplace scales (m); ``plan_logits`` (B, M); ``plan``
+  (B, T, 2) the most likely mode's waypoints.
+* detection (centre heatmap on the feature grid, stride ``det_stride`` cells of the BEV
+  grid): ``det_heatmap`` (B, n_cls, Hf, Wf) logits; ``det_offset`` (B, 2, Hf, Wf) sub-cell
+  centre offset in cells (x, y order as rows, cols); ``det_size`` (B, 3, Hf, Wf) log l, w, h;
+  ``det_yaw`` (B, 2, Hf, Wf) sin, cos; ``det_vel`` (B, 2, Hf, Wf) vx, vy m/s.
+* map (auxiliary): ``map_logits`` (B, 2, H, W) drivable / boundary logits.
+* risk (RiskHead attached): ``risk_logits`` (B, 1, H, W) and ``risk_map`` (sigmoid) on the
+  full BEV grid; ``agent_risk_pred`` (B, K) read out at the agents' centres.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+from torch import Tensor
+
+Batch = dict[str, Any]
+Outputs = dict[str, Tensor]
+
+
+@runtime_checkable
+class BEVBackbone(Protocol):
+    """Any driving model that hands over its BEV features before its planner reads them."""
+
+    bev_channels: int
+    """C of the features returned by :meth:`encode`."""
+    feature_stride: int
+    """BEV grid cells per feature cell: features are (H / stride, W / stride)."""
+
+    def encode(self, batch: Batch) -> Tensor:
+        """(B, C, Hf, Wf) BEV features."""
+        ...
+
+    def decode(self, features: Tensor, batch: Batch) -> Outputs:
+        """All heads (detection, planning...) reading ``features``; see the module doc."""
+        ...
+
+    def forward(self, batch: Batch) -> Outputs:
+        """``decode(encode(batch), batch)``."""
+        ...
