@@ -295,20 +295,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rsd.annotate ...``: the subcommand without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="rsd annotate")
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ConfigError as e:
-        print(f"rsd annotate: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nrsd annotate: interrupted; committed batches are kept, re-run to resume.",
-            file=sys.stderr,
-        )
-        return 130
+    """``python -m rsd.annotate ...``: the same as ``rsd annotate ...``."""
+    from rsd.cli import main as cli_main
+
+    return cli_main(["annotate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -382,19 +382,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rsd.generate ...``: the subcommand without the rest of the CLI."""
-    parser = argparse.ArgumentParser(prog="rsd generate")
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except ConfigError as e:
-        print(f"rsd generate: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nrsd generate: interrupted; finished work is kept, re-run to resume.", file=sys.stderr
-        )
-        return 130
+    """``python -m rsd.generate ...``: the same as ``rsd generate ...``."""
+    from rsd.cli import main as cli_main
+
+    return cli_main(["generate", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
