@@ -23,13 +23,32 @@ Model outputs (dict of tensors; keys a model does not produce are absent):
 * planning: ``plan_traj`` (B, M, T, 2) waypoints (x, y) in the ego frame for M modes;
   ``plan_scale`` (B, M, T, 2) > 0 Laplace scales (m); ``plan_logits`` (B, M); ``plan``
   (B, T, 2) the most likely mode's waypoints.
-* detection (centre heatmap on the feature grid, stride ``det_stride`` cells of the BEV
-  grid): ``det_heatmap`` (B, n_cls, Hf, Wf) logits; ``det_offset`` (B, 2, Hf, Wf) sub-cell
-  centre offset in cells (x, y order as rows, cols); ``det_size`` (B, 3, Hf, Wf) log l, w, h;
-  ``det_yaw`` (B, 2, Hf, Wf) sin, cos; ``det_vel`` (B, 2, Hf, Wf) vx, vy m/s.
-* map (auxiliary): ``map_logits`` (B, 2, H, W) drivable / boundary logits.
+* detection (centre heatmap on the feature grid, ``s = model.feature_stride`` cells of the
+  BEV grid per feature cell, Hf = H / s, Wf = W / s): ``det_heatmap`` (B, n_cls, Hf, Wf)
+  logits; ``det_offset`` (B, 2, Hf, Wf) sub-cell centre offset (row, col); ``det_size``
+  (B, 3, Hf, Wf) log l, w, h; ``det_yaw`` (B, 2, Hf, Wf) sin, cos; ``det_vel`` (B, 2, Hf, Wf)
+  vx, vy m/s. Absent for models without detection (CNNPlanner).
+* map (auxiliary): ``map_logits`` (B, 2, H, W) drivable / boundary logits
+  (``target_maps`` channels).
 * risk (RiskHead attached): ``risk_logits`` (B, 1, H, W) and ``risk_map`` (sigmoid) on the
-  full BEV grid; ``agent_risk_pred`` (B, K) read out at the agents' centres.
+  full BEV grid; with ``agent_boxes`` in the batch, ``agent_risk_logits`` (B, K) = the
+  ``risk_logits`` read out bilinearly at each agent's centre and ``agent_risk_pred`` (B, K)
+  its sigmoid, in [0, 1] (valid where ``agent_mask & agent_in_grid``).
+
+Detection target conventions (encoded by ``rsd.losses.detection_targets``, decoded by
+``rsd.models.detection.decode_detections``; one agent = one row of ``agent_boxes`` with
+``agent_mask & agent_in_grid``):
+
+* ``p = grid.world_to_pixel(xy) / s`` continuous feature-grid ``(row, col)``; the centre cell
+  is ``(i, j) = floor(p)``; ``det_offset`` target at ``(i, j)`` = ``p - (i, j)`` in [0, 1),
+  **row first** (row grows backwards along -x, col grows to the right along -y). Decoding:
+  ``xy = grid.pixel_to_world(((i, j) + offset) * s)``.
+* ``det_size`` = ``log(l, w, h)`` (m); ``det_yaw`` = ``(sin yaw, cos yaw)``, decoded with
+  ``atan2``; ``det_vel`` = ``(vx, vy)`` m/s in the ego frame. Regression targets are read at the
+  centre cell only.
+* ``det_heatmap`` target: per class (``agent_cls``), 1 at the centre cell, a Gaussian splat
+  around it (CenterNet-style), max where agents overlap. Decoding takes 3x3 local maxima of
+  ``sigmoid(det_heatmap)`` (max-pool NMS). Heads start with a heatmap bias of logit(0.1).
 """
 
 from __future__ import annotations
