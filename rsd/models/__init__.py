@@ -1,0 +1,25 @@
+"""Driving models and the RiskHead plug-in; the contract is :mod:`rsd.models.protocol`."""
+
+from rsd.models.backbone import VADLite
+from rsd.models.cnn_planner import CNNPlanner
+from rsd.models.config import BackboneConfig, ModelConfig, RiskHeadConfig, build_model
+from rsd.models.detection import decode_detections
+from rsd.models.protocol import Batch, BEVBackbone, Outputs
+from rsd.models.risk_head import RiskDistilled, RiskHead, attach_risk_head, detach
+
+__all__ = [
+    "BEVBackbone",
+    "BackboneConfig",
+    "Batch",
+    "CNNPlanner",
+    "ModelConfig",
+    "Outputs",
+    "RiskDistilled",
+    "RiskHead",
+    "RiskHeadConfig",
+    "VADLite",
+    "attach_risk_head",
+    "build_model",
+    "decode_detections",
+    "detach",
+]

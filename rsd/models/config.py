@@ -1,0 +1,116 @@
+"""Model configs (frozen dataclasses, loadable with :func:`rsd.config.load_config`) and
+:func:`build_model`, the one place that turns a config into a module."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from torch import nn
+
+from rsd.data.raster import BEVGrid
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        from rsd.config import ConfigError
+
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """A BEV driving model: encoder, detection / map heads and the planner.
+
+    Shared by both kinds; ``cnn`` ignores the detection and attention fields.
+    """
+
+    stem_channels: int = 32
+    """Channels at stride 2."""
+    channels: int = 64
+    """C of the BEV features handed to the heads (and to the RiskHead)."""
+    depth: int = 3
+    """Residual blocks in the last stage."""
+    feature_stride: int = 4
+    """BEV cells per feature cell: 4 -> (160, 64) input gives (40, 16) features. 2 or 4."""
+    n_modes: int = 6
+    """M planning modes."""
+    horizon: int = 6
+    """T waypoints (0.5 s apart)."""
+    n_classes: int = 3
+    """Detection classes (:class:`rsd.scene.AgentClass`)."""
+    use_ego_status: bool = True
+    """Let the planner read ``ego_status``; off, it sees only the raster and the command."""
+    agent_tokens: int = 16
+    """Top-k heatmap peaks the planner attends to (vad)."""
+    plan_dim: int = 64
+    """Width of the planner's queries and tokens."""
+    plan_heads: int = 4
+    plan_layers: int = 1
+    """Rounds of (agents, BEV, feed-forward) for the ego queries (vad)."""
+    step_scale: float = 2.0
+    """Metres per unit of a predicted waypoint step (the residual on the prior)."""
+    scale_floor: float = 0.05
+    """Smallest Laplace scale (m), keeps the NLL finite."""
+
+    def __post_init__(self) -> None:
+        _check(self.feature_stride in (2, 4), "backbone.feature_stride must be 2 or 4")
+        for name in ("stem_channels", "channels", "n_modes", "horizon", "n_classes", "plan_dim"):
+            _check(getattr(self, name) > 0, f"backbone.{name} must be > 0")
+        _check(
+            self.depth >= 0 and self.agent_tokens >= 1, "backbone: depth >= 0, agent_tokens >= 1"
+        )
+        _check(self.plan_dim % self.plan_heads == 0, "backbone.plan_dim % plan_heads must be 0")
+        _check(self.plan_dim % 4 == 0, "backbone.plan_dim must be a multiple of 4")
+        _check(self.scale_floor > 0 and self.step_scale > 0, "backbone: scales must be > 0")
+
+
+@dataclass(frozen=True)
+class RiskHeadConfig:
+    """The RiskHead plug-in: a light encoder-decoder over BEV features."""
+
+    hidden: int = 32
+    """Channels inside the head."""
+    gate_init: float = 1.0
+    """Initial value of the per-channel gate in ``F * (1 + gate * A)``."""
+    use_deformable: bool = True
+    """Add a deformable-attention-style sampling block (offsets + weights, grid_sample)."""
+    deform_heads: int = 4
+    deform_points: int = 4
+    """Sampling points per head and location."""
+    prior: float = 0.05
+    """Initial risk probability everywhere (sets the output bias)."""
+
+    def __post_init__(self) -> None:
+        _check(self.hidden > 0 and self.deform_points > 0, "risk_head: hidden, points > 0")
+        _check(self.hidden % self.deform_heads == 0, "risk_head.hidden % deform_heads must be 0")
+        _check(0.0 < self.prior < 1.0, "risk_head.prior must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which backbone, and whether the RiskHead is attached (the RSD variant)."""
+
+    kind: Literal["vad", "cnn"] = "vad"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    risk_head: RiskHeadConfig = field(default_factory=RiskHeadConfig)
+    risk: bool = True
+    """Attach the RiskHead; False gives the plain baseline."""
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ("vad", "cnn"), f"model.kind must be vad or cnn, got {self.kind!r}")
+
+
+def build_model(cfg: ModelConfig, in_channels: int, grid: BEVGrid | None = None) -> nn.Module:
+    """The model of ``cfg`` for a ``bev`` input of ``in_channels`` channels on ``grid``
+    (default :class:`BEVGrid`); with ``cfg.risk`` the backbone is wrapped in
+    :class:`~rsd.models.risk_head.RiskDistilled`. Every result is a ``BEVBackbone``."""
+    from rsd.models.backbone import VADLite
+    from rsd.models.cnn_planner import CNNPlanner
+    from rsd.models.risk_head import attach_risk_head
+
+    backbone_cls = VADLite if cfg.kind == "vad" else CNNPlanner
+    model = backbone_cls(in_channels, cfg.backbone)
+    if cfg.risk:
+        return attach_risk_head(model, cfg.risk_head, grid or BEVGrid())
+    return model

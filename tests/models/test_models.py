@@ -1,0 +1,191 @@
+"""Both backbones, with and without the RiskHead: the output contract, attach/detach, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rsd.config import ConfigError, from_dict
+from rsd.models import (
+    BackboneConfig,
+    BEVBackbone,
+    CNNPlanner,
+    ModelConfig,
+    RiskDistilled,
+    VADLite,
+    attach_risk_head,
+    build_model,
+    detach,
+)
+from rsd.models.backbone import waypoints_from_steps
+from tests.models.batches import GRID, IN_CHANNELS, make_batch
+
+H, W = GRID.shape
+M, T = 6, 6
+
+
+def _model(kind: str, risk: bool, **backbone) -> torch.nn.Module:
+    torch.manual_seed(0)
+    cfg = ModelConfig(kind=kind, risk=risk, backbone=BackboneConfig(**backbone))
+    return build_model(cfg, IN_CHANNELS, GRID).eval()
+
+
+def _n_params(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("b", [1, 3])
+@pytest.mark.parametrize("risk", [False, True])
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_output_shapes(kind: str, risk: bool, b: int) -> None:
+    model = _model(kind, risk)
+    assert isinstance(model, BEVBackbone)
+    batch = make_batch(b, k=5)
+    with torch.no_grad():
+        feats = model.encode(batch)
+        out = model(batch)
+    s = model.feature_stride
+    assert feats.shape == (b, model.bev_channels, H // s, W // s)
+    expected = {
+        "plan_traj": (b, M, T, 2),
+        "plan_scale": (b, M, T, 2),
+        "plan_logits": (b, M),
+        "plan": (b, T, 2),
+        "map_logits": (b, 2, H, W),
+    }
+    if kind == "vad":
+        hf, wf = H // s, W // s
+        expected |= {
+            "det_heatmap": (b, 3, hf, wf),
+            "det_offset": (b, 2, hf, wf),
+            "det_size": (b, 3, hf, wf),
+            "det_yaw": (b, 2, hf, wf),
+            "det_vel": (b, 2, hf, wf),
+        }
+    if risk:
+        expected |= {
+            "risk_logits": (b, 1, H, W),
+            "risk_map": (b, 1, H, W),
+            "agent_risk_logits": (b, 5),
+            "agent_risk_pred": (b, 5),
+        }
+    assert {k: tuple(v.shape) for k, v in out.items()} == expected
+    assert (out["plan_scale"] >= 0.05).all()
+    best = out["plan_logits"].argmax(1)
+    assert torch.equal(out["plan"], out["plan_traj"][torch.arange(b), best])
+    if risk:
+        assert torch.equal(out["risk_map"], out["risk_logits"].sigmoid())
+
+
+def test_feature_stride_2() -> None:
+    model = _model("vad", True, feature_stride=2)
+    with torch.no_grad():
+        out = model(make_batch(2))
+    assert out["det_heatmap"].shape == (2, 3, H // 2, W // 2)
+    assert out["risk_map"].shape == (2, 1, H, W)
+
+
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_untrained_plan_is_the_constant_speed_prior(kind: str) -> None:
+    """The output layer starts at zero: every mode drives straight on at the current speed."""
+    batch = make_batch(2)
+    with torch.no_grad():
+        out = _model(kind, False)(batch)
+    speed = batch["ego_status"][:, 0]
+    t = torch.arange(1, T + 1) * 0.5
+    expected = torch.stack([speed[:, None] * t, torch.zeros(2, T)], -1)
+    torch.testing.assert_close(out["plan"], expected)
+    torch.testing.assert_close(out["plan_traj"], expected[:, None].expand(-1, M, -1, -1))
+
+
+def test_waypoints_are_cumulative_steps() -> None:
+    steps = torch.tensor([[[[1.0, 0.0], [1.0, 1.0], [0.0, -1.0]]]])  # (1, 1, 3, 2)
+    traj = waypoints_from_steps(steps, None, step_scale=2.0)
+    assert torch.equal(traj, torch.tensor([[[[2.0, 0.0], [4.0, 2.0], [4.0, 0.0]]]]))
+
+
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_plan_reads_command_and_ego_status_only_when_asked(kind: str) -> None:
+    for use_status in (True, False):
+        model = _model(kind, False, use_ego_status=use_status)
+        torch.nn.init.normal_(model.plan_out.mlp[-1].weight)  # leave the zero start
+        a = make_batch(2)
+        b = dict(a, ego_status=a["ego_status"] + 1.0)
+        c = dict(a, command=(a["command"] + 1) % 5)
+        with torch.no_grad():
+            pa, pb, pc = (model(x)["plan_traj"] for x in (a, b, c))
+        assert not torch.allclose(pa, pc)
+        assert torch.equal(pa, pb) != use_status
+
+
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_attach_then_detach_restores_the_baseline_exactly(kind: str) -> None:
+    base = _model(kind, False)
+    batch = make_batch(3)
+    with torch.no_grad():
+        before = base(batch)
+    state = {k: v.clone() for k, v in base.state_dict().items()}
+    rsd_model = attach_risk_head(base, grid=GRID).eval()
+    with torch.no_grad():
+        attached = rsd_model(batch)
+    assert not torch.equal(attached["plan_logits"], before["plan_logits"]) or not torch.equal(
+        attached["map_logits"], before["map_logits"]
+    )  # the modulation changes what the heads read
+    restored = detach(rsd_model)
+    assert restored is base
+    assert restored.state_dict().keys() == state.keys()
+    assert all(torch.equal(v, state[k]) for k, v in restored.state_dict().items())
+    with torch.no_grad():
+        after = restored(batch)
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_gradients_reach_the_risk_head_and_the_gate(kind: str) -> None:
+    model = _model(kind, True).train()
+    assert isinstance(model, RiskDistilled)
+    out = model(make_batch(2))
+    # Distillation loss alone: every head parameter but the gate learns.
+    out["risk_map"].mean().backward(retain_graph=True)
+    head = model.head
+    assert head.gate.grad is None or torch.all(head.gate.grad == 0)
+    for name, p in head.named_parameters():
+        if name != "gate":
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # A task loss reaches the gate and, through the modulation, the head's output layer.
+    model.zero_grad()
+    out["map_logits"].square().mean().backward()
+    assert head.gate.grad.abs().sum() > 0
+    assert head.out.weight.grad.abs().sum() > 0
+
+
+def test_risk_head_overhead_is_at_most_ten_percent_of_vadlite() -> None:
+    rsd_model = _model("vad", True)
+    ratio = _n_params(rsd_model.head) / _n_params(detach(rsd_model))
+    assert 0 < ratio <= 0.10
+    assert _n_params(rsd_model) == _n_params(rsd_model.head) + _n_params(rsd_model.model)
+
+
+def test_backbones_are_small_and_different() -> None:
+    vad, cnn = VADLite(IN_CHANNELS), CNNPlanner(IN_CHANNELS)
+    assert _n_params(vad) < 3_000_000 and _n_params(cnn) < 3_000_000
+    assert not any(isinstance(m, torch.nn.MultiheadAttention) for m in cnn.modules())
+
+
+def test_config_from_dict_and_validation() -> None:
+    cfg = from_dict(ModelConfig, {"kind": "cnn", "risk": False, "backbone": {"channels": 32}})
+    model = build_model(cfg, IN_CHANNELS)
+    assert isinstance(model, CNNPlanner) and model.bev_channels == 32
+    with pytest.raises(ConfigError, match="feature_stride"):
+        BackboneConfig(feature_stride=3)
+    with pytest.raises(ConfigError, match="kind"):
+        ModelConfig(kind="transformer")  # type: ignore[arg-type]
+
+
+def test_risk_head_refuses_a_batch_on_another_grid() -> None:
+    model = _model("cnn", True)
+    batch = make_batch(1)
+    batch["bev"] = batch["bev"][..., :32]
+    with pytest.raises(ValueError, match="grid"):
+        model(batch)
