@@ -1,0 +1,118 @@
+"""Risk Semantic Distillation losses: the student's risk attention vs the teacher's targets, and
+the trajectory likelihood constraint (risk-weighted mixture NLL + risk-mass penalty).
+
+Teacher targets (``rsd.teacher.risk_map.RiskTargetDataset``): ``risk_map`` (B, 1, H, W) in
+[0, 1], ``agent_risk`` (B, K) in [0, 1], ``agent_rank`` (B, K) (1 = most risky, 0 = unknown),
+``agent_risk_valid`` (B, K), ``risk_valid`` (B,) (False: the teacher has no usable answer for the
+frame, whose targets are zeros and must teach nothing), ``scene_risk`` (B,) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rsd.data.raster import BEVGrid
+from rsd.losses._bev import sample_bev
+
+
+def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` where ``mask`` (same shape) holds; 0 (in the graph) where none does."""
+    kept = torch.where(mask, values, torch.zeros_like(values))
+    return kept.sum() / mask.sum().clamp_min(1).to(values.dtype)
+
+
+def distill_map_loss(pred: Tensor, target: Tensor, risk_valid: Tensor) -> Tensor:
+    """L1 between the student's ``risk_map`` (B, 1, H, W) (sigmoid, in [0, 1]) and the
+    teacher's: ``mean |pred - target|`` over the cells of frames with ``risk_valid`` (B,).
+    Dimensionless; equals the fraction of cells that differ by 1 when maps are binary."""
+    per_frame = (pred - target.to(pred.dtype)).abs().flatten(1).mean(dim=1)
+    return _masked_mean(per_frame, risk_valid.bool())
+
+
+def distill_agent_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """L1 between the student's per-agent risk ``pred`` (B, K) (probabilities read out of its
+    risk map) and the teacher's ``agent_risk`` (B, K), mean over ``valid`` (B, K) agents."""
+    return _masked_mean((pred - target.to(pred.dtype)).abs(), valid)
+
+
+def rank_loss(
+    scores: Tensor,
+    rank: Tensor,
+    valid: Tensor,
+    margin: float = 0.1,
+    target_risk: Tensor | None = None,
+) -> Tensor:
+    """Pairwise ranking hinge over the teacher's per-object ranking.
+
+    For every pair ``(i, j)`` of the same frame with both ``valid`` (B, K), ranks known
+    (``rank > 0``) and ``rank_i < rank_j`` (``i`` judged riskier), the student's ``scores``
+    (B, K) pay ``max(0, m_ij - (s_i - s_j))``: zero once ``i`` outscores ``j`` by ``m_ij``.
+    ``m_ij = margin``, or with the teacher's ``target_risk`` (B, K) ``clip(r_i - r_j, 0,
+    margin)``: the margin never asks for more separation than the teacher's own risks show, so
+    the ranking cannot fight the L1 term (equal risks, e.g. two harmless cars ordered by
+    distance, only ask for ``s_i >= s_j``). Mean over such pairs (0 when there is none); in
+    the scores' unit.
+    """
+    ok = valid & (rank > 0)
+    pairs = ok[:, :, None] & ok[:, None, :] & (rank[:, :, None] < rank[:, None, :])
+    if target_risk is None:
+        m: Tensor | float = margin
+    else:
+        r = target_risk.to(scores.dtype)
+        m = (r[:, :, None] - r[:, None, :]).clamp(0.0, margin)
+    hinge = F.relu(m - (scores[:, :, None] - scores[:, None, :]))
+    return _masked_mean(hinge, pairs)
+
+
+def risk_weights(scene_risk: Tensor, risk_valid: Tensor, alpha: float) -> Tensor:
+    """Per-sample NLL weights (B,): ``1 + alpha * scene_risk`` where the teacher answered, 1
+    elsewhere."""
+    return 1.0 + alpha * torch.where(risk_valid.bool(), scene_risk, torch.zeros_like(scene_risk))
+
+
+def risk_weighted_nll(nll: Tensor, has_target: Tensor, weights: Tensor) -> Tensor:
+    """Trajectory likelihood term (nats): ``mean_b w_b * NLL_b`` over samples with a target
+    (``has_target`` (B,)), with ``nll`` (B,) from :func:`rsd.losses.planning.mixture_nll` and
+    ``weights`` (B,) from :func:`risk_weights` (all ones: the plain mixture NLL). Dividing by
+    the sample count, not by the weights, makes risky scenes count more in absolute terms."""
+    return _masked_mean(weights.to(nll.dtype) * nll, has_target)
+
+
+def risk_mass_loss(
+    traj: Tensor,
+    logits: Tensor | None,
+    risk_map: Tensor,
+    risk_valid: Tensor,
+    grid: BEVGrid,
+    threshold: float = 0.0,
+) -> Tensor:
+    """Predicted probability mass on high-risk cells:
+    ``mean_b sum_m pi_m * mean_t r(mu_mt)`` over frames with ``risk_valid``.
+
+    ``traj`` (B, M, T, 2) waypoints (m), ``pi = softmax(logits)`` (B, M) (uniform without),
+    ``r`` the teacher's ``risk_map`` (B, 1, H, W) read bilinearly at the waypoints (0 outside
+    the grid) and, with ``threshold`` > 0, rescaled as ``relu(r - threshold) / (1 - threshold)``
+    so only cells above it count. In [0, 1]. Its gradient moves probability from modes through
+    risky cells to the others, and those modes' waypoints out of the risky cells.
+    """
+    r = sample_bev(risk_map[:, 0], traj, grid)  # (B, M, T)
+    if threshold > 0:
+        r = F.relu(r - threshold) / (1.0 - threshold)
+    if logits is None:
+        pi = torch.full(traj.shape[:2], 1.0 / traj.shape[1], dtype=r.dtype, device=r.device)
+    else:
+        pi = torch.softmax(logits, dim=-1)
+    per_frame = (pi * r.mean(dim=-1)).sum(dim=-1)
+    return _masked_mean(per_frame, risk_valid.bool())
+
+
+__all__ = [
+    "distill_agent_loss",
+    "distill_map_loss",
+    "rank_loss",
+    "risk_mass_loss",
+    "risk_weighted_nll",
+    "risk_weights",
+]

@@ -1,0 +1,135 @@
+"""Risk distillation and the trajectory likelihood constraint: hand values and masks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rsd.losses.risk import (
+    distill_agent_loss,
+    distill_map_loss,
+    rank_loss,
+    risk_mass_loss,
+    risk_weighted_nll,
+    risk_weights,
+)
+from tests.losses.fakes import GRID, band_rows_cols
+
+H, W = GRID.shape
+
+
+def test_map_l1_is_zero_for_identical_maps_and_the_area_fraction_for_one_vs_zero() -> None:
+    target = torch.rand(2, 1, H, W)
+    assert float(distill_map_loss(target.clone(), target, torch.ones(2, dtype=torch.bool))) == 0
+    pred = torch.zeros(2, 1, H, W)
+    target = torch.zeros(2, 1, H, W)
+    target[:, 0, 10:20, 30:38] = 1.0  # 80 cells of 160 * 64
+    # frame 1 has no teacher answer: its (large) difference must not count
+    pred[1] = 0.7
+    valid = torch.tensor([True, False])
+    assert float(distill_map_loss(pred, target, valid)) == pytest.approx(80 / (H * W))
+
+
+def test_map_l1_without_any_teacher_answer_is_a_zero_that_backpropagates() -> None:
+    pred = torch.rand(1, 1, H, W, requires_grad=True)
+    loss = distill_map_loss(pred, torch.zeros(1, 1, H, W), torch.zeros(1, dtype=torch.bool))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(pred.grad, torch.zeros_like(pred))
+
+
+def test_agent_l1_over_valid_agents() -> None:
+    pred = torch.tensor([[0.5, 0.1, 0.9]])
+    target = torch.tensor([[0.9, 0.1, 0.0]])
+    valid = torch.tensor([[True, True, False]])
+    assert float(distill_agent_loss(pred, target, valid)) == pytest.approx(0.2)
+
+
+def test_ranking_is_zero_when_the_order_is_right_with_margin() -> None:
+    scores = torch.tensor([[0.8, 0.3, 0.5]])
+    rank = torch.tensor([[1, 3, 2]])
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    assert float(rank_loss(scores, rank, valid, margin=0.1)) == 0.0
+
+
+def test_ranking_of_an_inverted_pair_is_the_hinge() -> None:
+    valid = torch.ones(1, 2, dtype=torch.bool)
+    loss = rank_loss(torch.tensor([[0.2, 0.5]]), torch.tensor([[1, 2]]), valid, margin=0.1)
+    assert float(loss) == pytest.approx(0.1 - (0.2 - 0.5))
+    # right order but inside the margin: 0.1 - 0.04
+    loss = rank_loss(torch.tensor([[0.54, 0.5]]), torch.tensor([[1, 2]]), valid, margin=0.1)
+    assert float(loss) == pytest.approx(0.06)
+
+
+def test_ranking_mean_over_pairs_skips_unknown_ranks_invalid_and_cross_frame_pairs() -> None:
+    scores = torch.tensor([[0.3, 0.8, 0.5, 0.0, 1.0], [0.0, 1.0, 0.0, 0.0, 0.0]])
+    rank = torch.tensor([[1, 3, 2, 0, 4], [1, 2, 0, 0, 0]])
+    valid = torch.tensor([[True, True, True, True, False], [False, True, False, False, False]])
+    # frame 0: pairs (0,1) 0.1+0.5, (0,2) 0.1+0.2, (2,1) 0.1+0.3; agent 3 (rank 0) and agent 4
+    # (invalid) take no part; frame 1 has a single valid agent: no pair.
+    loss = rank_loss(scores, rank, valid, margin=0.1)
+    assert float(loss) == pytest.approx((0.6 + 0.3 + 0.4) / 3)
+
+
+def test_ranking_margin_is_capped_by_the_teachers_risk_gap() -> None:
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    rank = torch.tensor([[1, 2, 3]])
+    risk = torch.tensor([[0.5, 0.46, 0.46]])
+    # (0,1) and (0,2): margin min(0.1, 0.04) = 0.04; (1,2): equal risks, margin 0
+    tied = torch.tensor([[0.5, 0.3, 0.3]])
+    assert float(rank_loss(tied, rank, valid, 0.1, risk)) == 0.0
+    close = torch.tensor([[0.5, 0.48, 0.49]])
+    # (0,1): 0.04 - 0.02; (0,2): 0.04 - 0.01; (1,2): 0 - (-0.01)
+    expected = (0.02 + 0.03 + 0.01) / 3
+    assert float(rank_loss(close, rank, valid, 0.1, risk)) == pytest.approx(expected)
+
+
+def test_ranking_gradient_raises_the_riskier_object() -> None:
+    scores = torch.tensor([[0.2, 0.5]], requires_grad=True)
+    rank_loss(scores, torch.tensor([[1, 2]]), torch.ones(1, 2, dtype=torch.bool)).backward()
+    assert scores.grad.tolist() == [[-1.0, 1.0]]
+
+
+def test_risk_weights_and_weighted_nll() -> None:
+    w = risk_weights(torch.tensor([0.5, 1.0, 0.8]), torch.tensor([True, True, False]), alpha=2.0)
+    assert w.tolist() == [2.0, 3.0, 1.0]
+    nll = torch.tensor([1.0, -2.0, 4.0])
+    has = torch.tensor([True, True, False])
+    assert float(risk_weighted_nll(nll, has, w)) == pytest.approx((2.0 - 6.0) / 2)
+
+
+def _risky_block() -> torch.Tensor:
+    risk = torch.zeros(1, 1, H, W)
+    rows, cols = band_rows_cols(19.0, 21.0, -1.0, 1.0)
+    risk[0, 0, rows, cols] = 1.0
+    return risk
+
+
+def _modes() -> torch.Tensor:
+    x = torch.arange(1, 7, dtype=torch.float32) * 5.0  # 5 .. 30 m: x = 20 is step 4
+    through = torch.stack([x, torch.zeros(6)], dim=-1)
+    beside = torch.stack([x, torch.full((6,), 8.0)], dim=-1)
+    return torch.stack([through, beside])[None]  # (1, 2, 6, 2)
+
+
+def test_risk_mass_hand_value_and_larger_when_the_likely_mode_is_risky() -> None:
+    risk, valid = _risky_block(), torch.ones(1, dtype=torch.bool)
+    p = torch.tensor([[0.8, 0.2]])
+    risky_first = risk_mass_loss(_modes(), p.log(), risk, valid, GRID)
+    # mode 0 reads risk 1 at one waypoint of six, mode 1 none: 0.8 * 1 / 6
+    assert float(risky_first) == pytest.approx(0.8 / 6)
+    safe_first = risk_mass_loss(_modes(), p.flip(-1).log(), risk, valid, GRID)
+    assert float(safe_first) == pytest.approx(0.2 / 6) and float(safe_first) < float(risky_first)
+    # no teacher answer: nothing; below the threshold: nothing
+    assert float(risk_mass_loss(_modes(), p.log(), risk, ~valid, GRID)) == 0.0
+    assert float(risk_mass_loss(_modes(), p.log(), 0.4 * risk, valid, GRID, threshold=0.5)) == 0
+    half = risk_mass_loss(_modes(), p.log(), 0.75 * risk, valid, GRID, threshold=0.5)
+    assert float(half) == pytest.approx(0.8 * 0.5 / 6)
+
+
+def test_risk_mass_gradient_moves_probability_to_the_safe_mode() -> None:
+    logits = torch.zeros(1, 2, requires_grad=True)
+    risk_mass_loss(
+        _modes(), logits, _risky_block(), torch.ones(1, dtype=torch.bool), GRID
+    ).backward()
+    assert logits.grad[0, 0] > 0 > logits.grad[0, 1]
