@@ -1,7 +1,298 @@
 """Training losses: pure functions returning dicts of named terms (no state).
 
+:func:`total_loss` is the one entry point for training: it reads a model's outputs and a batch
+(keys and shapes in :mod:`rsd.models.protocol`), computes every term that applies, weights it
+by :class:`LossWeights` and adds ``"loss"``, their sum. Modules:
+
 * :mod:`rsd.losses.perception`: CenterNet-style detection targets and losses, the BEV map BCE;
 * :mod:`rsd.losses.planning`: winner-takes-all imitation, the Laplace-mixture NLL, VAD-style
   collision and boundary constraints;
-* :mod:`rsd.losses.risk`: risk distillation and the trajectory likelihood constraint.
+* :mod:`rsd.losses.risk`: risk distillation (map L1, agent L1, pairwise ranking) and the
+  trajectory likelihood constraint (risk-weighted NLL, risk-mass penalty).
+
+Variants: ``"baseline"`` trains the driving model alone (its likelihood term is ``plan_nll``,
+the plain mixture NLL); ``"rsd"`` adds the distillation terms and replaces ``plan_nll`` by
+``traj_nll``, the same NLL weighted per sample by ``1 + risk_alpha * scene_risk``, plus the
+risk-mass penalty ``traj_risk_mass``. So the two variants differ only by what RSD adds.
 """
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from rsd.data.raster import BEVGrid, TargetChannel
+from rsd.losses.perception import detection_losses, detection_targets, focal_loss, map_loss
+from rsd.losses.planning import (
+    boundary_loss,
+    collision_loss,
+    imitation_losses,
+    likely_mode,
+    mixture_nll,
+    winner_mode,
+)
+from rsd.losses.risk import (
+    distill_agent_loss,
+    distill_map_loss,
+    rank_loss,
+    risk_mass_loss,
+    risk_weighted_nll,
+    risk_weights,
+)
+
+Variant = Literal["baseline", "rsd"]
+VARIANTS: tuple[str, ...] = ("baseline", "rsd")
+
+TERMS = (
+    "det_heatmap",
+    "det_offset",
+    "det_size",
+    "det_yaw",
+    "det_vel",
+    "map",
+    "plan_l1",
+    "plan_cls",
+    "plan_nll",
+    "plan_collision",
+    "plan_boundary",
+    "distill_map",
+    "distill_agent",
+    "distill_rank",
+    "traj_nll",
+    "traj_risk_mass",
+)
+"""Every term :func:`total_loss` can return (besides ``"loss"``); each has a weight."""
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weight of every loss term (a weight of 0 skips the term) and the few parameters that
+    shape the terms. Units of each term in :func:`loss_terms`."""
+
+    det_heatmap: float = 1.0
+    det_offset: float = 1.0
+    det_size: float = 1.0
+    det_yaw: float = 1.0
+    det_vel: float = 0.5
+    map: float = 1.0
+    plan_l1: float = 1.0
+    """Winner-takes-all L1 (m)."""
+    plan_cls: float = 0.5
+    """Mode classification toward the winner."""
+    plan_nll: float = 0.1
+    """Mixture NLL of the expert trajectory (baseline variant)."""
+    plan_collision: float = 1.0
+    plan_boundary: float = 1.0
+    distill_map: float = 1.0
+    distill_agent: float = 0.5
+    distill_rank: float = 0.5
+    traj_nll: float = 0.1
+    """Risk-weighted mixture NLL (rsd variant; replaces ``plan_nll``)."""
+    traj_risk_mass: float = 1.0
+
+    risk_alpha: float = 1.0
+    """``traj_nll`` weighs a sample by ``1 + risk_alpha * scene_risk``."""
+    rank_margin: float = 0.1
+    """Largest margin of the ranking hinge, in the unit of ``agent_risk_pred`` (probability);
+    a pair's margin is capped by the gap between the teacher's risks."""
+    risk_mass_threshold: float = 0.0
+    """Risk below this does not count in ``traj_risk_mass`` (0: the map as is)."""
+    collision_margin_lon: float = 1.0
+    """Clearance (m) along x below which ``plan_collision`` penalises (both margins must be
+    violated)."""
+    collision_margin_lat: float = 0.5
+    """Clearance (m) along y below which ``plan_collision`` penalises."""
+    det_min_overlap: float = 0.1
+    """IoU kept by a centre shift of one Gaussian radius (see ``gaussian_radius``)."""
+    det_min_radius: int = 1
+    """Smallest Gaussian radius (feature cells)."""
+    focal_alpha: float = 2.0
+    focal_beta: float = 4.0
+
+    def __post_init__(self) -> None:
+        from rsd.config import ConfigError
+
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"loss.{f.name} must be finite and >= 0, got {value!r}")
+        if not 0 < self.det_min_overlap < 1:
+            raise ConfigError("loss.det_min_overlap must be in (0, 1)")
+        if not self.risk_mass_threshold < 1:
+            raise ConfigError("loss.risk_mass_threshold must be < 1")
+
+
+def loss_terms(
+    outputs: dict[str, Tensor],
+    batch: dict[str, Any],
+    weights: LossWeights,
+    grid: BEVGrid,
+    stride: int,
+    variant: Variant = "rsd",
+) -> dict[str, Tensor]:
+    """Unweighted terms (scalars) that apply to ``outputs`` and ``batch``; names in
+    :data:`TERMS`. Which terms appear depends only on the keys present, the variant and the
+    nonzero weights, never on the batch's content: a term with nothing to score (no agents, no
+    frame with a teacher answer) is a 0 that still backpropagates.
+
+    * ``det_*``: with ``det_heatmap``; focal loss (dimensionless) and L1 at the centres of
+      offset (feature cells), log size, yaw sin/cos, velocity (m/s), per object;
+    * ``map``: BCE (nats) of ``map_logits`` vs ``target_maps``;
+    * ``plan_l1`` (m), ``plan_cls`` (nats): winner-takes-all on ``plan_traj`` / ``plan_logits``
+      (a model with only ``plan`` (B, T, 2) counts as one mode);
+    * ``plan_nll`` (baseline) or ``traj_nll`` (rsd, risk-weighted): mixture NLL (nats), with
+      ``plan_scale``;
+    * ``plan_collision`` (m), ``plan_boundary`` (in [0, 1]): on the most likely mode;
+    * rsd only, frames with ``risk_valid``: ``distill_map`` (L1 of ``risk_map``),
+      ``distill_agent`` (L1 of ``agent_risk_pred`` over agents the teacher judged, real and in
+      the grid), ``distill_rank`` (ranking hinge on ``agent_risk_pred``, same agents),
+      ``traj_risk_mass`` (probability mass on risky cells, in [0, 1]).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    w = weights
+    terms: dict[str, Tensor] = {}
+
+    def on(name: str) -> bool:
+        return getattr(w, name) > 0
+
+    det_names = [n for n in TERMS if n.startswith("det_") and n in outputs and on(n)]
+    if "det_heatmap" in outputs and det_names and "agent_boxes" in batch:
+        heat = outputs["det_heatmap"]
+        targets = detection_targets(
+            batch,
+            grid,
+            stride,
+            heat.shape[1],
+            min_overlap=w.det_min_overlap,
+            min_radius=w.det_min_radius,
+        )
+        if targets["heatmap"].shape[-2:] != heat.shape[-2:]:
+            raise ValueError(
+                f"det_heatmap is {tuple(heat.shape[-2:])}, but the grid {grid.shape} at stride"
+                f" {stride} gives {tuple(targets['heatmap'].shape[-2:])}"
+            )
+        det = detection_losses(
+            {n: outputs[n] for n in det_names}, targets, alpha=w.focal_alpha, beta=w.focal_beta
+        )
+        terms.update(det)
+
+    if "map_logits" in outputs and "target_maps" in batch and on("map"):
+        terms["map"] = map_loss(outputs["map_logits"], batch["target_maps"])
+
+    rsd = variant == "rsd"
+    risk_valid = batch.get("risk_valid")
+    traj = outputs.get("plan_traj")
+    if traj is None and "plan" in outputs:  # a single-mode planner: M = 1
+        traj = outputs["plan"][:, None]
+    if traj is not None and "ego_future" in batch:
+        logits = outputs.get("plan_logits") if "plan_traj" in outputs else None
+        expert = batch["ego_future"][..., :2].to(traj.dtype)
+        if "ego_future_valid" in batch:
+            valid = batch["ego_future_valid"].bool()
+        else:
+            valid = torch.ones(expert.shape[:2], dtype=torch.bool, device=expert.device)
+        imitation = imitation_losses(traj, logits, expert, valid)
+        terms.update({n: v for n, v in imitation.items() if on(n)})
+
+        nll_name = "traj_nll" if rsd else "plan_nll"
+        if "plan_traj" in outputs and "plan_scale" in outputs and on(nll_name):
+            nll = mixture_nll(traj, outputs["plan_scale"], logits, expert, valid)
+            sample_w = torch.ones_like(nll)
+            if rsd and risk_valid is not None and "scene_risk" in batch:
+                sample_w = risk_weights(batch["scene_risk"].to(nll.dtype), risk_valid, w.risk_alpha)
+            terms[nll_name] = risk_weighted_nll(nll, valid.any(dim=-1), sample_w)
+
+        plan = likely_mode(traj, logits)
+        agent_keys = ("agent_future", "agent_future_valid", "agent_boxes", "agent_mask")
+        if on("plan_collision") and "ego_size" in batch and all(k in batch for k in agent_keys):
+            terms["plan_collision"] = collision_loss(
+                plan,
+                batch["ego_size"].to(traj.dtype),
+                batch["agent_future"].to(traj.dtype),
+                batch["agent_boxes"].to(traj.dtype),
+                batch["agent_future_valid"] & batch["agent_mask"][..., None],
+                expert,
+                valid,
+                w.collision_margin_lon,
+                w.collision_margin_lat,
+            )
+        if on("plan_boundary") and "target_maps" in batch:
+            drivable = batch["target_maps"][:, TargetChannel.DRIVABLE]
+            terms["plan_boundary"] = boundary_loss(plan, drivable, grid, expert, valid)
+
+        if rsd and risk_valid is not None and "risk_map" in batch and on("traj_risk_mass"):
+            terms["traj_risk_mass"] = risk_mass_loss(
+                traj, logits, batch["risk_map"], risk_valid, grid, w.risk_mass_threshold
+            )
+
+    if rsd and risk_valid is not None:
+        risk_valid = risk_valid.bool()
+        if "risk_map" in outputs and "risk_map" in batch and on("distill_map"):
+            terms["distill_map"] = distill_map_loss(
+                outputs["risk_map"], batch["risk_map"], risk_valid
+            )
+        pred = outputs.get("agent_risk_pred")
+        if pred is not None and "agent_risk_valid" in batch and "agent_mask" in batch:
+            # the student reads agents out of its map: those outside the grid have no score
+            agent_ok = batch["agent_risk_valid"] & batch["agent_mask"] & risk_valid[:, None]
+            if "agent_in_grid" in batch:
+                agent_ok = agent_ok & batch["agent_in_grid"]
+            target = batch.get("agent_risk")
+            if target is not None and on("distill_agent"):
+                terms["distill_agent"] = distill_agent_loss(pred, target, agent_ok)
+            if "agent_rank" in batch and on("distill_rank"):
+                terms["distill_rank"] = rank_loss(
+                    pred, batch["agent_rank"], agent_ok, w.rank_margin, target
+                )
+    return terms
+
+
+def total_loss(
+    outputs: dict[str, Tensor],
+    batch: dict[str, Any],
+    weights: LossWeights,
+    grid: BEVGrid,
+    stride: int,
+    variant: Variant = "rsd",
+) -> dict[str, Tensor]:
+    """Every term of :func:`loss_terms` multiplied by its weight, plus ``"loss"``, their sum
+    (what training backpropagates). ``stride``: BEV cells per detection feature cell
+    (the model's ``feature_stride``)."""
+    terms = loss_terms(outputs, batch, weights, grid, stride, variant)
+    out = {name: getattr(weights, name) * value for name, value in terms.items()}
+    if not out:
+        raise ValueError("no loss term applies: outputs and batch share no known keys")
+    total = torch.stack(list(out.values())).sum()
+    out["loss"] = total
+    return out
+
+
+__all__ = [
+    "TERMS",
+    "VARIANTS",
+    "LossWeights",
+    "Variant",
+    "boundary_loss",
+    "collision_loss",
+    "detection_losses",
+    "detection_targets",
+    "distill_agent_loss",
+    "distill_map_loss",
+    "focal_loss",
+    "imitation_losses",
+    "likely_mode",
+    "loss_terms",
+    "map_loss",
+    "mixture_nll",
+    "rank_loss",
+    "risk_mass_loss",
+    "risk_weighted_nll",
+    "risk_weights",
+    "total_loss",
+    "winner_mode",
+]
