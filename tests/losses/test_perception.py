@@ -141,3 +141,28 @@ def test_map_loss_is_bce() -> None:
     assert float(map_loss(torch.zeros(2, 2, 4, 4), target)) == pytest.approx(math.log(2))
     confident = torch.where(target > 0, 30.0, -30.0)
     assert float(map_loss(confident, target)) < 1e-6
+
+
+def test_targets_round_trip_through_the_models_decoder() -> None:
+    """The contract of rsd.models.protocol: outputs equal to the targets decode to the boxes."""
+    from rsd.models.detection import decode_detections
+
+    boxes = [
+        CAR_AT_10,
+        [30.3, 5.2, 10.0, 2.5, 3.5, -0.2, 20.0, 0.0],
+        [-7.9, -9.6, 5.6, 2.0, 2.3, 3.0, 1, 2],
+    ]
+    for stride in (2, 4):
+        t = detection_targets(_batch(boxes, [0, 2, 1]), GRID, stride, 3)
+        hf, wf = t["heatmap"].shape[-2:]
+        outputs = {"det_heatmap": torch.where(t["heatmap"] >= 1.0, 10.0, -10.0)}
+        for key in ("offset", "size", "yaw", "vel"):
+            pred = torch.zeros(1, t[key].shape[-1], hf * wf)
+            pred[0, :, t["index"][0]] = t[key][0].T
+            outputs[f"det_{key}"] = pred.reshape(1, -1, hf, wf)
+        det = decode_detections(outputs, GRID, stride)[0]
+        assert sorted(det["classes"].tolist()) == [0, 1, 2]
+        order = det["classes"].argsort()
+        expected = torch.tensor(boxes)[[0, 2, 1]]  # classes 0, 1, 2
+        expected[:, 5] = torch.atan2(expected[:, 5].sin(), expected[:, 5].cos())
+        torch.testing.assert_close(det["boxes"][order], expected, atol=1e-4, rtol=1e-4)
