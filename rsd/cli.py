@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.annotate",
         "run a risk teacher (privileged, openai, transformers) over a dataset into its cache",
     ),
+    "train": (
+        "rsd.train",
+        "train a driving model, baseline or with risk distillation (DDP under torchrun)",
+    ),
     "rigs": ("rsd.data.rigs", "list the built-in sensor rigs and their settings"),
     "expert-check": (
         "rsd.sim.expert_check",

@@ -1,0 +1,152 @@
+"""``TrainConfig``: everything that decides what ``rsd train`` computes, as one frozen dataclass.
+
+Loaded like every rsd config (:func:`rsd.config.load_config`): defaults <- ``--config`` YAML <-
+dotted ``key=value`` overrides (``lr=1e-3``, ``model.kind=vad``, ``loss.risk_map=2``). A bad key
+or value fails at start with a :class:`~rsd.config.ConfigError` naming it. The resolved config is
+written to ``RUN/config.yaml`` and carried by every checkpoint.
+
+The learning rate follows :func:`lr_at`: linear warm-up over ``warmup_steps``, then cosine decay
+to ``min_lr_ratio * lr`` at the last step; it is a pure function of the step, so a resumed run
+picks it up exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from rsd.config import ConfigError, to_dict
+from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names
+from rsd.losses import LossWeights
+from rsd.models.config import ModelConfig
+from rsd.teacher.risk_map import RiskMapConfig
+
+VARIANTS = ("baseline", "rsd")
+"""``baseline``: the driving model alone; ``rsd``: with the RiskHead and the teacher's targets."""
+
+RUN_CONTROL_KEYS = frozenset({"stop_after_steps", "log_every", "num_workers"})
+"""Keys that may change between a run and its resume: they do not change what is computed."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Units: steps are optimiser updates (one batch per process)."""
+
+    variant: str = "rsd"
+    """``baseline`` or ``rsd``; ``model.risk`` follows it (see :func:`resolve`)."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossWeights = field(default_factory=LossWeights)
+    epochs: int = 20
+    batch_size: int = 16
+    """Samples per process and step (the global batch is ``batch_size * world_size``)."""
+    lr: float = 3e-4
+    """Peak learning rate (AdamW), reached after the warm-up."""
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    """The cosine decay ends at ``lr * min_lr_ratio``."""
+    grad_clip: float = 1.0
+    """Max global gradient norm; 0 switches clipping off."""
+    seed: int = 0
+    deterministic: bool = True
+    """Deterministic kernels (cuDNN, ``torch.use_deterministic_algorithms`` in warn-only mode)."""
+    num_workers: int = 2
+    """DataLoader worker processes per training process (0 = load in the main process)."""
+    rig: str = "dense360"
+    """Sensor rig: a built-in name or a YAML path (``rsd rigs``)."""
+    grid: BEVGrid = field(default_factory=BEVGrid)
+    raster: RasterConfig = field(default_factory=RasterConfig)
+    risk_map: RiskMapConfig = field(default_factory=RiskMapConfig)
+    teacher: str = "privileged"
+    """Teacher id whose cached answers are the risk targets (``rsd`` variant)."""
+    prompt_version: str = "physics-v1"
+    max_samples: int | None = None
+    """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
+    log_every: int = 10
+    """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
+    stop_after_steps: int | None = None
+    """Stop (checkpoint saved, as on Ctrl-C) once this many steps are done; for tests and
+    time-boxed jobs. Resume with ``--resume`` (and ``stop_after_steps=null``)."""
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant: {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        checks = [
+            ("epochs", self.epochs >= 1, "must be >= 1"),
+            ("batch_size", self.batch_size >= 1, "must be >= 1"),
+            ("lr", self.lr > 0, "must be > 0"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("betas", all(0 <= b < 1 for b in self.betas), "must be in [0, 1)"),
+            ("warmup_steps", self.warmup_steps >= 0, "must be >= 0"),
+            ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "must be in [0, 1]"),
+            ("grad_clip", self.grad_clip >= 0, "must be >= 0 (0 = off)"),
+            ("seed", self.seed >= 0, "must be >= 0"),
+            ("num_workers", self.num_workers >= 0, "must be >= 0"),
+            ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
+            ("log_every", self.log_every >= 1, "must be >= 1"),
+            (
+                "stop_after_steps",
+                self.stop_after_steps is None or self.stop_after_steps >= 1,
+                "must be >= 1 or null",
+            ),
+        ]
+        for name, ok, why in checks:
+            if not ok:
+                raise ConfigError(f"{name}: {why}, got {getattr(self, name)!r}")
+
+    @property
+    def in_channels(self) -> int:
+        """C of the ``bev`` input under ``raster``."""
+        return len(input_channel_names(self.raster))
+
+
+def resolve(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``model.risk`` set by the variant (the RiskHead exists only for ``rsd``)."""
+    want = cfg.variant == "rsd"
+    if getattr(cfg.model, "risk", want) == want:
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, risk=want))
+
+
+def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts (``to_dict`` output)."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, "<absent>"), b.get(k, "<absent>")
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def check_resumable(saved: dict, cfg: TrainConfig) -> None:
+    """Refuse to resume a run of ``saved`` (a config dict) under ``cfg`` when anything but
+    :data:`RUN_CONTROL_KEYS` differs: the result would not be the run that was started."""
+    now = to_dict(cfg)
+    diff = [k for k in config_diff(saved, now) if k not in RUN_CONTROL_KEYS]
+    if diff:
+        shown = ", ".join(
+            f"{k} (checkpoint {_get(saved, k)!r}, now {_get(now, k)!r})" for k in diff
+        )
+        raise ConfigError(f"--resume: the config differs from the checkpoint's in {shown}")
+
+
+def _get(d: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        d = d.get(part, "<absent>") if isinstance(d, dict) else "<absent>"
+    return d
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate of update ``step`` (0-based) of ``total_steps``: linear warm-up to
+    ``cfg.lr`` over ``warmup_steps`` (the first update already uses ``lr / warmup_steps``), then
+    cosine decay to ``cfg.lr * min_lr_ratio`` at the last update."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(total_steps - 1 - cfg.warmup_steps, 1)
+    progress = min(max((step - cfg.warmup_steps) / span, 0.0), 1.0)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))

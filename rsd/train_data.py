@@ -1,0 +1,114 @@
+"""Training data for ``rsd train``: the train split of a dataset directory under a rig, with the
+teacher's risk targets for the ``rsd`` variant, and a loader whose order is a function of
+(seed, epoch) alone, so a run resumed in the middle of an epoch sees the same batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from rsd.checkpoint import dataset_identity
+from rsd.config import ConfigError
+from rsd.train_config import TrainConfig
+from rsd.train_runtime import Dist
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], None]):
+    """(dataset, dataset identity, rig) of the train split of ``data_dir`` under ``cfg``."""
+    from rsd.annotate import CACHE_NAME, open_store
+    from rsd.data.dataset import BEVDataset, split_indices
+    from rsd.data.rigs import load_rig
+
+    rig = load_rig(cfg.rig)
+    store = open_store(data_dir)
+    indices = split_indices(store, "train")[: cfg.max_samples]
+    if not indices:
+        raise ConfigError(f"dataset {data_dir}: no frames in the train split")
+    ds: Dataset = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
+    if cfg.variant == "rsd":
+        from rsd.teacher.cache import AnnotationCache
+        from rsd.teacher.risk_map import RiskTargetDataset
+
+        path = data_dir / CACHE_NAME
+        if not path.exists():
+            raise ConfigError(
+                f"{path}: no risk annotations; the rsd variant learns from a teacher's answers."
+                f" Run 'rsd annotate {data_dir}' first (the offline privileged teacher), or"
+                " train --variant baseline"
+            )
+        ids = [store.frame_ids[i] for i in indices]
+        with AnnotationCache(path) as cache:
+            found = cache.get_many(ids, cfg.teacher, cfg.prompt_version)
+            held = ", ".join(f"{t}/{p} ({n})" for t, p, n in cache.teachers()) or "nothing"
+        usable = {k: a for k, a in found.items() if a.usable}
+        if not usable:
+            raise ConfigError(
+                f"{path}: no usable answers of teacher={cfg.teacher!r} prompt_version="
+                f"{cfg.prompt_version!r} for the training frames (the cache holds: {held});"
+                f" run 'rsd annotate {data_dir} --teacher ...' or set teacher=/prompt_version="
+            )
+        if len(usable) < len(ids):
+            say(
+                f"rsd train: {len(ids) - len(usable)} of {len(ids)} training frames have no usable"
+                f" answer of {cfg.teacher}; they train without risk targets"
+            )
+        ds = RiskTargetDataset(ds, usable, cfg.risk_map)
+    identity = dataset_identity(store.manifest, len(store), len(indices))
+    return ds, identity, rig
+
+
+class _Skip(Sampler[int]):
+    """A sampler without its first ``skip`` indices (resuming in the middle of an epoch)."""
+
+    def __init__(self, base: DistributedSampler, skip: int) -> None:
+        self.base, self.skip = base, skip
+
+    def __iter__(self) -> Iterator[int]:
+        it = iter(self.base)
+        for _ in range(self.skip):
+            next(it)
+        return it
+
+    def __len__(self) -> int:
+        return max(len(self.base) - self.skip, 0)
+
+
+def seed_worker(worker_id: int) -> None:
+    import random
+
+    import numpy as np
+
+    seed = torch.initial_seed() % 2**32  # distinct per worker, derived from the loader's seed
+    np.random.seed(seed)  # noqa: NPY002 (the global stream: whatever a worker uses)
+    random.seed(seed)
+
+
+def make_loader(ds: Dataset, cfg: TrainConfig, d: Dist, epoch: int, skip_batches: int):
+    from rsd.data.dataset import collate
+
+    sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, seed=cfg.seed)
+    sampler.set_epoch(epoch)  # the permutation is a function of (seed, epoch) alone
+    gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # worker seeds
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        sampler=_Skip(sampler, skip_batches * cfg.batch_size),
+        num_workers=cfg.num_workers,
+        collate_fn=collate,
+        generator=gen,
+        worker_init_fn=seed_worker,
+        pin_memory=d.device.type == "cuda",
+    )
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {
+        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        for k, v in batch.items()
+    }

@@ -1,0 +1,216 @@
+"""``rsd train``: exact resume after a stop or a signal, DDP on two CPU processes, NaN stops,
+config errors, logs, and overfitting a handful of real samples."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from rsd.checkpoint import checkpoint_path, load_checkpoint
+from rsd.cli import main
+from rsd.config import ConfigError, load_config
+from rsd.train import TrainingDiverged, train
+from rsd.train_config import TrainConfig, lr_at
+from tests import train_fakes
+from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
+
+BASE = [*TINY, *SMALL_GRID, "batch_size=2", "num_workers=0", "warmup_steps=2", "log_every=1"]
+
+
+def cfg_of(*overrides: str) -> TrainConfig:
+    return load_config(TrainConfig, None, [*BASE, *overrides])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return tiny_dataset(tmp_path_factory.mktemp("train") / "ds")
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(checkpoint_path(run)).model
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> Path:
+    """An uninterrupted 2-epoch run."""
+    run = tmp_path_factory.mktemp("train") / "ref"
+    result = train(cfg_of("epochs=2"), data, run, progress=False)
+    assert result.status == "done" and result.step == 6  # 6 train frames / 2 per batch * 2
+    return run
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    oa, ob = load_checkpoint(checkpoint_path(a)), load_checkpoint(checkpoint_path(b))
+    for pid, state in oa.optimizer["state"].items():
+        for name, t in state.items():
+            assert torch.equal(t, ob.optimizer["state"][pid][name]), (pid, name)
+
+
+def test_resume_after_stop_reproduces_the_uninterrupted_run(data, reference, tmp_path):
+    run = tmp_path / "run"
+    first = train(cfg_of("epochs=2", "stop_after_steps=2"), data, run, progress=False)
+    assert (first.status, first.step) == ("stopped", 2)  # mid-epoch: 3 steps per epoch
+    assert load_checkpoint(checkpoint_path(run)).step == 2
+    # without --resume the run directory is not overwritten
+    with pytest.raises(ConfigError, match="--resume"):
+        train(cfg_of("epochs=2"), data, run, progress=False)
+    # a changed hyperparameter is refused, naming it
+    with pytest.raises(ConfigError, match=r"lr \(checkpoint 0.0003, now 0.1\)"):
+        train(cfg_of("epochs=2", "lr=0.1"), data, run, resume=True, progress=False)
+    rest = train(cfg_of("epochs=2"), data, run, resume=True, progress=False)
+    assert (rest.status, rest.step) == ("done", 6)
+    assert_same_run(reference, run)
+    # the log continues without duplicate steps, every term and the lr in every line
+    lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [ln["step"] for ln in lines if "lr" in ln]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    ref = [json.loads(ln) for ln in (reference / "metrics.jsonl").read_text().splitlines()]
+    for a, b in zip(
+        [ln for ln in ref if "lr" in ln], [ln for ln in lines if "lr" in ln], strict=True
+    ):
+        assert a["loss"] == b["loss"] and a["lr"] == b["lr"]
+        assert {"loss", "grad_norm", "lr"} < set(a)
+
+
+def test_sigint_saves_at_the_next_step_and_resume_is_exact(data, reference, tmp_path):
+    from rsd.losses import total_loss
+
+    calls = []
+
+    def interrupting(*args):
+        calls.append(1)
+        if len(calls) == 4:  # during step 4 (the first of epoch 2)
+            os.kill(os.getpid(), signal.SIGINT)
+        return total_loss(*args)
+
+    run = tmp_path / "run"
+    first = train(cfg_of("epochs=2"), data, run, progress=False, loss_fn=interrupting)
+    assert (first.status, first.step) == ("interrupted", 4)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    train(cfg_of("epochs=2"), data, run, resume=True, progress=False)
+    assert_same_run(reference, run)
+
+
+def test_nan_stops_naming_step_and_term_and_keeps_the_last_checkpoint(data, tmp_path):
+    from rsd.losses import total_loss
+
+    calls = []
+
+    def poisoned(*args):
+        terms = total_loss(*args)
+        calls.append(1)
+        if len(calls) == 5:
+            name = next(n for n in terms if n != "loss")
+            terms[name] = terms[name] * float("nan")
+            terms["loss"] = terms["loss"] + terms[name]
+        return terms
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"step 5 \(epoch 2\).*'\w+' is nan") as e:
+        train(cfg_of("epochs=2"), data, run, progress=False, loss_fn=poisoned)
+    assert str(checkpoint_path(run)) in str(e.value)
+    ckpt = load_checkpoint(checkpoint_path(run))
+    assert ckpt.step == 3 and ckpt.meta["status"] == "epoch"
+    assert all(torch.isfinite(t).all() for t in ckpt.model.values())
+
+
+def test_config_errors_name_the_key(data, tmp_path, capsys):
+    for override, name in [
+        ("lrr=1", "lrr"),
+        ("lr=-1", "lr"),
+        ("batch_size=many", "batch_size"),
+        ("variant=big", "variant"),
+        ("model.nope=1", "model.nope"),
+        ("loss.nope=1", "loss.nope"),
+    ]:
+        with pytest.raises(ConfigError, match=name.replace(".", r"\.")):
+            cfg_of(override)
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "epochs=zero"])
+    assert rc == 2 and "epochs" in capsys.readouterr().err
+    rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "rig=nowhere"])
+    assert rc == 2 and "nowhere" in capsys.readouterr().err
+
+
+def test_rsd_variant_without_annotations_says_what_to_run(tmp_path, capsys):
+    ds = tiny_dataset(tmp_path / "ds", episodes=1, annotate=False)
+    args = ["train", "--data", str(ds), "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main([*args, "--variant", "rsd", *BASE]) == 2
+    assert f"rsd annotate {ds}" in capsys.readouterr().err
+    assert main([*args, "--variant", "baseline", *BASE, "epochs=1"]) == 0
+    cfg = load_config(TrainConfig, tmp_path / "r" / "config.yaml")
+    assert cfg.variant == "baseline" and getattr(cfg.model, "risk", False) is False
+    assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
+
+
+def test_lr_warms_up_linearly_then_decays_to_the_floor():
+    cfg = TrainConfig(lr=1.0, warmup_steps=4, min_lr_ratio=0.1)
+    # 13 updates: 0-3 warm up, 4-12 the cosine (8 intervals)
+    assert [lr_at(cfg, s, 13) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_at(cfg, 4, 13) == 1.0  # the cosine starts at the peak...
+    assert math.isclose(lr_at(cfg, 8, 13), 0.55)  # ...is half way down half way...
+    assert math.isclose(lr_at(cfg, 12, 13), 0.1)  # ...and ends on the floor
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_end_with_identical_weights(data, tmp_path):
+    run = tmp_path / "ddp"
+    overrides = [*BASE, "epochs=2"]
+    mp.spawn(
+        train_fakes.ddp_worker,
+        args=(2, _free_port(), str(data), str(run), overrides),
+        nprocs=2,
+        join=True,
+    )
+    w0, w1 = load_file(run / "rank0.safetensors"), load_file(run / "rank1.safetensors")
+    assert w0.keys() == w1.keys()
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    ckpt = load_checkpoint(checkpoint_path(run))
+    assert ckpt.meta["world_size"] == 2 and len(ckpt.meta["rng"]) == 2
+    assert ckpt.step == 4  # 6 frames -> 3 per rank -> 2 steps of 2 per epoch
+    assert all(torch.equal(ckpt.model[k], w0[k]) for k in w0)
+
+
+@pytest.mark.slow
+def test_backbone_overfits_a_handful_of_real_samples(tmp_path):
+    """The default (VAD-style) model with the RiskHead fits 8 recorded highway-env keyframes
+    with privileged-teacher targets: the total loss falls by >= 90 % in 60 steps, and so do
+    planning and detection on their own."""
+    from rsd.annotate import CACHE_NAME, annotate
+    from rsd.data.store import FrameStore
+    from rsd.generate import GenerateConfig, generate
+    from rsd.teacher.cache import AnnotationCache
+    from rsd.teacher.factory import make_teacher
+
+    ds = tmp_path / "ds"
+    generate(GenerateConfig(scenarios=("highway",), episodes_per_scenario=1), ds, progress=False)
+    with AnnotationCache(ds / CACHE_NAME) as cache:
+        annotate(FrameStore(ds), make_teacher("privileged"), cache, progress=False)
+    overrides = [*SMALL_GRID, "max_samples=8", "batch_size=8", "epochs=60", "lr=0.003"]
+    more = ["warmup_steps=5", "num_workers=0", "log_every=1"]
+    cfg = load_config(TrainConfig, None, [*overrides, *more])
+    train(cfg, ds, tmp_path / "run", progress=False)
+    lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [ln for ln in lines if "lr" in ln]
+    first, last = steps[0], steps[-1]
+    assert last["step"] == 60
+    for term in ("loss", "plan_l1", "det_heatmap", "det_size"):
+        assert last[term] <= 0.1 * first[term], (term, first[term], last[term])
