@@ -34,8 +34,15 @@ _HEAT_PRIOR = 0.1
 class ConvBN(nn.Sequential):
     """conv k x k -> BatchNorm -> ReLU (optional)."""
 
-    def __init__(self, c_in: int, c_out: int, k: int = 3, stride: int = 1, dilation: int = 1,
-                 relu: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        k: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        relu: bool = True,
+    ) -> None:
         pad = dilation * (k // 2)
         layers: list[nn.Module] = [
             nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dilation, bias=False),
