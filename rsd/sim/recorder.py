@@ -143,13 +143,22 @@ def derive_command(
     return Command.KEEP_LANE
 
 
-def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _AgentInfo]) -> Frame:
+def _build_frame(
+    ep: Any,
+    snaps: list[_Snapshot],
+    k: int,
+    infos: dict[int, _AgentInfo],
+    command: Command | None = None,
+) -> Frame:
+    """The Frame of keyframe ``snaps[k]``. Past / future keyframes missing from ``snaps`` (at
+    the start of an episode, or for a live frame with no future) are zero and invalid;
+    ``command`` defaults to the one derived from the recorded future."""
     cur = snaps[k]
     tf = EgoTransform(*cur.ego_pose)
-    past = snaps[k - PAST_STEPS : k]
+    past = snaps[max(k - PAST_STEPS, 0) : k]
     fut = snaps[k + 1 : k + 1 + FUTURE_STEPS]
-    ego_past = tf.poses(np.stack([s.ego_pose for s in past])).astype(np.float32)
-    ego_future = tf.poses(np.stack([s.ego_pose for s in fut])).astype(np.float32)
+    ego_past, past_valid = _ego_track(tf, past, PAST_STEPS, at_end=True)
+    ego_future, future_valid = _ego_track(tf, fut, FUTURE_STEPS, at_end=False)
     ego = ep.ego
     ego_state = EgoState(
         speed=cur.ego_speed,
@@ -164,12 +173,14 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
         world_y=float(cur.ego_pose[1]),
         world_yaw=float(cur.ego_pose[2]),
         past=ego_past,
-        past_valid=np.ones(PAST_STEPS, dtype=bool),
+        past_valid=past_valid,
         future=ego_future,
-        future_valid=np.ones(FUTURE_STEPS, dtype=bool),
+        future_valid=future_valid,
     )
     x0, x1, y0, y1 = REGION
-    window = [*past, cur, *fut]  # PAST_STEPS + 1 + FUTURE_STEPS snapshots
+    # PAST_STEPS + 1 + FUTURE_STEPS snapshots, None where there is none
+    window = [None] * (PAST_STEPS - len(past)) + [*past, cur, *fut]
+    window += [None] * (FUTURE_STEPS - len(fut))
     agents: list[AgentState] = []
     for aid, snap in sorted(cur.agents.items()):
         x, y, yaw = tf.poses(snap.pose)
@@ -178,9 +189,11 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
         info = infos[aid]
         vx, vy = tf.vectors(snap.velocity)
         # one transform for the whole past/future track of this agent
-        valid = np.array([aid in s.agents for s in window])
+        valid = np.array([s is not None and aid in s.agents for s in window])
         track = np.zeros((len(window), 3))
-        track[valid] = tf.poses(np.stack([s.agents[aid].pose for s in window if aid in s.agents]))
+        track[valid] = tf.poses(
+            np.stack([s.agents[aid].pose for s, ok in zip(window, valid, strict=True) if ok])
+        )
         track = track.astype(np.float32)
         agents.append(
             AgentState(
@@ -205,7 +218,8 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
             )
         )
     lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
-    command = derive_command(ego_future, cur.ego_lane_index, [s.ego_lane_index for s in fut])
+    if command is None:
+        command = derive_command(ego_future, cur.ego_lane_index, [s.ego_lane_index for s in fut])
     return Frame(
         frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
         scenario=ep.spec.name,
@@ -219,6 +233,29 @@ def _build_frame(ep: Any, snaps: list[_Snapshot], k: int, infos: dict[int, _Agen
         command=command,
         events=cur.events,
     )
+
+
+def _ego_track(
+    tf: EgoTransform, snaps: list[_Snapshot], n: int, at_end: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 3) float32 ego poses of ``snaps`` in the frame ``tf`` and (n,) validity; missing
+    entries are zero and invalid, padded before (``at_end``: a past) or after (a future)."""
+    poses = np.zeros((n, 3), dtype=np.float32)
+    valid = np.zeros(n, dtype=bool)
+    if snaps:
+        rows = slice(n - len(snaps), n) if at_end else slice(0, len(snaps))
+        poses[rows] = tf.poses(np.stack([s.ego_pose for s in snaps]))
+        valid[rows] = True
+    return poses, valid
+
+
+def live_frame(
+    ep: Any, snaps: list[_Snapshot], infos: dict[int, _AgentInfo], command: Command
+) -> Frame:
+    """The Frame of a live episode now: ``snaps[-1]`` is the current snapshot and
+    ``snaps[-1 - j]`` the one ``j`` keyframes ago (missing ones invalid); no future (all
+    invalid), the given driving ``command``. What a closed-loop planner sees."""
+    return _build_frame(ep, snaps, len(snaps) - 1, infos, command)
 
 
 def run_expert_episode(ep: Any, expert: Any) -> tuple[list[_Snapshot], dict[int, _AgentInfo]]:
