@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.sim.expert_check",
         "drive every scenario with the privileged expert over many seeds; print success table",
     ),
+    "drive": (
+        "rsd.drive",
+        "closed-loop driving of a trained run (or the expert): DS, SR, efficiency, comfort, GIFs",
+    ),
     "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
 }
 
