@@ -12,11 +12,13 @@ Definitions (what :class:`EpisodeLog` records and :mod:`rsd.metrics.driving` sco
   ego's, ``TURN_LEFT``/``TURN_RIGHT`` when the route's heading turns by more than
   ``TURN_YAW`` (0.6 rad) over the distance ``max(v, 5 m/s) x 3 s`` ahead, else ``KEEP_LANE`` -
   the recorder's rule, applied to the route instead of the expert's recorded future.
-* **Route completion** (0-100): the route is the path the privileged expert drives on the same
-  scenario and seed (so on open roads it is "as far as the expert gets in the duration", on
-  roundabouts and intersections "to the goal"). Progress is the ego's projection onto that
-  path (monotone, only while within ``ROUTE_TOLERANCE`` m of it); completion =
-  ``100 * min(progress / route length, 1)``, and 100 once the goal is reached.
+* **Route completion** (0-100): on roundabouts and intersections the route is the centreline
+  of the ego's lane route from its start to the goal (:func:`goal_route`); on open roads
+  (highway, merge) it is the path the privileged expert drives on the same scenario and seed
+  ("as far as the expert gets in the duration"; the expert itself scores 100 there by
+  definition). Progress is the ego's projection onto the route (monotone, only while within
+  ``ROUTE_TOLERANCE`` m of it); completion = ``100 * min(progress / route length, 1)``, and
+  100 once the goal is reached.
 * **Infractions** (time, type): ``vehicle_collision`` and ``offroad`` end the episode;
   ``stuck`` (slower than 0.3 m/s for ``STUCK_S`` s) ends it too; ``timeout`` (goal scenarios:
   the duration ran out before the goal). Only the first two carry a penalty (see
@@ -60,6 +62,8 @@ NEARBY_M = 50.0
 STUCK_S = 20.0
 """An ego slower than ``STUCK_SPEED`` for this long is stuck (the episode ends)."""
 STUCK_SPEED = 0.3
+GOAL_LAYOUTS = ("roundabout", "intersection")
+"""Layouts whose episodes end at a goal; their route is the lane route to it."""
 ROUTE_TOLERANCE = 8.0
 """The ego earns route progress only within this distance (m) of the route."""
 
@@ -140,6 +144,22 @@ def reference_route(scenario: str, seed: int) -> np.ndarray:
         return np.array(pts)
     finally:
         ep.close()
+
+
+def goal_route(ep: Any) -> np.ndarray:
+    """(N, 2) world-up centreline of ``ep``'s route from the ego's start to its goal
+    (``GOAL_DISTANCE`` m down the exit road), 1 m apart: the route of goal scenarios."""
+    from rsd.sim.convert import to_up
+    from rsd.sim.expert import PrivilegedExpert
+    from rsd.sim.layouts import GOAL_DISTANCE
+
+    path = PrivilegedExpert(ep)._path(tuple(ep.ego.lane_index), 1000.0)[:, :2]
+    fr, to, i = ep.route[-1]
+    goal = ep.road.network.get_lane((fr, to, i or 0)).position(GOAL_DISTANCE, 0.0)
+    d = np.hypot(*(path - goal).T)
+    near = np.flatnonzero(d < 3.0)  # the first pass: the road network may loop back
+    end = int(near[0]) if near.size else int(np.argmin(d))
+    return to_up(path[: end + 1])
 
 
 # -- one episode ----------------------------------------------------------------------------
@@ -230,7 +250,10 @@ def run_episode(
         planner = planner_factory(ep)
         direct = isinstance(planner, ExpertPlanner)
         commander = None if direct else RouteCommander(ep)
-        route = None if direct else RouteProgress(reference_route(scenario, seed))
+        if ep.layout in GOAL_LAYOUTS:
+            route = RouteProgress(goal_route(ep))
+        else:
+            route = None if direct else RouteProgress(reference_route(scenario, seed))
         ctl = TrajectoryController()
         every = steps_per_replan(replan_s)
         history = PAST_STEPS * KEY_EVERY + 1
@@ -278,8 +301,7 @@ def run_episode(
             )
         elif ep.offroad:
             log.infractions.append({"t": ep.t, "type": "offroad", "agent": None})
-        goal_layout = ep.layout in ("roundabout", "intersection")
-        if not log.infractions and goal_layout and not ep.reached_goal:
+        if not log.infractions and ep.layout in GOAL_LAYOUTS and not ep.reached_goal:
             log.infractions.append({"t": ep.t, "type": "timeout", "agent": None})
         log.outcome = log.infractions[0]["type"] if log.infractions else "success"
         log.reached_goal = bool(ep.reached_goal)

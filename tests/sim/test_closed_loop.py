@@ -151,3 +151,12 @@ def test_unknown_video_episode_is_refused(tmp_path, capsys):
 
 def _short_highway_text():
     return (resources.files("rsd.sim.builtin") / "highway.yaml").read_text()
+
+
+def test_goal_scenarios_measure_completion_along_the_lane_route():
+    done = run_episode("roundabout", 10_000, ExpertPlanner)
+    assert done.outcome == "success" and done.reached_goal and done.route_completion == 100.0
+    assert 100.0 < done.route_length < 300.0
+    late = run_episode("roundabout", 10_002, ExpertPlanner)  # traffic holds the expert up
+    assert late.outcome == "timeout" and not late.reached_goal
+    assert 0.0 < late.route_completion < 100.0
