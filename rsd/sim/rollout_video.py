@@ -41,13 +41,11 @@ def render_step(frame: Frame, plan: Any, grid: Any = None, caption: str = "") ->
     img = Image.fromarray(rgb.astype(np.uint8)).resize(
         (grid.width * SCALE, grid.height * SCALE), Image.NEAREST
     )
-    canvas = Image.new("RGB", (img.width, img.height + HEADER), (255, 255, 255))
-    canvas.paste(img, (0, HEADER))
-    draw = ImageDraw.Draw(canvas)
+    draw = ImageDraw.Draw(img)  # drawing on the BEV picture clips everything to it
 
     def px(xy: np.ndarray) -> list[tuple[float, float]]:
         rc = grid.world_to_pixel(np.asarray(xy, dtype=float).reshape(-1, 2)) * SCALE
-        return [(float(c), float(r) + HEADER) for r, c in rc]
+        return [(float(c), float(r)) for r, c in rc]
 
     for ag in frame.agents:
         if not grid.contains(np.array([ag.x, ag.y])):
@@ -63,6 +61,9 @@ def render_step(frame: Frame, plan: Any, grid: Any = None, caption: str = "") ->
     draw.line(pts, fill=_EGO_RGB, width=2)
     for x, y in pts[1:]:
         draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=_EGO_RGB, outline=(255, 255, 255))
+    canvas = Image.new("RGB", (img.width, img.height + HEADER), (255, 255, 255))
+    canvas.paste(img, (0, HEADER))
+    draw = ImageDraw.Draw(canvas)
     draw.text((4, 2), f"{frame.scenario} seed {frame.seed}  t = {frame.t:.1f} s", fill=(0, 0, 0))
     draw.text((4, 17), f"{ego.speed:.1f} m/s  {Command(frame.command).name}", fill=(0, 0, 0))
     if caption:
