@@ -160,3 +160,34 @@ def test_goal_scenarios_measure_completion_along_the_lane_route():
     late = run_episode("roundabout", 10_002, ExpertPlanner)  # traffic holds the expert up
     assert late.outcome == "timeout" and not late.reached_goal
     assert 0.0 < late.route_completion < 100.0
+
+
+def test_drive_loads_a_trained_run(tmp_path):
+    """``rsd drive RUN`` builds the run's model through ``load_for_eval`` (here an untrained
+    checkpoint) and can swap the sensor rig."""
+    from rsd.checkpoint import checkpoint_path, rig_hash, save_checkpoint
+    from rsd.config import to_dict
+    from rsd.data.rigs import load_rig
+    from rsd.models.config import BackboneConfig, ModelConfig, build_model
+    from rsd.train_config import TrainConfig, resolve
+
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    cfg = resolve(TrainConfig(model=ModelConfig(backbone=bb)))
+    model = build_model(cfg.model, cfg.in_channels, cfg.grid)
+    rig = load_rig(cfg.rig)
+    meta = {"config": to_dict(cfg), "rig": {"name": rig.name, "hash": rig_hash(rig)}}
+    save_checkpoint(
+        checkpoint_path(tmp_path / "run"), model.state_dict(), None, {**meta, "epoch": 0, "step": 0}
+    )
+    out = tmp_path / "drive"
+    argv = [
+        "drive",
+        str(tmp_path / "run"),
+        "--scenario-file",
+        _short_highway(tmp_path, 2),
+        "--episodes",
+        "1",
+    ]
+    assert main([*argv, "--rig", "sparse_noisy", "--out", str(out), "--no-progress"]) == 0
+    log = EpisodeLog.from_json((out / "episodes.jsonl").read_text().splitlines()[0])
+    assert log.planner == str(tmp_path / "run") and log.duration <= 2.0
