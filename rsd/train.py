@@ -200,6 +200,7 @@ def _train(cfg, data, out, resume, progress, loss_fn, d: Dist) -> TrainResult:
                 "steps_per_epoch": steps_per_epoch,
                 "total_steps": total,
                 "world_size": d.world,
+                "threads": torch.get_num_threads(),
                 "status": status,
                 "rng": rngs,
                 "saved": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -209,6 +210,12 @@ def _train(cfg, data, out, resume, progress, loss_fn, d: Dist) -> TrainResult:
         last_saved = step
 
     if ckpt is not None:
+        if ckpt.meta.get("threads", torch.get_num_threads()) != torch.get_num_threads():
+            say(
+                f"rsd train: warning: the run used {ckpt.meta['threads']} torch threads, this "
+                f"process has {torch.get_num_threads()}; the result will equal an uninterrupted "
+                "run's only up to float rounding (set OMP_NUM_THREADS to match)"
+            )
         set_rng_state(ckpt.meta["rng"][d.rank])  # last: nothing above may draw from it
     say(
         f"rsd train: {cfg.variant}, {len(ds)} samples, {d.world} process(es) on {d.device.type},"
@@ -312,11 +319,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """Defaults <- --config YAML (on --resume: RUN/config.yaml) <- KEY=VALUE <- --variant."""
-    path = args.config
+    """Defaults <- --config YAML (on --resume: RUN/config.yaml, whose ``stop_after_steps`` is
+    dropped) <- KEY=VALUE <- --variant."""
+    path, overrides = args.config, list(args.overrides)
     if path is None and args.resume and (args.out / CONFIG_NAME).exists():
         path = args.out / CONFIG_NAME
-    overrides = list(args.overrides)
+        overrides.insert(0, "stop_after_steps=null")  # a stop of the last session is spent
     if args.variant is not None:
         overrides.append(f"variant={args.variant}")
     return load_config(TrainConfig, path, overrides)

@@ -68,7 +68,7 @@ class TrainConfig:
     """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
     stop_after_steps: int | None = None
     """Stop (checkpoint saved, as on Ctrl-C) once this many steps are done; for tests and
-    time-boxed jobs. Resume with ``--resume`` (and ``stop_after_steps=null``)."""
+    time-boxed jobs. ``rsd train --resume`` goes on to the end unless given a new one."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

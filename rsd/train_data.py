@@ -80,10 +80,14 @@ class _Skip(Sampler[int]):
 
 
 def seed_worker(worker_id: int) -> None:
+    """Seed a DataLoader worker's global streams; leave Ctrl-C to the training process, which
+    stops at the next step boundary (a worker killed by it would fail the epoch instead)."""
     import random
+    import signal
 
     import numpy as np
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32  # distinct per worker, derived from the loader's seed
     np.random.seed(seed)  # noqa: NPY002 (the global stream: whatever a worker uses)
     random.seed(seed)

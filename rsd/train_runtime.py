@@ -66,8 +66,14 @@ class Dist:
 
 
 def setup_dist() -> Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    """This process's place in the run: DDP when ``WORLD_SIZE > 1`` (torchrun's environment;
+    the group is initialised here unless the caller already did), else a single process.
+    One GPU per process (``LOCAL_RANK``) when CUDA is available, else the CPU."""
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", str(rank)))
     cuda = torch.cuda.is_available()
     device = torch.device(f"cuda:{local}" if cuda else "cpu")

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import signal
-import socket
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,17 @@ from tests import train_fakes
 from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 
 BASE = [*TINY, *SMALL_GRID, "batch_size=2", "num_workers=0", "warmup_steps=2", "log_every=1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: these models are tiny, and on a shared machine a second spinning
+    OpenMP thread made the tests up to 15x slower. Module-wide, so that the reference run and
+    the resumed runs share it (float reductions differ between thread counts)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def cfg_of(*overrides: str) -> TrainConfig:
@@ -149,10 +159,13 @@ def test_rsd_variant_without_annotations_says_what_to_run(tmp_path, capsys):
     args = ["train", "--data", str(ds), "--out", str(tmp_path / "r"), "--no-progress"]
     assert main([*args, "--variant", "rsd", *BASE]) == 2
     assert f"rsd annotate {ds}" in capsys.readouterr().err
-    assert main([*args, "--variant", "baseline", *BASE, "epochs=1"]) == 0
+    assert main([*args, "--variant", "baseline", *BASE, "epochs=2", "stop_after_steps=1"]) == 0
     cfg = load_config(TrainConfig, tmp_path / "r" / "config.yaml")
-    assert cfg.variant == "baseline" and getattr(cfg.model, "risk", False) is False
+    assert cfg.variant == "baseline" and cfg.model.risk is False and cfg.stop_after_steps == 1
     assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
+    # --resume takes the run's config.yaml, without the spent stop, and finishes the run
+    assert main([*args, "--resume"]) == 0
+    assert load_checkpoint(checkpoint_path(tmp_path / "r")).step == 2
 
 
 def test_lr_warms_up_linearly_then_decays_to_the_floor():
@@ -164,19 +177,13 @@ def test_lr_warms_up_linearly_then_decays_to_the_floor():
     assert math.isclose(lr_at(cfg, 12, 13), 0.1)  # ...and ends on the floor
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ddp_two_processes_end_with_identical_weights(data, tmp_path):
     run = tmp_path / "ddp"
     overrides = [*BASE, "epochs=2"]
     mp.spawn(
         train_fakes.ddp_worker,
-        args=(2, _free_port(), str(data), str(run), overrides),
+        args=(2, str(tmp_path / "store"), str(data), str(run), overrides),
         nprocs=2,
         join=True,
     )

@@ -48,23 +48,26 @@ def tiny_dataset(root: Path, episodes: int = 2, annotate: bool = True) -> Path:
 # -- DDP -----------------------------------------------------------------------------------
 
 
-def ddp_worker(rank: int, world: int, port: int, data: str, out: str, overrides: list[str]):
-    """One process of a CPU (gloo) DDP run: train, then save this rank's weights."""
+def ddp_worker(rank: int, world: int, store: str, data: str, out: str, overrides: list[str]):
+    """One process of a CPU (gloo) DDP run: train, then save this rank's weights.
+
+    The process group meets through a file (``store``), not a TCP port that another process
+    could take between picking and binding it; ``rsd.train`` finds the group initialised and
+    reads its rank and world size from the environment as under torchrun."""
+    import torch.distributed as dist
     from safetensors.torch import save_file
 
     from rsd.config import load_config
     from rsd.train import train
     from rsd.train_config import TrainConfig
 
-    os.environ.update(
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-    )
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
     torch.set_num_threads(1)
-    cfg = load_config(TrainConfig, None, overrides)
-    result = train(cfg, data, out, progress=False)
-    state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
-    save_file(state, str(Path(out) / f"rank{rank}.safetensors"))
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        cfg = load_config(TrainConfig, None, overrides)
+        result = train(cfg, data, out, progress=False)
+        state = {k: v.detach().clone() for k, v in result.model.state_dict().items()}
+        save_file(state, str(Path(out) / f"rank{rank}.safetensors"))
+    finally:
+        dist.destroy_process_group()
