@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.drive",
         "closed-loop driving of a trained run (or the expert): DS, SR, efficiency, comfort, GIFs",
     ),
+    "eval": (
+        "rsd.evaluate",
+        "open-loop metrics of a run on the held-out split (planning, detection, risk, speed)",
+    ),
     "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
 }
 
