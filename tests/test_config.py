@@ -58,3 +58,10 @@ def test_malformed_yaml_names_the_file(tmp_path):
     f.write_text("sensors: [\n")
     with pytest.raises(ConfigError, match="broken.yaml"):
         load_config(_Rig, f)
+
+
+def test_exponent_without_dot_is_a_number():
+    # PyYAML follows YAML 1.1 and reads 1e-3 as a string; a learning rate must still parse
+    assert load_config(_Rig, None, ["scale=1e-3"]).scale == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match="scale"):
+        load_config(_Rig, None, ["scale=fast"])
