@@ -40,6 +40,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.evaluate",
         "open-loop metrics of a run on the held-out split (planning, detection, risk, speed)",
     ),
+    "report": (
+        "rsd.report",
+        "one HTML page (+ summary.md/json) comparing runs: baseline vs RSD, open and closed loop",
+    ),
+    "demo": (
+        "rsd.demo",
+        "the whole pipeline, baseline vs RSD: data, teacher, training, evaluation, report",
+    ),
     "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
 }
 

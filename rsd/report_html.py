@@ -1,0 +1,246 @@
+"""The HTML of ``rsd report``: one page, inline CSS, images as base64 ``data:`` URIs."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+from rsd.report import CLOSED_LOOP, OPEN_LOOP, fmt_stat
+
+MAX_GIFS = 8
+MAX_GIF_BYTES = 8 << 20
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;color:#1d2330;
+ background:#f4f5f7;line-height:1.45}
+main{max-width:1240px;margin:0 auto;padding:24px 32px 60px}
+header{background:#1d2330;color:#fff;padding:22px 32px}
+header h1{margin:0 0 4px;font-size:26px} header p{margin:0;color:#b9c0cc;font-size:14px}
+nav{margin-top:10px} nav a{color:#9cc7ff;margin-right:16px;font-size:14px;text-decoration:none}
+h2{margin:34px 0 10px;padding-bottom:4px;border-bottom:2px solid #d5d9e0;font-size:21px}
+h3{margin:20px 0 8px;font-size:16px;color:#333a48}
+.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:14px 18px;
+ margin:12px 0;overflow-x:auto}
+table{border-collapse:collapse;font-size:14px;min-width:420px}
+th,td{padding:5px 12px;text-align:right;white-space:nowrap}
+th{background:#eef0f4;font-weight:600} th:first-child,td:first-child{text-align:left}
+tr:nth-child(even) td{background:#fafbfc}
+td.best{font-weight:700} td.good{color:#137333} td.bad{color:#b3261e}
+.tag{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
+.baseline{background:#0072b2} .rsd{background:#d55e00} .unknown{background:#777}
+.note{color:#5f6675;font-size:13px} img{max-width:100%;height:auto}
+.gifs{display:flex;flex-wrap:wrap;gap:14px} .gifs figure{margin:0;background:#fff;padding:8px;
+ border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12)} .gifs img{max-width:380px}
+figcaption{font-size:12px;color:#5f6675;margin-top:4px}
+dl dt{font-weight:600;margin-top:10px} dl dd{margin:2px 0 0 18px;font-size:14px}
+"""
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _tag(variant: str) -> str:
+    cls = variant if variant in ("baseline", "rsd") else "unknown"
+    return f'<span class="tag {cls}">{escape(variant)}</span>'
+
+
+def _table(
+    rows: list[tuple[str, dict, bool]], variants: list[str], digits: int, delta: bool = True
+) -> str:
+    """Rows (label, {variant: stats}, lower is better) -> table with a relative-delta column
+    (rsd vs baseline) when both are present; the better mean is bold."""
+    both = delta and {"baseline", "rsd"} <= set(variants)
+    head = "".join(f"<th>{_tag(v)}</th>" for v in variants)
+    out = [f"<table><tr><th>metric</th>{head}{'<th>Δ rsd vs baseline</th>' if both else ''}</tr>"]
+    for label, cells, lower in rows:
+        if not any(cells[v]["n"] for v in variants):
+            continue
+        means = {v: cells[v]["mean"] for v in variants if cells[v]["mean"] is not None}
+        best = (min if lower else max)(means.values()) if len(means) > 1 else None
+        if best is not None and list(means.values()).count(best) > 1:
+            best = None  # a tie: nobody is better
+        tds = "".join(
+            f'<td class="{"best" if best is not None and cells[v]["mean"] == best else ""}">'
+            f"{escape(fmt_stat(cells[v], digits))}</td>"
+            for v in variants
+        )
+        if both:
+            b, r = cells["baseline"]["mean"], cells["rsd"]["mean"]
+            if b is None or r is None or b == 0:
+                tds += "<td>-</td>"
+            else:
+                rel = 100 * (r - b) / abs(b)
+                good = (rel < 0) == lower if rel != 0 else None
+                cls = "" if good is None else ("good" if good else "bad")
+                tds += f'<td class="{cls}">{rel:+.1f} %</td>'
+        out.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
+    return "\n".join(out) + "</table>"
+
+
+def _runs_table(summary: dict) -> str:
+    rows = [
+        "<table><tr><th>run</th><th>variant</th><th>seed</th><th>model</th>"
+        "<th>training rig</th><th>open-loop evals</th><th>closed-loop</th></tr>"
+    ]
+    for r in summary["runs"]:
+        evals = ", ".join(f"{e['rig']} ({e['n_samples']})" for e in r["evals"]) or "-"
+        drives = ", ".join(f"{d['dir']} ({d['overall'].get('episodes')} eps)" for d in r["drives"])
+        rows.append(
+            f"<tr><td title='{escape(r['path'])}'>{escape(r['name'])}</td><td>{_tag(r['variant'])}"
+            f"</td><td>{r['seed']}</td><td>{escape(str(r['model']))}</td>"
+            f"<td>{escape(str(r['rig']))}</td><td>{escape(evals)}</td>"
+            f"<td>{escape(drives or '-')}</td></tr>"
+        )
+    return "\n".join(rows) + "</table>"
+
+
+def _open_loop(summary: dict) -> str:
+    vs = summary["variants"]
+    parts = []
+    if not summary["open_loop"]:
+        return '<p class="note">No eval*.json in the runs (run <code>rsd eval</code>).</p>'
+    lower = {key: lo for _, key, _, lo in OPEN_LOOP}
+    labels = {key: label for _, key, label, _ in OPEN_LOOP}
+    for sec in summary["open_loop"]:
+        role = "training rig" if sec["training_rig"] else "unseen rig"
+        rows = [(labels[k], cells, lower[k]) for k, cells in sec["metrics"].items()]
+        parts.append(f'<h3>{escape(sec["rig"])} <span class="note">({role})</span></h3>')
+        parts.append(f'<div class="card">{_table(rows, vs, 3)}</div>')
+        if sec["kept"]:
+            kept = [(labels[k], cells, False) for k, cells in sec["kept"].items()]
+            parts.append(
+                f"<h3>Performance kept on the unseen rig {escape(sec['rig'])}</h3>"
+                '<p class="note">% of the same run\'s training-rig value (errors: train / unseen;'
+                " scores: unseen / train); 100 % = nothing lost, mean ± std over runs.</p>"
+                f'<div class="card">{_table(kept, vs, 1)}</div>'
+            )
+    return "\n".join(parts)
+
+
+def _closed_loop(summary: dict) -> str:
+    vs = summary["variants"]
+    if not summary["closed_loop"]:
+        return (
+            '<p class="note">No drive*/metrics.json in the runs (run <code>rsd drive</code>).</p>'
+        )
+    parts = []
+    for sec in summary["closed_loop"]:
+        rows = [(label, sec["overall"][k], lo) for k, label, lo in CLOSED_LOOP]
+        parts.append(f"<h3>Overall (rig {escape(str(sec['rig']))})</h3>")
+        parts.append(f'<div class="card">{_table(rows, vs, 1)}</div>')
+        skills = [(s, c, False) for s, c in sec["per_skill_success"].items()]
+        if skills:
+            parts.append(
+                f'<h3>Success rate per skill (%)</h3><div class="card">'
+                f"{_table(skills, vs, 1)}</div>"
+            )
+        scn = []
+        for s, cells in sec["per_scenario"].items():
+            scn.append((f"{s}: DS", cells["driving_score"], False))
+            scn.append((f"{s}: SR %", cells["success_rate"], False))
+        if scn:
+            parts.append(f'<h3>Per scenario</h3><div class="card">{_table(scn, vs, 1)}</div>')
+    return "\n".join(parts)
+
+
+def _gifs(gifs: list[tuple[str, str]]) -> str:
+    if not gifs:
+        return '<p class="note">No GIFs under the runs\' drive directories (rsd drive --video).</p>'
+    figs, skipped = [], 0
+    for caption, path in gifs:
+        p = Path(path)
+        if len(figs) >= MAX_GIFS or not p.exists() or p.stat().st_size > MAX_GIF_BYTES:
+            skipped += 1
+            continue
+        figs.append(
+            f'<figure><img src="{data_uri(p.read_bytes(), "image/gif")}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>"
+        )
+    note = (
+        f'<p class="note">{skipped} more not embedded (size / count limit).</p>' if skipped else ""
+    )
+    return f'<div class="gifs">{"".join(figs)}</div>{note}'
+
+
+DEFINITIONS = """<dl>
+<dt>L2 (VAD avg) @T</dt><dd>Mean over the first 2T waypoints (0.5 s apart) of the distance between
+planned and expert positions: an average of averages, as VAD / ST-P3 report it.
+"mean" = average over 1, 2, 3 s.</dd>
+<dt>L2 (UniAD step) @T</dt><dd>The distance at the waypoint of time T alone (UniAD's convention);
+larger than the VAD number for the same plan.</dd>
+<dt>ADE / FDE</dt><dd>Mean distance over all 6 waypoints / at the last (3 s).</dd>
+<dt>Collision (VAD avg)</dt><dd>Ego box placed along the plan vs the agents' true future boxes at
+the same step; per-step indicator averaged like L2 (VAD); steps where the expert collides are
+excluded. Fraction (0-1).</dd>
+<dt>mAP, mATE, mASE, mAOE, mAVE, NDS</dt><dd>nuScenes detection (Caesar et al., CVPR 2020):
+greedy centre-distance matching at 0.5/1/2/4 m, AP over recall &gt; 0.1 with precision &gt; 0.1;
+TP errors at 2 m: translation (m), 1 - scale IoU, yaw (rad), velocity (m/s);
+NDS = (5 mAP + Σ max(0, 1 - mTP)) / 9 here (no attribute error; nuScenes divides by 10 with AAE).
+</dd>
+<dt>Risk agreement</dt><dd>Student RiskHead vs the teacher's per-object risks: MAE, Kendall tau-b of
+the two rankings per frame, top-1 (same most-risky object), L1 between the risk maps; near-miss
+AUROC = how well the student's risk separates agents that later come within 2 m of the
+expert's path from the others.</dd>
+<dt>Driving Score, Success rate</dt><dd>Bench2Drive / CARLA leaderboard: DS = route completion ×
+product of infraction penalties (vehicle collision 0.60, off-road 0.65), mean over routes;
+SR = share of routes completed (≥ 95 %) with no infraction.</dd>
+<dt>Efficiency, Comfortness</dt><dd>Bench2Drive: ego speed / mean speed of vehicles within 50 m (%),
+over 20 checkpoints; share of 2 s windows inside nuPlan's acceleration, jerk and yaw-rate bounds.
+</dd>
+<dt>Throughput</dt><dd>Model forward samples/s at the eval batch size on the eval machine
+(rasterising excluded; the eval JSON also has the end-to-end figure).</dd>
+<dt>mean ± std</dt><dd>Over the runs (seeds) of a variant; std is the sample standard deviation
+(n − 1). Δ = (rsd − baseline) / |baseline|; green where RSD is better.</dd>
+</dl>
+<p class="note">Sources: Hu et al., "Planning-oriented Autonomous Driving" (UniAD, CVPR 2023);
+Jiang et al., "VAD" (ICCV 2023) and the ST-P3 evaluation code they share; Caesar et al.,
+"nuScenes" (CVPR 2020) detection benchmark; Jia et al., "Bench2Drive" (NeurIPS 2024 D&amp;B);
+Karnchanachari et al., "nuPlan" comfort bounds.</p>"""
+
+
+def render_page(
+    summary: dict,
+    curves_png: bytes | None,
+    risk_png: bytes | None,
+    risk_note: str,
+    gifs: list[tuple[str, str]],
+) -> str:
+    """The whole page as a string."""
+    title = escape(summary.get("title", "rsd report"))
+    sections = [
+        ("runs", "Runs", f'<div class="card">{_runs_table(summary)}</div>'),
+        ("open", "Open loop (held-out val split)", _open_loop(summary)),
+        ("closed", "Closed loop (highway-env)", _closed_loop(summary)),
+    ]
+    img = '<p class="note">No metrics.jsonl in the runs.</p>'
+    if curves_png:
+        img = (
+            f'<div class="card"><img src="{data_uri(curves_png, "image/png")}" alt="curves"></div>'
+        )
+
+    sections.append(("curves", "Training curves", img))
+    risk = (
+        f'<div class="card"><img src="{data_uri(risk_png, "image/png")}" alt="risk maps">'
+        f'<p class="note">{escape(risk_note)}; boxes: agents, blue: ego.</p></div>'
+        if risk_png
+        else f'<p class="note">{escape(risk_note)}</p>'
+    )
+    sections.append(("risk", "Risk maps: teacher vs student", risk))
+    sections.append(("rollouts", "Closed-loop rollouts", _gifs(gifs)))
+    sections.append(("defs", "Metric definitions", f'<div class="card">{DEFINITIONS}</div>'))
+    nav = "".join(f'<a href="#{k}">{escape(name)}</a>' for k, name, _ in sections)
+    body = "\n".join(f'<h2 id="{k}">{escape(name)}</h2>\n{html}' for k, name, html in sections)
+    runs = len(summary["runs"])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title><style>{CSS}</style></head>
+<body><header><h1>{title}</h1>
+<p>{runs} run{"s" if runs != 1 else ""} · variants: {", ".join(summary["variants"])} ·
+generated {escape(summary.get("generated", ""))}</p><nav>{nav}</nav></header>
+<main>
+{body}
+</main></body></html>
+"""

@@ -1,0 +1,164 @@
+"""Figures of ``rsd report`` (matplotlib, Agg, no display): training curves and risk maps,
+returned as PNG bytes so that the page can embed them."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
+NOT_TERMS = {"step", "epoch", "lr", "grad_norm", "samples_per_s", "seconds"}
+MAX_TERMS = 12
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """``term -> [(step, value)]`` from the training lines of a ``metrics.jsonl`` (those with
+    ``lr``; the per-epoch lines are skipped). Unreadable lines are ignored."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    if not path.exists():
+        return curves
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(rec, dict) or "lr" not in rec:
+            continue
+        for k, v in rec.items():
+            if k not in NOT_TERMS and isinstance(v, (int, float)) and np.isfinite(v):
+                curves.setdefault(k, []).append((int(rec["step"]), float(v)))
+    return curves
+
+
+def training_curves(runs: Sequence[tuple[str, str, dict]]) -> bytes | None:
+    """One panel per loss term (``loss`` first), one line per run coloured by variant.
+
+    ``runs``: ``(label, variant, curves)`` with curves from :func:`read_curves`."""
+    from matplotlib.figure import Figure
+
+    terms: list[str] = []
+    for _, _, curves in runs:
+        terms += [t for t in curves if t not in terms]
+    if not terms:
+        return None
+    terms = sorted(terms, key=lambda t: (t != "loss", terms.index(t)))[:MAX_TERMS]
+    cols = min(4, len(terms))
+    rows = -(-len(terms) // cols)
+    fig = Figure(figsize=(3.4 * cols, 2.5 * rows + 0.4))
+    styles = ["-", "--", ":", "-."]
+    for i, term in enumerate(terms):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        seen: dict[str, int] = {}
+        for label, variant, curves in runs:
+            if term not in curves:
+                continue
+            n = seen[variant] = seen.get(variant, -1) + 1
+            steps, values = zip(*curves[term], strict=True)
+            colour = VARIANT_COLOURS.get(variant, "0.4")
+            ax.plot(steps, values, styles[n % 4], color=colour, lw=1.3, label=label)
+        vals = [v for _, _, c in runs for _, v in c.get(term, [])]
+        if vals and min(vals) > 0 and max(vals) / min(vals) > 20:
+            ax.set_yscale("log")
+        if ax.get_yscale() == "linear":
+            ax.ticklabel_format(axis="y", useOffset=False)
+        ax.set_title(term, fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7)
+    fig.supxlabel("optimiser step", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _bev_rgb(bev: np.ndarray) -> np.ndarray:
+    """(H, W, 3) picture of a ``bev`` input (C, H, W): road grey, lines white, seen free space
+    green, sensor hits now red (older hits darker red)."""
+    from rsd.data.raster import InputChannel
+
+    rgb = np.full((*bev.shape[1:], 3), 0.95)
+    rgb[bev[InputChannel.DRIVABLE] > 0] = (0.62, 0.62, 0.64)
+    seen = bev[InputChannel.VISIBLE] > 0
+    rgb[seen] = rgb[seen] * 0.7 + np.array([0.55, 0.85, 0.55]) * 0.3
+    rgb[bev[InputChannel.LANE_LINES] > 0] = (1.0, 1.0, 1.0)
+    for k in range(bev.shape[0] - 1, InputChannel.HITS - 1, -1):
+        rgb[bev[k] > 0] = (0.85, 0.05, 0.05) if k == InputChannel.HITS else (0.5, 0.2, 0.2)
+    return rgb
+
+
+def _boxes(ax: Any, boxes: np.ndarray, colour: str) -> None:
+    from matplotlib.patches import Polygon
+
+    from rsd.scene import box_corners
+
+    for b in boxes:
+        corners = box_corners(b[0], b[1], b[5], b[2], b[3])
+        ax.add_patch(Polygon(corners[:, ::-1], closed=True, fill=False, ec=colour, lw=0.9))
+    ego = box_corners(0.0, 0.0, 0.0, 4.084, 1.85)
+    ax.add_patch(Polygon(ego[:, ::-1], closed=True, fc="#0072b2", ec="k", lw=0.8))
+
+
+def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> bytes | None:
+    """BEV input, teacher risk map and student risk map for the ``n`` val frames with the
+    highest teacher scene risk among the first ``scan``; None when the run has no RiskHead or
+    the data has no teacher answers."""
+    import torch
+    from matplotlib.figure import Figure
+
+    from rsd.checkpoint import load_for_eval
+    from rsd.data.dataset import collate
+    from rsd.evaluate import _open_data, resolve_rig
+
+    ev = load_for_eval(run_dir)
+    cfg = ev.config
+    ds, has_teacher, _ = _open_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", scan)
+    if not has_teacher:
+        return None
+    samples = [ds[i] for i in range(len(ds))]
+    samples.sort(key=lambda s: -float(s["risk_map"].max()))
+    samples = samples[:n]
+    batch = collate(samples)
+    with torch.inference_mode():
+        out = ev.model(batch)
+    if "risk_map" not in out:
+        return None
+    g = cfg.grid
+    extent = (g.y_max, g.y_min, g.x_min, g.x_max)
+    ph = 3.6  # panel height (in); panels keep the grid's metres-per-inch in both directions
+    pw = max(ph * (g.y_max - g.y_min) / (g.x_max - g.x_min), 1.2)
+    fig = Figure(figsize=(3 * len(samples) * pw + 1.6, ph + 1.1), layout="constrained")
+    titles = ("input", "teacher", "student")
+    risk_axes, im = [], None
+    for r, s in enumerate(samples):
+        mask = batch["agent_mask"][r].numpy()
+        boxes = batch["agent_boxes"][r].numpy()[mask]
+        pics = [_bev_rgb(s["bev"].numpy()), s["risk_map"][0].numpy(), out["risk_map"][r, 0].numpy()]
+        for c, pic in enumerate(pics):
+            ax = fig.add_subplot(1, 3 * len(samples), 3 * r + c + 1)
+            kw = {} if c == 0 else {"cmap": "inferno", "vmin": 0.0, "vmax": 1.0}
+            shown = ax.imshow(pic, extent=extent, interpolation="nearest", **kw)
+            _boxes(ax, boxes, "k" if c == 0 else "#56b4e9")
+            ax.set_xlim(g.y_max, g.y_min)
+            ax.set_ylim(g.x_min, g.x_max)
+            ax.tick_params(labelsize=6)
+            ax.set_title(titles[c], fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{s['frame_id']}\nx (m)", fontsize=8)
+            else:
+                ax.set_yticklabels([])
+                risk_axes.append(ax)
+                im = shown
+    fig.colorbar(im, ax=risk_axes, fraction=0.02, pad=0.01, label="risk")
+    fig.suptitle(f"rig {cfg.rig}: BEV input | teacher risk target | student RiskHead", fontsize=10)
+    return _png(fig)

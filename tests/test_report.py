@@ -1,0 +1,126 @@
+"""``rsd report`` on fabricated run directories with known numbers: both variants' figures,
+mean +- std over two seeds worked out by hand, summary.json round trip, images embedded."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from rsd.cli import main
+from rsd.report import load_run, mean_std, summarise_runs, write_report
+
+# (variant, seed) -> (ADE on the training rig, ADE on the unseen rig, closed-loop DS, SR)
+KNOWN = {
+    ("baseline", 0): (1.0, 2.0, 40.0, 10.0),
+    ("baseline", 1): (3.0, 5.0, 50.0, 30.0),
+    ("rsd", 0): (0.5, 0.6, 60.0, 50.0),
+    ("rsd", 1): (0.7, 1.0, 70.0, 60.0),
+}
+
+
+def _gif(path: Path) -> None:
+    frames = [Image.new("RGB", (24, 16), (40 * i, 90, 160)) for i in range(3)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def fake_run(root: Path, variant: str, seed: int) -> Path:
+    ade, ade_unseen, ds, sr = KNOWN[(variant, seed)]
+    run = root / f"{variant}-s{seed}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        f"variant: {variant}\nseed: {seed}\nrig: dense360\nmodel:\n  kind: vad\n"
+    )
+    lines = [
+        {"step": s, "epoch": s / 10, "lr": 1e-3, "loss": 10.0 / s, "plan_l1": 5.0 / s}
+        for s in range(1, 11)
+    ]
+    lines.append({"step": 10, "epoch": 1, "loss": 1.0, "seconds": 3.0})  # an epoch line
+    (run / "metrics.jsonl").write_text("".join(json.dumps(ln) + "\n" for ln in lines))
+    for name, rig, unseen, value in (
+        ("eval.json", "dense360", False, ade),
+        ("eval_front_short.json", "front_short", True, ade_unseen),
+    ):
+        ev = {
+            "run": str(run),
+            "rig": rig,
+            "train_rig": "dense360",
+            "unseen_rig": unseen,
+            "n_samples": 40,
+            "samples_per_s": 100.0 + seed,
+            "planning": {"ADE": value, "FDE": 2 * value, "L2 (VAD avg)@avg": value / 2},
+            "detection": {"mAP": 0.5 if variant == "rsd" else 0.4, "NDS": None},
+        }
+        (run / name).write_text(json.dumps(ev))
+    drive = run / "drive"
+    (drive / "videos").mkdir(parents=True)
+    overall = {"episodes": 4, "driving_score": ds, "success_rate": sr, "collision_rate": 25.0}
+    metrics = {
+        "overall": overall,
+        "per_scenario": {"cut_in": overall},
+        "per_skill": {"merging": overall},
+        "multi_ability": {"merging": sr},
+        "settings": {"rig": None},
+    }
+    (drive / "metrics.json").write_text(json.dumps(metrics))
+    _gif(drive / "videos" / f"cut_in-1000{seed}.gif")
+    return run
+
+
+@pytest.fixture
+def runs(tmp_path) -> list[Path]:
+    return [fake_run(tmp_path / "runs", v, s) for v, s in KNOWN]
+
+
+def test_mean_std_is_the_sample_std():
+    s = mean_std([1.0, 3.0, None])
+    assert s["mean"] == 2.0 and s["std"] == pytest.approx(math.sqrt(2.0)) and s["n"] == 2
+    assert mean_std([4.0])["std"] is None and mean_std([])["mean"] is None
+
+
+def test_report_tables_numbers_and_embedded_images(runs, tmp_path):
+    index = write_report(runs, tmp_path / "report", title="known numbers")
+    assert index == tmp_path / "report" / "index.html"
+    html = index.read_text()
+    # ADE, training rig: baseline (1, 3) -> 2.000 +- sqrt(2) = 1.414; rsd (0.5, 0.7) -> 0.6 +- 0.141
+    assert "2.000 ± 1.414" in html and "0.600 ± 0.141" in html
+    # closed loop DS: baseline (40, 50) -> 45.0 +- 7.1; rsd (60, 70) -> 65.0 +- 7.1
+    assert "45.0 ± 7.1" in html and "65.0 ± 7.1" in html
+    # kept on the unseen rig (ADE, lower is better: train / unseen): baseline 50 %, 60 % ->
+    # 55.0 +- 7.1; rsd 83.3 %, 70 % -> 76.7 +- 9.4
+    assert "55.0 ± 7.1" in html and "76.7 ± 9.4" in html
+    assert "front_short" in html and "Metric definitions" in html
+    # self-contained: every src / href is a data: URI or an in-page anchor
+    refs = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert refs and all(r.startswith(("data:", "#")) for r in refs), refs
+    pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    gifs = re.findall(r'src="data:image/gif;base64,([^"]+)"', html)
+    assert len(pngs) >= 1 and len(gifs) == 4  # training curves; one GIF per run
+    assert Image.open(io.BytesIO(base64.b64decode(pngs[0]))).size[0] > 300
+
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["variants"] == ["baseline", "rsd"]
+    ade = summary["open_loop"][0]["metrics"]["ADE"]
+    assert summary["open_loop"][0]["rig"] == "dense360" and summary["open_loop"][0]["training_rig"]
+    assert ade["baseline"]["mean"] == 2.0 and ade["baseline"]["std"] == pytest.approx(2**0.5)
+    assert ade["rsd"]["values"] == [0.5, 0.7]
+    # round trip: the file holds exactly what summarise_runs computes (NaN as null)
+    fresh = json.loads(json.dumps(summarise_runs([load_run(r) for r in runs])))
+    assert {k: summary[k] for k in fresh} == fresh
+    md = (tmp_path / "report" / "summary.md").read_text()
+    assert "| ADE (m) | 2.000 ± 1.414 | 0.600 ± 0.141 |" in md
+
+
+def test_report_cli_and_a_single_run(runs, tmp_path, capsys):
+    out = tmp_path / "one"
+    assert main(["report", str(runs[0]), "--out", str(out)]) == 0
+    html = (out / "index.html").read_text()
+    assert "1.000" in html and not re.search(r"± \d", html)  # one run: no std
+    assert "report:" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2
