@@ -1,0 +1,479 @@
+"""``rsd demo``: the whole pipeline on the embedded default, baseline against RSD.
+
+    rsd demo                 # ~15 min on 2 CPU cores; writes demo/
+    rsd demo --quick         # a tiny version (smoke test, ~1 min)
+
+Stages, each written to its own place under ``--out`` and skipped on a re-run once its output
+is complete (so a killed demo resumes where it stopped):
+
+1. ``data/``: record a small dataset with the privileged expert (:func:`rsd.generate.generate`,
+   itself resumable per episode);
+2. annotate it with the privileged teacher into ``data/annotations.sqlite`` (cached frames are
+   skipped);
+3. train ``runs/baseline`` and ``runs/rsd`` (same seed, data and schedule; an interrupted run is
+   resumed from its checkpoint);
+4. open-loop evaluation of both on the validation split, on the training rig and on an unseen
+   rig: ``runs/*/eval_<rig>.json``;
+5. closed-loop driving of both on held-out seeds: ``runs/*/drive/metrics.json``;
+6. the report: ``report/index.html``.
+
+A stage is done when ``.stages/<name>.json`` exists (it records the stage's seconds) and its
+outputs are there. The demo's config is stored in ``demo.yaml``; another config in the same
+directory is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rsd.config import ConfigError
+
+VARIANTS = ("baseline", "rsd")
+STAGE_DIR = ".stages"
+CONFIG_FILE = "demo.yaml"
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What ``rsd demo`` computes. Defaults: the full demo (<= 15 min on 2 CPU cores)."""
+
+    scenarios: tuple[str, ...] = ("all",)
+    episodes_per_scenario: int = 6
+    """Recorded episodes per scenario (seeds ``data_seed ...``; seed % 5 == 4 is validation)."""
+    data_seed: int = 0
+    rig: str = "dense360"
+    """The training rig."""
+    unseen_rig: str = "sparse_noisy"
+    """A rig neither model was trained on (open-loop evaluation only)."""
+    epochs: int = 2
+    batch_size: int = 16
+    lr: float = 2e-3
+    warmup_steps: int = 20
+    seed: int = 0
+    """Training seed, the same for both variants."""
+    model: dict[str, Any] = field(
+        default_factory=lambda: {
+            "kind": "vad",
+            "backbone": {"stem_channels": 16, "channels": 32, "depth": 1, "plan_dim": 32},
+            "risk_head": {"hidden": 16},
+        }
+    )
+    """``TrainConfig.model`` overrides (a small, fast model)."""
+    max_samples: int | None = None
+    """Train on at most this many samples (None: the whole train split)."""
+    eval_max_samples: int | None = None
+    drive_episodes: int = 2
+    """Closed-loop episodes per scenario, on seeds from ``drive_seed`` (never trained on)."""
+    drive_seed: int = 10_000
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("episodes_per_scenario", "epochs", "batch_size", "drive_episodes", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"demo.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.rig == self.unseen_rig:
+            raise ConfigError("demo.unseen_rig must differ from demo.rig")
+
+
+QUICK = DemoConfig(
+    episodes_per_scenario=2,  # seeds 3 (train) and 4 (validation)
+    data_seed=3,
+    epochs=1,
+    model={
+        "kind": "vad",
+        "backbone": {
+            "stem_channels": 8,
+            "channels": 16,
+            "depth": 1,
+            "plan_dim": 32,
+            "agent_tokens": 4,
+        },
+        "risk_head": {"hidden": 8},
+    },
+    max_samples=64,
+    eval_max_samples=32,
+    drive_episodes=1,
+)
+"""``rsd demo --quick``: 2 episodes per scenario, 1 epoch, 1 drive episode per scenario."""
+
+
+# -- stages ----------------------------------------------------------------------------------
+
+
+class Demo:
+    """The stages of one demo directory; ``run()`` does what is not done yet."""
+
+    def __init__(self, cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> None:
+        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        self.data = self.out / "data"
+        self.runs = {v: self.out / "runs" / v for v in VARIANTS}
+        self.report_dir = self.out / "report"
+        self.t0 = time.monotonic()
+        self.ran: list[str] = []
+        """Stages computed by this call (the others were skipped as done)."""
+        self.seconds: dict[str, float] = {}
+
+    # bookkeeping
+
+    def _marker(self, name: str) -> Path:
+        return self.out / STAGE_DIR / f"{name}.json"
+
+    def _say(self, msg: str) -> None:
+        print(f"[demo {time.monotonic() - self.t0:7.1f} s] {msg}", flush=True)
+
+    def _check_dir(self) -> None:
+        from rsd.config import dump_yaml
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / CONFIG_FILE
+        text = dump_yaml(self.cfg)
+        if not path.exists():
+            path.write_text(text)
+        elif path.read_text() != text:
+            raise ConfigError(
+                f"{self.out} holds a demo of another config ({path}); choose another --out or "
+                "delete it"
+            )
+
+    def stage(self, name: str, fn: Callable[[], None], outputs: Callable[[], bool]) -> None:
+        """Run ``fn`` unless its marker and ``outputs()`` say it is done."""
+        marker = self._marker(name)
+        k = len(self.seconds) + 1
+        if marker.exists() and outputs():
+            s = json.loads(marker.read_text())["seconds"]
+            self.seconds[name] = s
+            self._say(f"stage {k} {name}: done before ({s:.1f} s), skipped")
+            return
+        self._say(f"stage {k} {name} ...")
+        t = time.monotonic()
+        fn()
+        dt = time.monotonic() - t
+        if not outputs():
+            raise RuntimeError(f"demo stage {name} finished without its outputs")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        marker.write_text(json.dumps({"seconds": round(dt, 2), "finished": when}) + "\n")
+        self.seconds[name] = dt
+        self.ran.append(name)
+        self._say(f"stage {k} {name}: {dt:.1f} s")
+
+    # the stages
+
+    def _generate_cfg(self):
+        from rsd.generate import GenerateConfig
+
+        return GenerateConfig(
+            scenarios=self.cfg.scenarios,
+            episodes_per_scenario=self.cfg.episodes_per_scenario,
+            seed=self.cfg.data_seed,
+        )
+
+    def _dataset_complete(self) -> bool:
+        path = self.data / "manifest.json"
+        return path.exists() and bool(json.loads(path.read_text()).get("complete"))
+
+    def generate(self) -> None:
+        from rsd.generate import generate
+
+        summary = generate(
+            self._generate_cfg(), self.data, workers=self.cfg.workers, progress=self.progress
+        )
+        if not summary.complete:
+            raise RuntimeError(f"dataset {self.data} incomplete: {len(summary.failed)} failed")
+
+    def _teacher(self):
+        from rsd.teacher.factory import make_teacher
+
+        return make_teacher("privileged")
+
+    def _annotated(self) -> bool:
+        from rsd.annotate import CACHE_NAME
+        from rsd.data.store import FrameStore
+        from rsd.teacher.cache import AnnotationCache
+
+        if not (self.data / CACHE_NAME).exists():
+            return False
+        teacher = self._teacher()
+        with AnnotationCache(self.data / CACHE_NAME) as cache:
+            ids = list(FrameStore(self.data).frame_ids)
+            return not cache.missing(ids, teacher.teacher_id, teacher.prompt_version)
+
+    def annotate(self) -> None:
+        from rsd.annotate import CACHE_NAME, annotate
+        from rsd.data.store import FrameStore
+        from rsd.teacher.cache import AnnotationCache
+
+        with AnnotationCache(self.data / CACHE_NAME) as cache:
+            s = annotate(FrameStore(self.data), self._teacher(), cache, progress=self.progress)
+        print(s.text())
+
+    def train_config(self, variant: str):
+        from rsd.config import load_config
+        from rsd.train_config import TrainConfig
+
+        c = self.cfg
+        overrides = [
+            f"variant={variant}",
+            f"epochs={c.epochs}",
+            f"batch_size={c.batch_size}",
+            f"lr={c.lr}",
+            f"warmup_steps={c.warmup_steps}",
+            f"seed={c.seed}",
+            f"rig={c.rig}",
+            "num_workers=0",
+            "log_every=5",
+        ]
+        if c.max_samples is not None:
+            overrides.append(f"max_samples={c.max_samples}")
+        overrides += [f"model.{k}={v}" for k, v in _flatten(c.model).items()]
+        return load_config(TrainConfig, None, overrides)
+
+    def _trained(self, variant: str) -> bool:
+        from rsd.checkpoint import checkpoint_path, load_checkpoint
+
+        path = checkpoint_path(self.runs[variant])
+        if not path.exists():
+            return False
+        ck = load_checkpoint(path, optimizer=False)
+        return ck.meta.get("step") == ck.meta.get("total_steps")
+
+    def train(self, variant: str) -> None:
+        from rsd.checkpoint import checkpoint_path
+        from rsd.train import train
+
+        run = self.runs[variant]
+        resume = checkpoint_path(run).exists()
+        if resume:
+            self._say(f"resuming {run} from its checkpoint")
+        result = train(
+            self.train_config(variant), self.data, run, resume=resume, progress=self.progress
+        )
+        if result.status == "interrupted":
+            raise KeyboardInterrupt
+        if result.status != "done":
+            raise RuntimeError(f"training {variant} stopped early ({result.status})")
+
+    def _eval_path(self, variant: str, rig: str) -> Path:
+        return self.runs[variant] / f"eval_{rig}.json"
+
+    def evaluate(self, variant: str, rig: str) -> None:
+        from rsd.evaluate import evaluate
+
+        res = evaluate(
+            self.runs[variant],
+            self.data,
+            rig=rig,
+            split="val",
+            max_samples=self.cfg.eval_max_samples,
+            progress=self.progress,
+        )
+        _write_json(self._eval_path(variant, rig), res)
+
+    def _drive_dir(self, variant: str) -> Path:
+        return self.runs[variant] / "drive"
+
+    def drive(self, variant: str) -> None:
+        from rsd.metrics.driving import driving_metrics
+        from rsd.sim.closed_loop import PlannerSpec, drive
+        from rsd.sim.spec import builtin_scenarios
+
+        c = self.cfg
+        scenarios = builtin_scenarios() if c.scenarios == ("all",) else list(c.scenarios)
+        spec = PlannerSpec("model", str(self.runs[variant]))
+        t = time.perf_counter()
+        logs = drive(
+            scenarios, c.drive_episodes, c.drive_seed, c.workers, spec, None, self.progress
+        )
+        wall = time.perf_counter() - t
+        out = self._drive_dir(variant)
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "episodes.jsonl", "w") as f:
+            for log in logs:
+                f.write(log.to_json() + "\n")
+        metrics = driving_metrics(logs)
+        metrics["settings"] = {
+            "planner": "model",
+            "run_dir": str(self.runs[variant]),
+            "scenarios": scenarios,
+            "episodes": c.drive_episodes,
+            "first_seed": c.drive_seed,
+            "workers": c.workers,
+            "wall_s": round(wall, 2),
+        }
+        _write_json(out / "metrics.json", metrics)
+
+    def report(self) -> None:
+        from rsd.report import write_report
+
+        path = write_report(
+            [self.runs[v] for v in VARIANTS], self.report_dir, title="rsd demo: baseline vs RSD"
+        )
+        self.report_path = Path(path)
+
+    # all of it
+
+    def run(self) -> Path:
+        """Do every stage not done yet; returns the report's path."""
+        self._check_dir()
+        c = self.cfg
+        self.stage("generate", self.generate, self._dataset_complete)
+        self.stage("annotate", self.annotate, self._annotated)
+        for v in VARIANTS:
+            self.stage(f"train_{v}", lambda v=v: self.train(v), lambda v=v: self._trained(v))
+        for v in VARIANTS:
+            for rig in (c.rig, c.unseen_rig):
+                self.stage(
+                    f"eval_{v}_{rig}",
+                    lambda v=v, r=rig: self.evaluate(v, r),
+                    lambda v=v, r=rig: self._eval_path(v, r).exists(),
+                )
+        for v in VARIANTS:
+            self.stage(
+                f"drive_{v}",
+                lambda v=v: self.drive(v),
+                lambda v=v: (self._drive_dir(v) / "metrics.json").exists(),
+            )
+        self.report_path = self.report_dir / "index.html"
+        self.stage("report", self.report, self.report_path.exists)
+        return self.report_path
+
+    def headline(self) -> dict[str, dict[str, float]]:
+        """``{metric: {variant: value}}`` from the stages' outputs (NaN where missing)."""
+        rows: dict[str, dict[str, float]] = {}
+        for v in VARIANTS:
+            seen = _read_json(self._eval_path(v, self.cfg.rig))
+            unseen = _read_json(self._eval_path(v, self.cfg.unseen_rig))
+            drv = _read_json(self._drive_dir(v) / "metrics.json").get("overall", {})
+            plan, det = seen.get("planning") or {}, seen.get("detection") or {}
+            values = {
+                "L2 avg (m)": _num(plan.get("L2 (VAD avg)@avg")),
+                "ADE (m)": _num(plan.get("ADE")),
+                "collision (%)": 100 * _num(plan.get("Collision (VAD avg)@avg")),
+                "mASE": _num(det.get("mASE")),
+                "mAVE (m/s)": _num(det.get("mAVE")),
+                f"ADE {self.cfg.unseen_rig} (m)": _num((unseen.get("planning") or {}).get("ADE")),
+                "closed-loop DS": _num(drv.get("driving_score")),
+                "closed-loop SR (%)": _num(drv.get("success_rate")),
+                "closed-loop collision (%)": _num(drv.get("collision_rate")),
+            }
+            for k, x in values.items():
+                rows.setdefault(k, {})[v] = x
+        return rows
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = str(v).lower() if isinstance(v, bool) else v
+    return out
+
+
+def _clean(x: Any) -> Any:
+    """Strict JSON: NaN / inf -> null, tuples -> lists, numpy / torch scalars -> floats."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 0) == 0:
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    from rsd.data.store import atomic_write
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _num(x: Any) -> float:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else math.nan
+
+
+def format_headline(rows: dict[str, dict[str, float]]) -> str:
+    """The baseline-vs-RSD table, one metric per line."""
+    width = max(len(k) for k in rows) + 2
+    head = f"{'metric':<{width}}{'baseline':>10}{'rsd':>10}"
+    lines = [head, "-" * len(head)]
+    for k, by in rows.items():
+        cells = "".join(
+            f"{'-' if math.isnan(by.get(v, math.nan)) else format(by[v], '.3f'):>10}"
+            for v in VARIANTS
+        )
+        lines.append(f"{k:<{width}}{cells}")
+    return "\n".join(lines)
+
+
+def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> Demo:
+    """Run (or finish) the demo in ``out``; prints the headline table and the report's path."""
+    demo = Demo(cfg, out, progress=progress)
+    path = demo.run()
+    total = sum(demo.seconds.values())
+    print()
+    print(format_headline(demo.headline()))
+    print()
+    skipped = len(demo.seconds) - len(demo.ran)
+    print(
+        f"stages: {len(demo.ran)} computed, {skipped} done before; "
+        f"stage time {total:.1f} s (this call {time.monotonic() - demo.t0:.1f} s)"
+    )
+    print(f"report: {path}")
+    return demo
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, default=Path("demo"), metavar="DIR", help="output dir (demo)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny version: 2 episodes per scenario, 1 epoch, 1 drive episode",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="processes (default 2)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = QUICK if args.quick else DemoConfig()
+    if args.workers is not None:
+        cfg = dataclasses.replace(cfg, workers=args.workers)
+    run_demo(cfg, args.out, progress=not args.no_progress)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rsd.demo ...``: the same as ``rsd demo ...``."""
+    from rsd.cli import main as cli_main
+
+    return cli_main(["demo", *(argv if argv is not None else sys.argv[1:])])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
