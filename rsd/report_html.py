@@ -57,12 +57,14 @@ def _table(
     for label, cells, lower in rows:
         if not any(cells[v]["n"] for v in variants):
             continue
-        means = {v: cells[v]["mean"] for v in variants if cells[v]["mean"] is not None}
-        best = (min if lower else max)(means.values()) if len(means) > 1 else None
-        if best is not None and list(means.values()).count(best) > 1:
-            best = None  # a tie: nobody is better
+        shown = {
+            v: round(cells[v]["mean"], digits) for v in variants if cells[v]["mean"] is not None
+        }
+        best = (min if lower else max)(shown.values()) if len(shown) > 1 else None
+        if best is not None and list(shown.values()).count(best) > 1:
+            best = None  # equal as shown: nobody is better
         tds = "".join(
-            f'<td class="{"best" if best is not None and cells[v]["mean"] == best else ""}">'
+            f'<td class="{"best" if best is not None and shown.get(v) == best else ""}">'
             f"{escape(fmt_stat(cells[v], digits))}</td>"
             for v in variants
         )
@@ -72,7 +74,8 @@ def _table(
                 tds += "<td>-</td>"
             else:
                 rel = 100 * (r - b) / abs(b)
-                good = (rel < 0) == lower if rel != 0 else None
+                good = (rel < 0) == lower if abs(rel) >= 0.05 else None  # shown as 0.0: neutral
+                rel = rel if good is not None else 0.0
                 cls = "" if good is None else ("good" if good else "bad")
                 tds += f'<td class="{cls}">{rel:+.1f} %</td>'
         out.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")

@@ -111,8 +111,8 @@ def _boxes(ax: Any, boxes: np.ndarray, colour: str) -> None:
 
 def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> bytes | None:
     """BEV input, teacher risk map and student risk map for the ``n`` val frames with the
-    highest teacher scene risk among the first ``scan``; None when the run has no RiskHead or
-    the data has no teacher answers."""
+    highest teacher risk among ``scan`` spread evenly over the split; None when the run has no
+    RiskHead or the data has no teacher answers."""
     import torch
     from matplotlib.figure import Figure
 
@@ -122,10 +122,11 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
 
     ev = load_for_eval(run_dir)
     cfg = ev.config
-    ds, has_teacher, _ = _open_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", scan)
+    ds, has_teacher, _ = _open_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", None)
     if not has_teacher:
         return None
-    samples = [ds[i] for i in range(len(ds))]
+    stride = max(len(ds) // scan, 1)  # spread over the split: neighbouring keyframes look alike
+    samples = [ds[i] for i in range(0, len(ds), stride)]
     samples.sort(key=lambda s: -float(s["risk_map"].max()))
     samples = samples[:n]
     batch = collate(samples)
