@@ -54,7 +54,7 @@ class DemoConfig:
     """The training rig."""
     unseen_rig: str = "sparse_noisy"
     """A rig neither model was trained on (open-loop evaluation only)."""
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 16
     lr: float = 2e-3
     warmup_steps: int = 20
@@ -71,9 +71,11 @@ class DemoConfig:
     max_samples: int | None = None
     """Train on at most this many samples (None: the whole train split)."""
     eval_max_samples: int | None = None
-    drive_episodes: int = 2
+    drive_episodes: int = 3
     """Closed-loop episodes per scenario, on seeds from ``drive_seed`` (never trained on)."""
     drive_seed: int = 10_000
+    drive_scenarios: tuple[str, ...] = ()
+    """Scenarios driven closed loop (empty: the same as ``scenarios``)."""
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -287,7 +289,8 @@ class Demo:
         from rsd.sim.spec import builtin_scenarios
 
         c = self.cfg
-        scenarios = builtin_scenarios() if c.scenarios == ("all",) else list(c.scenarios)
+        names = c.drive_scenarios or c.scenarios
+        scenarios = builtin_scenarios() if names == ("all",) else list(names)
         spec = PlannerSpec("model", str(self.runs[variant]))
         t = time.perf_counter()
         logs = drive(
