@@ -1,7 +1,7 @@
 """``rsd demo``: the whole pipeline on the embedded default, baseline against RSD.
 
-    rsd demo                 # ~15 min on 2 CPU cores; writes demo/
-    rsd demo --quick         # a tiny version (smoke test, ~1 min)
+    rsd demo                 # ~5 min on 2 idle CPU cores (<= 15 min shared); writes demo/
+    rsd demo --quick         # a tiny version (smoke test, < 1 min)
 
 Stages, each written to its own place under ``--out`` and skipped on a re-run once its output
 is complete (so a killed demo resumes where it stopped):
@@ -44,7 +44,7 @@ CONFIG_FILE = "demo.yaml"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What ``rsd demo`` computes. Defaults: the full demo (<= 15 min on 2 CPU cores)."""
+    """What ``rsd demo`` computes. Defaults: the full demo (~5 min on 2 idle CPU cores)."""
 
     scenarios: tuple[str, ...] = ("all",)
     episodes_per_scenario: int = 6
@@ -54,7 +54,7 @@ class DemoConfig:
     """The training rig."""
     unseen_rig: str = "sparse_noisy"
     """A rig neither model was trained on (open-loop evaluation only)."""
-    epochs: int = 3
+    epochs: int = 10
     batch_size: int = 16
     lr: float = 2e-3
     warmup_steps: int = 20
