@@ -136,7 +136,10 @@ class EgoQuery(nn.Module):
     def __init__(self, dim: int, cfg: BackboneConfig) -> None:
         super().__init__()
         self.command = nn.Embedding(len(Command), dim)
-        self.modes = nn.Parameter(torch.randn(cfg.n_modes, dim) * 0.02)
+        # as large as the command embedding: with tiny mode embeddings the M queries are near
+        # copies, the logits move in unison and the mode classifier cannot learn (plan_cls
+        # stuck at log M)
+        self.modes = nn.Parameter(torch.randn(cfg.n_modes, dim))
         self.status = (
             nn.Sequential(
                 nn.Linear(len(EgoStatusField), dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)
