@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.demo",
         "the whole pipeline, baseline vs RSD: data, teacher, training, evaluation, report",
     ),
+    "experiment": (
+        "rsd.experiment",
+        "the headline experiment: every arm x seed trained, evaluated, driven; mean/std table",
+    ),
     "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
 }
 

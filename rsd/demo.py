@@ -30,15 +30,18 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rsd.config import ConfigError
+from rsd.stages import STAGE_DIR, StageRunner, check_config_dir  # noqa: F401 (re-exported)
+from rsd.stages import flatten as _flatten
+from rsd.stages import num as _num
+from rsd.stages import read_json as _read_json
+from rsd.stages import write_json as _write_json
 
 VARIANTS = ("baseline", "rsd")
-STAGE_DIR = ".stages"
 CONFIG_FILE = "demo.yaml"
 
 
@@ -111,62 +114,25 @@ QUICK = DemoConfig(
 # -- stages ----------------------------------------------------------------------------------
 
 
-class Demo:
+class Demo(StageRunner):
     """The stages of one demo directory; ``run()`` does what is not done yet."""
 
+    label = "demo"
+
     def __init__(self, cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> None:
-        self.cfg, self.out, self.progress = cfg, Path(out), progress
+        super().__init__(out, progress=progress)
+        self.cfg = cfg
         self.data = self.out / "data"
         self.runs = {v: self.out / "runs" / v for v in VARIANTS}
         self.report_dir = self.out / "report"
-        self.t0 = time.monotonic()
-        self.ran: list[str] = []
-        """Stages computed by this call (the others were skipped as done)."""
-        self.seconds: dict[str, float] = {}
-
-    # bookkeeping
-
-    def _marker(self, name: str) -> Path:
-        return self.out / STAGE_DIR / f"{name}.json"
 
     def _say(self, msg: str) -> None:
-        print(f"[demo {time.monotonic() - self.t0:7.1f} s] {msg}", flush=True)
+        self.say(msg)
 
     def _check_dir(self) -> None:
         from rsd.config import dump_yaml
 
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / CONFIG_FILE
-        text = dump_yaml(self.cfg)
-        if not path.exists():
-            path.write_text(text)
-        elif path.read_text() != text:
-            raise ConfigError(
-                f"{self.out} holds a demo of another config ({path}); choose another --out or "
-                "delete it"
-            )
-
-    def stage(self, name: str, fn: Callable[[], None], outputs: Callable[[], bool]) -> None:
-        """Run ``fn`` unless its marker and ``outputs()`` say it is done."""
-        marker = self._marker(name)
-        k = len(self.seconds) + 1
-        if marker.exists() and outputs():
-            s = json.loads(marker.read_text())["seconds"]
-            self.seconds[name] = s
-            self._say(f"stage {k} {name}: done before ({s:.1f} s), skipped")
-            return
-        self._say(f"stage {k} {name} ...")
-        t = time.monotonic()
-        fn()
-        dt = time.monotonic() - t
-        if not outputs():
-            raise RuntimeError(f"demo stage {name} finished without its outputs")
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        marker.write_text(json.dumps({"seconds": round(dt, 2), "finished": when}) + "\n")
-        self.seconds[name] = dt
-        self.ran.append(name)
-        self._say(f"stage {k} {name}: {dt:.1f} s")
+        check_config_dir(self.out, CONFIG_FILE, dump_yaml(self.cfg), "a demo")
 
     # the stages
 
@@ -374,46 +340,6 @@ class Demo:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= _flatten(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = str(v).lower() if isinstance(v, bool) else v
-    return out
-
-
-def _clean(x: Any) -> Any:
-    """Strict JSON: NaN / inf -> null, tuples -> lists, numpy / torch scalars -> floats."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if hasattr(x, "item") and callable(x.item) and getattr(x, "ndim", 0) == 0:
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    from rsd.data.store import atomic_write
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(_clean(obj), indent=2) + "\n").encode())
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _num(x: Any) -> float:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else math.nan
 
 
 def format_headline(rows: dict[str, dict[str, float]]) -> str:
