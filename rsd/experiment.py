@@ -320,11 +320,23 @@ class Experiment(StageRunner):
         ck = load_checkpoint(path, optimizer=False)
         return ck.meta.get("step") == ck.meta.get("total_steps")
 
+    def train_command(self, arm: str, seed: int, nproc: int | None = None) -> str:
+        """The ``rsd train`` command line of one run (under ``torchrun`` with ``nproc``
+        processes): what the train stage computes, to run it elsewhere, e.g. with DDP."""
+        head = ["rsd", "train"]
+        if nproc is not None:
+            head = ["torchrun", f"--nproc_per_node={nproc}", "-m", "rsd.train"]
+        args = ["--data", str(self.data), "--out", str(self.run_dir(arm, seed))]
+        return shlex.join([*head, *args, *self.cfg.train_overrides(arm, seed)])
+
     def train(self, arm: str, seed: int) -> None:
         from rsd.checkpoint import checkpoint_path
         from rsd.train import train
 
         run = self.run_dir(arm, seed)
+        if self._trained(arm, seed):  # e.g. trained on its own with train_command()
+            self.say(f"{run} holds a finished run: kept")
+            return
         resume = checkpoint_path(run).exists()
         if resume:
             self.say(f"resuming {run} from its checkpoint")
@@ -500,6 +512,8 @@ class Experiment(StageRunner):
                     lambda a=arm, s=s: self._trained(a, s),
                     kind="train",
                 )
+                if self.dry_run and not self.plan[-1][1]:
+                    print(f"        {self.train_command(arm, s)}")
                 for rig in (c.rig, c.unseen_rig):
                     self.stage(
                         f"eval_{tag}_{rig}",
@@ -881,10 +895,12 @@ Bigger, on a GPU: override the model and schedule, e.g.
       train.model.backbone.channels=64 train.model.backbone.depth=2 seeds=[0,1,2,3,4]
 The runs use the training loop of 'rsd train' (CUDA when available). To train a single run on
 N GPUs with DDP, train it first under torchrun into the run directory the experiment expects,
-then let the experiment resume from it:
-  torchrun --nproc_per_node=N -m rsd.train --data big/data --variant rsd \\
-      --out big/runs/rsd/seed0 [key=value ...]   # the same overrides as the experiment's
-(a finished run is detected from its checkpoint; the stage then only records its marker).
+then let the experiment find it (a finished run is kept; the stage only records its marker):
+  torchrun --nproc_per_node=N -m rsd.train --data big/data --out big/runs/rsd/seed0 \\
+      rig=dense360 epochs=40 ... variant=rsd seed=0
+'rsd experiment ... --dry-run' prints the exact 'rsd train' command of every run to do
+(the experiment's overrides: train, then the arm's, then the seed).
+Give CONFIG and the KEY=VALUE overrides together, before or after the options.
 """
 
 

@@ -278,6 +278,9 @@ def test_dry_run_and_filters_run_nothing(finished, tiny, capsys):
     assert all(done for _, done in exp.plan) and exp.ran == []
     assert "7 stages, 0 to do" in capsys.readouterr().out
     assert _mtimes(out) == before
+    cmd = exp.train_command("rsd", 0, nproc=4)
+    assert cmd.startswith("torchrun --nproc_per_node=4 -m rsd.train --data ")
+    assert cmd.endswith("variant=rsd seed=0") and "model.backbone.channels=16" in cmd
     with pytest.raises(ConfigError, match="--only"):
         run_experiment(tiny, out, only=["nope"], dry_run=True)
     with pytest.raises(ConfigError, match="--seeds"):
