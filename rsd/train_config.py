@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass, field
 
 from rsd.config import ConfigError, to_dict
+from rsd.data.augment import AugmentConfig
 from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names
 from rsd.losses import LossWeights
 from rsd.models.config import ModelConfig
@@ -35,6 +36,9 @@ class TrainConfig:
 
     variant: str = "rsd"
     """``baseline`` or ``rsd``; ``model.risk`` follows it (see :func:`resolve`)."""
+    risk_head: bool = True
+    """``rsd`` only: ``False`` trains with the teacher's targets in the trajectory likelihood
+    constraint but without the RiskHead (an ablation; no distillation terms then apply)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     epochs: int = 20
@@ -59,6 +63,9 @@ class TrainConfig:
     grid: BEVGrid = field(default_factory=BEVGrid)
     raster: RasterConfig = field(default_factory=RasterConfig)
     risk_map: RiskMapConfig = field(default_factory=RiskMapConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    """Recovery augmentation of training frames (:mod:`rsd.data.augment`; ``augment.prob=0``
+    switches it off)."""
     teacher: str = "privileged"
     """Teacher id whose cached answers are the risk targets (``rsd`` variant)."""
     prompt_version: str = "physics-v1"
@@ -103,8 +110,9 @@ class TrainConfig:
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with ``model.risk`` set by the variant (the RiskHead exists only for ``rsd``)."""
-    want = cfg.variant == "rsd"
+    """``cfg`` with ``model.risk`` set by the variant (the RiskHead exists only for ``rsd``,
+    and there only when ``risk_head`` is on)."""
+    want = cfg.variant == "rsd" and cfg.risk_head
     if getattr(cfg.model, "risk", want) == want:
         return cfg
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, risk=want))
