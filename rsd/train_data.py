@@ -30,7 +30,12 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
     indices = split_indices(store, "train")[: cfg.max_samples]
     if not indices:
         raise ConfigError(f"dataset {data_dir}: no frames in the train split")
-    ds: Dataset = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
+    from rsd.data.augment import Augmenter
+
+    augment = Augmenter(cfg.augment, seed=cfg.seed) if cfg.augment.prob > 0 else None
+    ds: Dataset = BEVDataset(
+        store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices, augment=augment
+    )
     if cfg.variant == "rsd":
         from rsd.teacher.cache import AnnotationCache
         from rsd.teacher.risk_map import RiskTargetDataset
@@ -98,6 +103,8 @@ def make_loader(ds: Dataset, cfg: TrainConfig, d: Dist, epoch: int, skip_batches
 
     sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, seed=cfg.seed)
     sampler.set_epoch(epoch)  # the permutation is a function of (seed, epoch) alone
+    if hasattr(ds, "set_epoch"):  # so are the augmentation draws
+        ds.set_epoch(epoch)
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # worker seeds
     return DataLoader(
         ds,

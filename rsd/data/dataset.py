@@ -81,6 +81,8 @@ class BEVDataset(Dataset):
         grid: the BEV grid.
         raster: raster options (history keyframes).
         indices: optional subset of ``frames`` (e.g. from :func:`split_indices`).
+        augment: optional :class:`rsd.data.augment.Augmenter` (training only): frames are then
+            displaced as a function of (index, :attr:`epoch`), see :meth:`set_epoch`.
     """
 
     def __init__(
@@ -90,12 +92,20 @@ class BEVDataset(Dataset):
         grid: BEVGrid | None = None,
         raster: RasterConfig | None = None,
         indices: Sequence[int] | None = None,
+        augment: Any = None,
     ) -> None:
         self.frames = frames
         self.rig = rig if isinstance(rig, SensorRig) else load_rig(rig)
         self.grid = grid or BEVGrid()
         self.raster = raster or RasterConfig()
         self.indices = list(range(len(frames))) if indices is None else list(indices)
+        self.augment = augment
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose augmentation draws :meth:`__getitem__` uses (set before a loader's
+        workers start: they copy it)."""
+        self.epoch = int(epoch)
 
     @classmethod
     def split(cls, frames: Sequence[Frame], split: str, **kwargs: Any) -> BEVDataset:
@@ -108,6 +118,8 @@ class BEVDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         index = self.indices[i]
         frame = self.frames[index]
+        if self.augment is not None:
+            frame = self.augment(frame, index, self.epoch)
         arrays = rasterise(frame, self.rig, self.grid, self.raster)
         sample: dict[str, Any] = {k: torch.from_numpy(v) for k, v in arrays.items()}
         sample["frame_id"] = frame.frame_id

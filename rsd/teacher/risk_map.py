@@ -222,6 +222,11 @@ class RiskTargetDataset(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the base dataset (its augmentation draws)."""
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         sample = self.base[i]
         found = self.assessments.get(sample["frame_id"])
