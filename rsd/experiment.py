@@ -14,6 +14,10 @@ aggregate over seeds into ``results.json``, ``results.md`` and ``report/index.ht
 and metric the values per seed, mean, sample std (ddof 1) and the change of the mean against
 the ``baseline`` arm in %, and the issue's targets (``rsd`` against ``baseline``) met or not.
 
+With ``workers`` > 1 the runs (train, evaluate, drive of one arm and seed) are computed that many
+at a time in a process pool, one torch thread each: the small default model trains about as
+fast on one thread as on two, so two runs at once nearly halve the time on 2 cores.
+
 Every stage is skipped once its marker (``.stages/<name>.json``) and outputs exist; a marker
 records the stage's wall and CPU seconds (this process's ``time.process_time()`` plus the
 user + system time of its waited-for child processes), summed over all sittings into the time
@@ -116,7 +120,9 @@ class ExperimentConfig:
     long_tail: tuple[str, ...] = ("sudden_brake", "cut_in", "merge", "intersection")
     """Driven scenarios counted as long tail; the others are nominal."""
     workers: int = 2
-    """Processes for recording and driving (does not change any result)."""
+    """Processes (does not change any result): for recording, and above 1 the runs are
+    computed this many at a time, each in its own process with one torch thread (driving
+    then runs inside that process)."""
 
     def __post_init__(self) -> None:
         for name in ("episodes_per_scenario", "drive_episodes", "workers"):
@@ -494,41 +500,93 @@ class Experiment(StageRunner):
 
     # all of it
 
+    def run_unit(self, arm: str, seed: int) -> None:
+        """The stages of one run: train, evaluate on both rigs, drive."""
+        c, tag = self.cfg, f"{arm}_seed{seed}"
+        self.stage(
+            f"train_{tag}",
+            lambda: self.train(arm, seed),
+            lambda: self._trained(arm, seed),
+            kind="train",
+        )
+        if self.dry_run and not self.plan[-1][1]:
+            print(f"        {self.train_command(arm, seed)}")
+        for rig in (c.rig, c.unseen_rig):
+            self.stage(
+                f"eval_{tag}_{rig}",
+                lambda r=rig: self.evaluate(arm, seed, r),
+                lambda r=rig: self.eval_path(arm, seed, r).exists(),
+                kind="eval",
+            )
+        self.stage(
+            f"drive_{tag}",
+            lambda: self.drive(arm, seed),
+            lambda: (self.drive_dir(arm, seed) / "metrics.json").exists(),
+            kind="drive",
+        )
+
+    def _unit_done(self, arm: str, seed: int) -> bool:
+        probe = Experiment(self.cfg, self.out, progress=False, dry_run=True)
+        import contextlib
+        import io
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            probe.run_unit(arm, seed)
+        return all(done for _, done in probe.plan)
+
+    def _run_parallel(self, units: list[tuple[str, int]]) -> None:
+        """Compute the runs not done yet ``workers`` at a time, each in its own process with
+        one torch thread (on a small model one thread is about as fast as two, so this
+        nearly doubles throughput on 2 cores); seed-major order, as submitted."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        from rsd.config import dump_yaml
+
+        todo = [u for u in units if not self._unit_done(*u)]
+        if not todo:
+            return
+        self.say(f"{len(todo)} runs to compute, {self.cfg.workers} at a time")
+        text = dump_yaml(self.cfg)
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(self.cfg.workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_run_unit, text, str(self.out), a, s): (a, s) for a, s in todo}
+            for fut in as_completed(futures):
+                arm, seed = futures[fut]
+                fut.result()  # re-raises a run's error here
+                self.say(f"run {arm} seed {seed}: done")
+
     def run(self) -> Path:
         """Do every stage not done yet (in a dry run, list them); returns results.json's path."""
         if self.dry_run:
             print(f"experiment {self.out}: stages (done / to do), nothing is run")
         else:
             self._check_dir()
-        c = self.cfg
         self.stage("generate", self.generate, self._dataset_complete)
         self.stage("annotate", self.annotate, self._annotated)
-        for s in self.seeds:
-            for arm in self.arms:
-                tag = f"{arm}_seed{s}"
-                self.stage(
-                    f"train_{tag}",
-                    lambda a=arm, s=s: self.train(a, s),
-                    lambda a=arm, s=s: self._trained(a, s),
-                    kind="train",
-                )
-                if self.dry_run and not self.plan[-1][1]:
-                    print(f"        {self.train_command(arm, s)}")
-                for rig in (c.rig, c.unseen_rig):
-                    self.stage(
-                        f"eval_{tag}_{rig}",
-                        lambda a=arm, s=s, r=rig: self.evaluate(a, s, r),
-                        lambda a=arm, s=s, r=rig: self.eval_path(a, s, r).exists(),
-                        kind="eval",
-                    )
-                self.stage(
-                    f"drive_{tag}",
-                    lambda a=arm, s=s: self.drive(a, s),
-                    lambda a=arm, s=s: (self.drive_dir(a, s) / "metrics.json").exists(),
-                    kind="drive",
-                )
+        units = [(arm, s) for s in self.seeds for arm in self.arms]
+        if self.cfg.workers > 1 and not self.dry_run:
+            self._run_parallel(units)
+        for arm, s in units:  # parallel: all done by now, this records their times
+            self.run_unit(arm, s)
         self.stage("aggregate", self.aggregate, self._aggregated)
         return self.out / "results.json"
+
+
+def _run_unit(cfg_yaml: str, out: str, arm: str, seed: int) -> None:
+    """One run's stages in a pool process: one torch thread, driving in this process."""
+    import dataclasses
+
+    import torch
+    import yaml
+
+    from rsd.config import from_dict
+
+    torch.set_num_threads(1)
+    cfg = from_dict(ExperimentConfig, yaml.safe_load(cfg_yaml))
+    exp = Experiment(dataclasses.replace(cfg, workers=1), out, progress=False)
+    exp.label = f"{arm} seed {seed}"
+    exp.run_unit(arm, seed)
 
 
 def make_teacher_by_id(teacher_id: str):
