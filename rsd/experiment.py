@@ -78,7 +78,7 @@ def _default_arms() -> dict[str, dict[str, Any]]:
 
 def _default_train() -> dict[str, Any]:
     return {
-        "epochs": 10,
+        "epochs": 6,
         "batch_size": 16,
         "lr": 2e-3,
         "warmup_steps": 20,
@@ -112,7 +112,7 @@ class ExperimentConfig:
     """``TrainConfig`` overrides common to every arm (nested or dotted keys)."""
     eval_max_samples: int | None = None
     """Open-loop evaluation on at most this many validation samples (None: all)."""
-    drive_episodes: int = 5
+    drive_episodes: int = 10
     """Closed-loop episodes per scenario, on seeds from ``drive_seed`` (never recorded)."""
     drive_seed: int = 10_000
     drive_scenarios: tuple[str, ...] = ()
@@ -538,7 +538,10 @@ class Experiment(StageRunner):
         """Compute the runs not done yet ``workers`` at a time, each in its own process with
         one torch thread (on a small model one thread is about as fast as two, so this
         nearly doubles throughput on 2 cores); seed-major order, as submitted."""
+        import contextlib
         import multiprocessing as mp
+        import os
+        import signal
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         from rsd.config import dump_yaml
@@ -548,13 +551,36 @@ class Experiment(StageRunner):
             return
         self.say(f"{len(todo)} runs to compute, {self.cfg.workers} at a time")
         text = dump_yaml(self.cfg)
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(self.cfg.workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_unit, text, str(self.out), a, s): (a, s) for a, s in todo}
+        pool = ProcessPoolExecutor(self.cfg.workers, mp_context=mp.get_context("spawn"))
+        futures = {pool.submit(_run_unit, text, str(self.out), a, s): (a, s) for a, s in todo}
+        failed: list[str] = []
+        old = signal.signal(signal.SIGTERM, _interrupt)
+        try:
             for fut in as_completed(futures):
                 arm, seed = futures[fut]
-                fut.result()  # re-raises a run's error here
-                self.say(f"run {arm} seed {seed}: done")
+                err = fut.exception()
+                if isinstance(err, KeyboardInterrupt):  # a run was stopped: stop them all
+                    raise KeyboardInterrupt
+                if err is not None:
+                    failed.append(f"{arm} seed {seed}: {err!r}")
+                    self.say(f"run {arm} seed {seed}: FAILED ({err!r}); the others go on")
+                else:
+                    self.say(f"run {arm} seed {seed}: done")
+        except KeyboardInterrupt:
+            # queued runs are cancelled; running ones get SIGINT and save their checkpoint
+            self.say("interrupted: stopping the runs in progress (checkpoints are saved)")
+            for fut in futures:
+                fut.cancel()
+            for child in mp.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGINT)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        pool.shutdown()
+        if failed:
+            raise RuntimeError("runs failed (the others are complete):\n  " + "\n  ".join(failed))
 
     def run(self) -> Path:
         """Do every stage not done yet (in a dry run, list them); returns results.json's path."""
@@ -571,6 +597,11 @@ class Experiment(StageRunner):
             self.run_unit(arm, s)
         self.stage("aggregate", self.aggregate, self._aggregated)
         return self.out / "results.json"
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handler of the parallel section: stop like Ctrl-C (runs save checkpoints)."""
+    raise KeyboardInterrupt
 
 
 def _run_unit(cfg_yaml: str, out: str, arm: str, seed: int) -> None:
@@ -942,7 +973,7 @@ dataset, evaluates each run open loop on the training rig and on an unseen rig a
 on held-out seeds, and aggregates over seeds: mean, sample std and change vs baseline of every
 metric, and the issue's targets met or not (OUT/results.md, results.json, report/index.html).
 
-Time: the default (6 arms x 3 seeds, 10 epochs of a small model, 5 drive episodes per
+Time: the default (6 arms x 3 seeds, 6 epochs of a small model, 10 drive episodes per
 scenario) is 18 runs of about the demo's size on twice its data: an estimate (not measured
 yet) of 1.5-2.5 h on 2 idle CPU cores; 'quick' about 4-5 min. Stages are
 resumable: re-run the same command after an interruption. Use --dry-run to see what is
