@@ -96,6 +96,11 @@ class LossWeights:
 
     risk_alpha: float = 1.0
     """``traj_nll`` weighs a sample by ``1 + risk_alpha * scene_risk``."""
+    risk_imitation_alpha: float = 0.0
+    """rsd only: ``plan_l1`` and ``plan_cls`` weigh a sample by ``1 + risk_imitation_alpha *
+    scene_risk`` too (0: unweighted). The NLL carries weight 0.1, so ``risk_alpha`` alone
+    barely changes what the planner learns; this puts the teacher's risk on the main
+    imitation terms."""
     rank_margin: float = 0.1
     """Largest margin of the ranking hinge, in the unit of ``agent_risk_pred`` (probability);
     a pair's margin is capped by the gap between the teacher's risks."""
@@ -196,7 +201,12 @@ def loss_terms(
             valid = batch["ego_future_valid"].bool()
         else:
             valid = torch.ones(expert.shape[:2], dtype=torch.bool, device=expert.device)
-        imitation = imitation_losses(traj, logits, expert, valid)
+        imit_w = None
+        if rsd and w.risk_imitation_alpha > 0 and risk_valid is not None and "scene_risk" in batch:
+            imit_w = risk_weights(
+                batch["scene_risk"].to(traj.dtype), risk_valid, w.risk_imitation_alpha
+            )
+        imitation = imitation_losses(traj, logits, expert, valid, imit_w)
         terms.update({n: v for n, v in imitation.items() if on(n)})
 
         nll_name = "traj_nll" if rsd else "plan_nll"

@@ -39,13 +39,20 @@ def winner_mode(traj: Tensor, expert: Tensor, valid: Tensor) -> tuple[Tensor, Te
 
 
 def imitation_losses(
-    traj: Tensor, logits: Tensor | None, expert: Tensor, valid: Tensor
+    traj: Tensor,
+    logits: Tensor | None,
+    expert: Tensor,
+    valid: Tensor,
+    weights: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Winner-takes-all terms:
 
     * ``plan_l1`` (m): ``|x - x*| + |y - y*|`` of the winner mode, mean over valid steps, then
       over samples with a target;
     * ``plan_cls`` (nats): cross-entropy of ``logits`` toward the winner (when given).
+
+    ``weights`` (B,) multiply each sample's terms (the mean still divides by the number of
+    samples with a target, so weights above 1 make those samples count more in absolute terms).
     """
     winner, has = winner_mode(traj, expert, valid)
     b = traj.shape[0]
@@ -54,10 +61,11 @@ def imitation_losses(
     err = torch.where(valid[..., None], (best - expert).abs(), torch.zeros_like(best)).sum(-1)
     per_sample = err.sum(-1) / valid.sum(-1).clamp_min(1).to(traj.dtype)
     n = has.sum().clamp_min(1).to(traj.dtype)
-    out = {"plan_l1": (per_sample * has).sum() / n}
+    w = has.to(traj.dtype) if weights is None else has * weights.to(traj.dtype)
+    out = {"plan_l1": (per_sample * w).sum() / n}
     if logits is not None:
         ce = F.cross_entropy(logits, winner, reduction="none")
-        out["plan_cls"] = (ce * has).sum() / n
+        out["plan_cls"] = (ce * w).sum() / n
     return out
 
 

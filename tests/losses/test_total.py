@@ -69,6 +69,31 @@ def test_rsd_nll_is_the_baseline_nll_weighted_by_scene_risk() -> None:
     assert _item(unweighted) == pytest.approx(_item(plain), rel=1e-5)
 
 
+def test_risk_imitation_alpha_weighs_the_imitation_terms_per_sample() -> None:
+    outputs, batch = make_outputs(2), make_batch(2)
+    plain = loss_terms(outputs, batch, W, GRID, STRIDE, "rsd")
+    base = loss_terms(
+        outputs, batch, LossWeights(risk_imitation_alpha=3.0), GRID, STRIDE, "baseline"
+    )
+    batch["scene_risk"] = torch.tensor([1.0, 0.0])  # only sample 0 is risky: weight 4 vs 1
+    w = LossWeights(risk_imitation_alpha=3.0)
+    one = {k: v for k, v in batch.items()}
+    per = []
+    for i in range(2):  # each sample alone, unweighted
+        sub = {
+            k: v[i : i + 1] if torch.is_tensor(v) and v.shape[:1] == (2,) else v
+            for k, v in one.items()
+        }
+        so = {k: v[i : i + 1] for k, v in outputs.items()}
+        per.append(loss_terms(so, sub, W, GRID, STRIDE, "rsd"))
+    weighted = loss_terms(outputs, batch, w, GRID, STRIDE, "rsd")
+    for name in ("plan_l1", "plan_cls"):
+        want = (4.0 * _item(per[0][name]) + _item(per[1][name])) / 2
+        assert _item(weighted[name]) == pytest.approx(want, rel=1e-5), name
+        # the baseline never reads the teacher; the default (0) leaves rsd unweighted
+        assert _item(base[name]) == pytest.approx(_item(plain[name]), rel=1e-6), name
+
+
 def test_terms_are_skipped_when_outputs_or_weights_are_absent() -> None:
     outputs = make_outputs(2, risk=False)
     for key in ("det_heatmap", "det_offset", "det_size", "det_yaw", "det_vel", "plan_scale"):
