@@ -173,7 +173,10 @@ def test_default_arms_and_teacher_ids():
         "constraint_only",
         "rsd_noisy25",
         "rsd_noisy50",
+        "rsd_riskweighted",
     ]
+    assert cfg.train_config("rsd_riskweighted", 0).loss.risk_imitation_alpha == 4.0
+    assert cfg.train_config("rsd", 0).loss.risk_imitation_alpha == 0.0
     assert cfg.arms["rsd_noisy25"]["teacher"] == noisy_teacher_id(0.25)
     tc = cfg.train_config("rsd_noisy50", 2)
     assert tc.teacher == noisy_teacher_id(0.5) and tc.seed == 2 and tc.epochs == 6
