@@ -466,11 +466,26 @@ class Experiment(StageRunner):
                 )
         return out
 
+    def pooled_outcomes(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Closed-loop outcomes pooled over every complete seed of each arm (see
+        :func:`pool_outcomes`)."""
+        from rsd.sim.closed_loop import EpisodeLog
+
+        out = {}
+        for arm, seeds in self.complete_runs().items():
+            logs = []
+            for s in seeds:
+                text = (self.drive_dir(arm, s) / "episodes.jsonl").read_text()
+                logs += [EpisodeLog.from_json(line) for line in text.splitlines() if line]
+            out[arm] = pool_outcomes(logs, self.cfg.long_tail)
+        return out
+
     def aggregate(self) -> None:
         from rsd.config import to_dict
 
         per_run = self.per_run()
         agg = aggregate(per_run)
+        pooled = self.pooled_outcomes()
         targets = check_targets(agg)
         for arm in ALSO_CHECKED:
             if arm in per_run:
@@ -487,12 +502,13 @@ class Experiment(StageRunner):
                 for arm, runs in per_run.items()
             },
             "metrics": agg,
+            "pooled": pooled,
             "targets": targets,
             "time": times,
             "inputs_digest": self._inputs_digest(),
         }
         write_json(self.out / "results.json", res)
-        md = results_markdown(agg, targets, times, self.command, list(per_run))
+        md = results_markdown(agg, targets, times, self.command, list(per_run), pooled)
         (self.out / "results.md").write_text(md)
         self.report_dir.mkdir(parents=True, exist_ok=True)
         (self.report_dir / "index.html").write_text(markdown_tables_html(md))
@@ -719,6 +735,65 @@ def run_metrics(
     }
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (default 95 %) of a proportion ``k / n``; NaNs when ``n`` is 0."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    d = 1 + z * z / n
+    c = p + z * z / (2 * n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (c - h) / d), min(1.0, (c + h) / d)
+
+
+POOLED_OUTCOMES = ("vehicle_collision", "offroad", "success")
+
+
+def pool_outcomes(logs: Sequence[Any], long_tail: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{"long_tail" | "nominal" | "overall": {"episodes": n, outcome: {"count", "rate_pct",
+    "ci95_pct": [lo, hi]}}}`` over episode logs pooled across seeds: the seed-to-seed std of a
+    rate says how much training varies, the Wilson interval how much the episodes sampled
+    do."""
+    groups = {
+        "long_tail": [lg for lg in logs if lg.scenario in long_tail],
+        "nominal": [lg for lg in logs if lg.scenario not in long_tail],
+        "overall": list(logs),
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for g, members in groups.items():
+        n = len(members)
+        row: dict[str, Any] = {"episodes": n}
+        for outcome in POOLED_OUTCOMES:
+            k = sum(lg.outcome == outcome for lg in members)
+            lo, hi = wilson_interval(k, n)
+            row[outcome] = {
+                "count": k,
+                "rate_pct": 100 * k / n if n else math.nan,
+                "ci95_pct": [100 * lo, 100 * hi],
+            }
+        out[g] = row
+    return out
+
+
+def format_pooled(pooled: Mapping[str, Any], arms: Sequence[str]) -> str:
+    """Markdown table of :func:`pool_outcomes` per arm: rate % [95 % interval] (count / n)."""
+    head = "| arm | group | episodes | " + " | ".join(POOLED_OUTCOMES) + " |"
+    lines = [head, "|" + "---|" * (3 + len(POOLED_OUTCOMES))]
+    for arm in arms:
+        for g in ("long_tail", "nominal"):
+            row = (pooled.get(arm) or {}).get(g)
+            if not row:
+                continue
+            cells = []
+            for o in POOLED_OUTCOMES:
+                c = row[o]
+                lo, hi = (num(v) for v in c["ci95_pct"])
+                rate = num(c["rate_pct"])
+                cells.append(f"{rate:.1f} [{lo:.1f}, {hi:.1f}] ({c['count']})")
+            lines.append(f"| {arm} | {g} | {row['episodes']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if math.isfinite(a) and math.isfinite(b) and b != 0 else math.nan
 
@@ -866,8 +941,10 @@ def results_markdown(
     times: Mapping[str, Any],
     command: str,
     arms: Sequence[str],
+    pooled: Mapping[str, Any] | None = None,
 ) -> str:
-    """``results.md``: a table per metric group, the targets, the time spent, the command."""
+    """``results.md``: a table per metric group, the closed-loop outcomes pooled over seeds,
+    the targets, the time spent, the command."""
     parts = [
         "# rsd experiment",
         "",
@@ -876,6 +953,15 @@ def results_markdown(
     for g, title in GROUPS.items():
         if g in agg:
             parts += ["", f"## {title}", "", format_table(agg, g, arms)]
+    if pooled:
+        parts += [
+            "",
+            "## Closed-loop outcomes pooled over seeds",
+            "",
+            "Rate % [Wilson 95 % interval] over every episode of every seed.",
+            "",
+            format_pooled(pooled, arms),
+        ]
     parts += ["", "## Targets", "", "| target | measured | met? |", "|---|---|---|"]
     for t in targets:
         met = {True: "yes", False: "no", None: "-"}[t["met"]]

@@ -147,6 +147,38 @@ def test_run_metrics_retention_and_closed_loop_groups():
     assert math.isnan(none["unseen_rig"]["ADE retention"])
 
 
+def test_wilson_interval_hand_values():
+    from rsd.experiment import wilson_interval
+
+    # k=0, n=10: upper bound z^2 / (n + z^2) = 3.8416 / 13.8416
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(3.8416 / 13.8416, rel=1e-4)
+    lo, hi = wilson_interval(5, 10)  # symmetric about 1/2
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+
+
+def test_outcomes_pool_over_seeds_by_group():
+    from rsd.experiment import format_pooled, pool_outcomes
+    from rsd.sim.closed_loop import EpisodeLog
+
+    def log(scn, outcome, seed):
+        return EpisodeLog(scn, "skill", seed, "model", outcome, 100.0, 50.0, 50.0, True, 10.0)
+
+    logs = [log("cut_in", "vehicle_collision", s) for s in range(3)]
+    logs += [log("cut_in", "success", s) for s in range(3, 4)]
+    logs += [log("highway", "offroad", 0), log("highway", "success", 1)]
+    p = pool_outcomes(logs, ("cut_in",))
+    assert p["long_tail"]["episodes"] == 4 and p["nominal"]["episodes"] == 2
+    assert p["long_tail"]["vehicle_collision"]["count"] == 3
+    assert p["long_tail"]["vehicle_collision"]["rate_pct"] == 75.0
+    assert p["nominal"]["offroad"]["rate_pct"] == 50.0 and p["overall"]["episodes"] == 6
+    lo, hi = p["long_tail"]["vehicle_collision"]["ci95_pct"]
+    assert lo < 75.0 < hi
+    table = format_pooled({"rsd": p}, ["rsd"])
+    assert "| rsd | long_tail | 4 | 75.0 [" in table
+
+
 def test_time_totals_sum_markers(tmp_path):
     for name, kind, s, c in [
         ("a", "train", 1.0, 2.0),
@@ -252,6 +284,8 @@ def test_experiment_runs_every_stage(finished, tiny):
     assert ade["rsd"]["std"] is None  # one seed
     assert res["metrics"]["closed_loop_nominal"]["episodes"]["baseline"]["mean"] == 1
     assert len(res["targets"]) == 9
+    assert res["pooled"]["rsd"]["nominal"]["episodes"] == 1  # the one highway episode
+    assert "Closed-loop outcomes pooled over seeds" in (out / "results.md").read_text()
     t = res["time"]
     assert t["total"]["stages"] == len(exp.plan) - 1  # every stage but the aggregate itself
     assert set(t["by_kind"]) == {"generate", "annotate", "train", "eval", "drive"}
