@@ -1,6 +1,6 @@
 """``rsd experiment``: the headline experiment, every arm trained on several seeds.
 
-    rsd experiment                       # the default config: 7 arms x 3 seeds -> experiment/
+    rsd experiment                       # the default config: 8 arms x 3 seeds -> experiment/
     rsd experiment quick --out /tmp/q    # a tiny version (smoke test, a few minutes)
     rsd experiment my.yaml train.epochs=20 seeds=[0,1,2,3,4]
     rsd experiment --dry-run             # the stage list, done / to do; nothing is run
@@ -53,7 +53,7 @@ BASELINE = "baseline"
 """The arm every other arm is compared with (required)."""
 CANDIDATE = "rsd"
 """The arm the issue's targets are checked for (and every arm of :data:`ALSO_CHECKED`)."""
-ALSO_CHECKED = ("rsd_riskweighted",)
+ALSO_CHECKED = ("rsd_riskweighted", "rsd_balanced_rw")
 """Further arms whose targets are checked against the baseline when they are configured."""
 BUILTIN_DIR = Path(__file__).parent / "experiments"
 COMPATIBLE_KEYS = ("workers", "seeds", "arms")
@@ -76,6 +76,11 @@ def _default_arms() -> dict[str, dict[str, Any]]:
         "rsd_noisy25": {"variant": "rsd", "teacher": noisy_teacher_id(0.25)},
         "rsd_noisy50": {"variant": "rsd", "teacher": noisy_teacher_id(0.5)},
         "rsd_riskweighted": {"variant": "rsd", "loss.risk_imitation_alpha": 4.0},
+        "rsd_balanced_rw": {
+            "variant": "rsd",
+            "loss.risk_imitation_alpha": 4.0,
+            "loss.distill_balance": 0.05,
+        },
     }
 
 
@@ -97,7 +102,7 @@ def _default_train() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """What ``rsd experiment`` computes. Defaults: 7 arms x 3 seeds on the default dataset."""
+    """What ``rsd experiment`` computes. Defaults: 8 arms x 3 seeds on the default dataset."""
 
     scenarios: tuple[str, ...] = ("all",)
     episodes_per_scenario: int = 12
@@ -1060,8 +1065,9 @@ def run_experiment(
 
 HELP = """\
 Trains every arm (baseline, rsd and the ablations: rsd without the likelihood constraint, the
-constraint without a RiskHead, rsd with 25% / 50% noisy teachers, and rsd with the teacher's
-scene risk also weighting the imitation terms) once per seed on one
+constraint without a RiskHead, rsd with 25% / 50% noisy teachers, rsd with the teacher's
+scene risk also weighting the imitation terms, and that plus a class-balanced distillation
+map loss) once per seed on one
 dataset, evaluates each run open loop on the training rig and on an unseen rig and closed loop
 on held-out seeds, and aggregates over seeds: mean, sample std and change vs baseline of every
 metric, and the issue's targets met or not (OUT/results.md, results.json, report/index.html).

@@ -206,7 +206,9 @@ def test_default_arms_and_teacher_ids():
         "rsd_noisy25",
         "rsd_noisy50",
         "rsd_riskweighted",
+        "rsd_balanced_rw",
     ]
+    assert cfg.train_config("rsd_balanced_rw", 0).loss.distill_balance == 0.05
     assert cfg.train_config("rsd_riskweighted", 0).loss.risk_imitation_alpha == 4.0
     assert cfg.train_config("rsd", 0).loss.risk_imitation_alpha == 0.0
     assert cfg.arms["rsd_noisy25"]["teacher"] == noisy_teacher_id(0.25)

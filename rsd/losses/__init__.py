@@ -101,6 +101,10 @@ class LossWeights:
     scene_risk`` too (0: unweighted). The NLL carries weight 0.1, so ``risk_alpha`` alone
     barely changes what the planner learns; this puts the teacher's risk on the main
     imitation terms."""
+    distill_balance: float = 0.0
+    """With > 0, ``distill_map`` averages the cells whose teacher risk exceeds this and the
+    other cells separately and adds the two means (see :func:`distill_map_loss`); 0: the
+    plain mean over all cells."""
     rank_margin: float = 0.1
     """Largest margin of the ranking hinge, in the unit of ``agent_risk_pred`` (probability);
     a pair's margin is capped by the gap between the teacher's risks."""
@@ -244,7 +248,7 @@ def loss_terms(
         risk_valid = risk_valid.bool()
         if "risk_map" in outputs and "risk_map" in batch and on("distill_map"):
             terms["distill_map"] = distill_map_loss(
-                outputs["risk_map"], batch["risk_map"], risk_valid
+                outputs["risk_map"], batch["risk_map"], risk_valid, w.distill_balance
             )
         pred = outputs.get("agent_risk_pred")
         if pred is not None and "agent_risk_valid" in batch and "agent_mask" in batch:

@@ -30,6 +30,22 @@ def test_map_l1_is_zero_for_identical_maps_and_the_area_fraction_for_one_vs_zero
     assert float(distill_map_loss(pred, target, valid)) == pytest.approx(80 / (H * W))
 
 
+def test_balanced_map_l1_weighs_risky_cells_like_the_whole_background() -> None:
+    target = torch.zeros(1, 1, H, W)
+    target[0, 0, 10:20, 30:38] = 0.5  # 80 risky cells
+    empty = torch.zeros(1, 1, H, W)
+    valid = torch.ones(1, dtype=torch.bool)
+    # an empty prediction: plain L1 = 80 * 0.5 / (H W), balanced = 0.5 (risky mean) + 0
+    assert float(distill_map_loss(empty, target, valid)) == pytest.approx(40 / (H * W))
+    assert float(distill_map_loss(empty, target, valid, 0.05)) == pytest.approx(0.5)
+    # painting the whole map at 0.5: risky cells exact, background off by 0.5
+    full = torch.full((1, 1, H, W), 0.5)
+    assert float(distill_map_loss(full, target, valid, 0.05)) == pytest.approx(0.5)
+    # a frame without risky cells pays its background mean only
+    assert float(distill_map_loss(full, empty, valid, 0.05)) == pytest.approx(0.5)
+    assert float(distill_map_loss(target.clone(), target, valid, 0.05)) == 0.0
+
+
 def test_map_l1_without_any_teacher_answer_is_a_zero_that_backpropagates() -> None:
     pred = torch.rand(1, 1, H, W, requires_grad=True)
     loss = distill_map_loss(pred, torch.zeros(1, 1, H, W), torch.zeros(1, dtype=torch.bool))
