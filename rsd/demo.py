@@ -35,11 +35,17 @@ from pathlib import Path
 from typing import Any
 
 from rsd.config import ConfigError
-from rsd.stages import STAGE_DIR, StageRunner, check_config_dir  # noqa: F401 (re-exported)
+from rsd.stages import (  # noqa: F401 (re-exported)
+    STAGE_DIR,
+    StageRunner,
+    check_config_dir,
+    evaluate_run,
+    run_finished,
+    train_run,
+)
 from rsd.stages import flatten as _flatten
 from rsd.stages import num as _num
 from rsd.stages import read_json as _read_json
-from rsd.stages import write_json as _write_json
 
 VARIANTS = ("baseline", "rsd")
 CONFIG_FILE = "demo.yaml"
@@ -206,79 +212,48 @@ class Demo(StageRunner):
         return load_config(TrainConfig, None, overrides)
 
     def _trained(self, variant: str) -> bool:
-        from rsd.checkpoint import checkpoint_path, load_checkpoint
-
-        path = checkpoint_path(self.runs[variant])
-        if not path.exists():
-            return False
-        ck = load_checkpoint(path, optimizer=False)
-        return ck.meta.get("step") == ck.meta.get("total_steps")
+        return run_finished(self.runs[variant])
 
     def train(self, variant: str) -> None:
-        from rsd.checkpoint import checkpoint_path
-        from rsd.train import train
-
-        run = self.runs[variant]
-        resume = checkpoint_path(run).exists()
-        if resume:
-            self._say(f"resuming {run} from its checkpoint")
-        result = train(
-            self.train_config(variant), self.data, run, resume=resume, progress=self.progress
+        train_run(
+            self.train_config(variant),
+            self.data,
+            self.runs[variant],
+            progress=self.progress,
+            say=self.say,
         )
-        if result.status == "interrupted":
-            raise KeyboardInterrupt
-        if result.status != "done":
-            raise RuntimeError(f"training {variant} stopped early ({result.status})")
 
     def _eval_path(self, variant: str, rig: str) -> Path:
         return self.runs[variant] / f"eval_{rig}.json"
 
     def evaluate(self, variant: str, rig: str) -> None:
-        from rsd.evaluate import evaluate
-
-        res = evaluate(
-            self.runs[variant],
-            self.data,
-            rig=rig,
-            split="val",
-            max_samples=self.cfg.eval_max_samples,
-            progress=self.progress,
+        path = self._eval_path(variant, rig)
+        evaluate_run(
+            self.runs[variant], self.data, rig, path, self.cfg.eval_max_samples, self.progress
         )
-        _write_json(self._eval_path(variant, rig), res)
 
     def _drive_dir(self, variant: str) -> Path:
         return self.runs[variant] / "drive"
 
     def drive(self, variant: str) -> None:
-        from rsd.metrics.driving import driving_metrics
-        from rsd.sim.closed_loop import PlannerSpec, drive
+        from rsd.drive import drive_to_dir
+        from rsd.sim.closed_loop import PlannerSpec
         from rsd.sim.spec import builtin_scenarios
 
         c = self.cfg
         names = c.drive_scenarios or c.scenarios
         scenarios = builtin_scenarios() if names == ("all",) else list(names)
         spec = PlannerSpec("model", str(self.runs[variant]))
-        t = time.perf_counter()
-        logs = drive(
-            scenarios, c.drive_episodes, c.drive_seed, c.workers, spec, None, self.progress
+        drive_to_dir(
+            self._drive_dir(variant),
+            scenarios,
+            c.drive_episodes,
+            c.drive_seed,
+            c.workers,
+            spec,
+            None,
+            self.progress,
         )
-        wall = time.perf_counter() - t
-        out = self._drive_dir(variant)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "episodes.jsonl", "w") as f:
-            for log in logs:
-                f.write(log.to_json() + "\n")
-        metrics = driving_metrics(logs)
-        metrics["settings"] = {
-            "planner": "model",
-            "run_dir": str(self.runs[variant]),
-            "scenarios": scenarios,
-            "episodes": c.drive_episodes,
-            "first_seed": c.drive_seed,
-            "workers": c.workers,
-            "wall_s": round(wall, 2),
-        }
-        _write_json(out / "metrics.json", metrics)
 
     def report(self) -> None:
         from rsd.report import write_report

@@ -13,10 +13,10 @@ seeds from 0, so the two never overlap) of every scenario. Writes to ``--out``:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from rsd.config import ConfigError
 
@@ -116,8 +116,7 @@ def _planner_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsd.metrics.driving import driving_metrics
-    from rsd.sim.closed_loop import drive, episode_pairs
+    from rsd.sim.closed_loop import episode_pairs
     from rsd.sim.spec import builtin_scenarios, load_scenario
 
     spec = _planner_spec(args)
@@ -142,33 +141,14 @@ def run(args: argparse.Namespace) -> int:
 
         load_planner(spec.run_dir, spec.rig, spec.device)
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     videos = {v: str(out / "videos" / f"{v}.gif") for v in args.video}
-    t0 = time.perf_counter()
-    logs = drive(
-        scenarios, args.episodes, args.seed, args.workers, spec, videos, not args.no_progress
+    metrics = drive_to_dir(
+        out, scenarios, args.episodes, args.seed, args.workers, spec, videos, not args.no_progress
     )
-    wall = time.perf_counter() - t0
-    with open(out / "episodes.jsonl", "w") as f:
-        for log in logs:
-            f.write(log.to_json() + "\n")
-    metrics = driving_metrics(logs)
-    metrics["settings"] = {
-        "planner": spec.kind,
-        "run_dir": spec.run_dir,
-        "rig": spec.rig,
-        "replan_s": spec.replan_s,
-        "scenarios": scenarios,
-        "episodes": args.episodes,
-        "first_seed": args.seed,
-        "workers": args.workers,
-        "wall_s": round(wall, 2),
-        "episodes_per_minute": round(60.0 * len(logs) / max(wall, 1e-9), 2),
-    }
-    (out / "metrics.json").write_text(json.dumps(_no_nan(metrics), indent=2) + "\n")
+    wall, n = metrics["settings"]["wall_s"], metrics["overall"].get("episodes", 0)
     print(format_table(metrics))
     print(
-        f"{len(logs)} episodes in {wall:.1f} s "
+        f"{n} episodes in {wall:.1f} s "
         f"({metrics['settings']['episodes_per_minute']:.1f} per minute, "
         f"{args.workers} worker{'s' if args.workers != 1 else ''}); logs: {out}/episodes.jsonl"
     )
@@ -177,10 +157,42 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _no_nan(x: object) -> object:
-    """NaN (no value, e.g. efficiency with no neighbours) -> null: strict JSON."""
-    if isinstance(x, dict):
-        return {k: _no_nan(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_no_nan(v) for v in x]
-    return None if isinstance(x, float) and math.isnan(x) else x
+def drive_to_dir(
+    out: Path,
+    scenarios: list[str],
+    episodes: int,
+    first_seed: int,
+    workers: int,
+    spec: Any,
+    videos: dict[str, str] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Drive ``episodes`` seeds from ``first_seed`` of every scenario with the planner of
+    ``spec`` (:class:`~rsd.sim.closed_loop.PlannerSpec`) and write ``out/episodes.jsonl`` and
+    ``out/metrics.json`` (driving metrics + the settings), both atomically; returns the
+    metrics. What ``rsd drive``, ``rsd demo`` and ``rsd experiment`` record."""
+    from rsd.data.store import atomic_write
+    from rsd.metrics.driving import driving_metrics
+    from rsd.sim.closed_loop import drive
+    from rsd.stages import write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    logs = drive(scenarios, episodes, first_seed, workers, spec, videos, progress)
+    wall = time.perf_counter() - t0
+    atomic_write(out / "episodes.jsonl", "".join(log.to_json() + "\n" for log in logs).encode())
+    metrics = driving_metrics(logs)
+    metrics["settings"] = {
+        "planner": spec.kind,
+        "run_dir": spec.run_dir,
+        "rig": spec.rig,
+        "replan_s": spec.replan_s,
+        "scenarios": scenarios,
+        "episodes": episodes,
+        "first_seed": first_seed,
+        "workers": workers,
+        "wall_s": round(wall, 2),
+        "episodes_per_minute": round(60.0 * len(logs) / max(wall, 1e-9), 2),
+    }
+    write_json(out / "metrics.json", metrics)
+    return metrics

@@ -46,7 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from rsd.config import ConfigError
-from rsd.stages import StageRunner, check_config_dir, flatten, num, read_json, write_json
+from rsd.stages import (
+    StageRunner,
+    check_config_dir,
+    evaluate_run,
+    flatten,
+    num,
+    read_json,
+    run_finished,
+    train_run,
+    write_json,
+)
 
 CONFIG_FILE = "experiment.yaml"
 BASELINE = "baseline"
@@ -326,13 +336,7 @@ class Experiment(StageRunner):
     # runs
 
     def _trained(self, arm: str, seed: int) -> bool:
-        from rsd.checkpoint import checkpoint_path, load_checkpoint
-
-        path = checkpoint_path(self.run_dir(arm, seed))
-        if not path.exists():
-            return False
-        ck = load_checkpoint(path, optimizer=False)
-        return ck.meta.get("step") == ck.meta.get("total_steps")
+        return run_finished(self.run_dir(arm, seed))
 
     def train_command(self, arm: str, seed: int, nproc: int | None = None) -> str:
         """The ``rsd train`` command line of one run (under ``torchrun`` with ``nproc``
@@ -344,35 +348,17 @@ class Experiment(StageRunner):
         return shlex.join([*head, *args, *self.cfg.train_overrides(arm, seed)])
 
     def train(self, arm: str, seed: int) -> None:
-        from rsd.checkpoint import checkpoint_path
-        from rsd.train import train
-
         run = self.run_dir(arm, seed)
         if self._trained(arm, seed):  # e.g. trained on its own with train_command()
             self.say(f"{run} holds a finished run: kept")
             return
-        resume = checkpoint_path(run).exists()
-        if resume:
-            self.say(f"resuming {run} from its checkpoint")
         tc = self.cfg.train_config(arm, seed)
-        result = train(tc, self.data, run, resume=resume, progress=self.progress)
-        if result.status == "interrupted":
-            raise KeyboardInterrupt
-        if result.status != "done":
-            raise RuntimeError(f"training {arm} seed {seed} stopped early ({result.status})")
+        train_run(tc, self.data, run, progress=self.progress, say=self.say)
 
     def evaluate(self, arm: str, seed: int, rig: str) -> None:
-        from rsd.evaluate import evaluate
-
-        res = evaluate(
-            self.run_dir(arm, seed),
-            self.data,
-            rig=rig,
-            split="val",
-            max_samples=self.cfg.eval_max_samples,
-            progress=self.progress,
-        )
-        write_json(self.eval_path(arm, seed, rig), res)
+        path = self.eval_path(arm, seed, rig)
+        run = self.run_dir(arm, seed)
+        evaluate_run(run, self.data, rig, path, self.cfg.eval_max_samples, self.progress)
 
     def drive_scenarios(self) -> list[str]:
         from rsd.sim.spec import builtin_scenarios
@@ -380,41 +366,21 @@ class Experiment(StageRunner):
         return list(self.cfg.drive_scenarios) or builtin_scenarios()
 
     def drive(self, arm: str, seed: int) -> None:
-        import time
+        from rsd.drive import drive_to_dir
+        from rsd.sim.closed_loop import PlannerSpec
 
-        from rsd.metrics.driving import driving_metrics
-        from rsd.sim.closed_loop import PlannerSpec, drive
-
-        c = self.cfg
-        scenarios = self.drive_scenarios()
-        run = self.run_dir(arm, seed)
-        t = time.perf_counter()
-        logs = drive(
-            scenarios,
+        c, run = self.cfg, self.run_dir(arm, seed)
+        spec = PlannerSpec("model", str(run))
+        drive_to_dir(
+            self.drive_dir(arm, seed),
+            self.drive_scenarios(),
             c.drive_episodes,
             c.drive_seed,
             c.workers,
-            PlannerSpec("model", str(run)),
+            spec,
             None,
             self.progress,
         )
-        wall = time.perf_counter() - t
-        out = self.drive_dir(arm, seed)
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "episodes.jsonl", "w") as f:
-            for log in logs:
-                f.write(log.to_json() + "\n")
-        metrics = driving_metrics(logs)
-        metrics["settings"] = {
-            "planner": "model",
-            "run_dir": str(run),
-            "scenarios": scenarios,
-            "episodes": c.drive_episodes,
-            "first_seed": c.drive_seed,
-            "workers": c.workers,
-            "wall_s": round(wall, 2),
-        }
-        write_json(out / "metrics.json", metrics)
 
     # aggregate
 
