@@ -45,11 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "one HTML page (+ summary.md/json) comparing runs: baseline vs RSD, open and closed loop",
     ),
     "demo": (
-        "rsd.demo",
+        "rsd.commands.demo",
         "the whole pipeline, baseline vs RSD: data, teacher, training, evaluation, report",
     ),
     "experiment": (
-        "rsd.experiment",
+        "rsd.commands.experiment",
         "the headline experiment: every arm x seed trained, evaluated, driven; mean/std table",
     ),
     "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),

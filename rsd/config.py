@@ -185,18 +185,31 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequenc
     """Defaults of ``cls`` <- YAML file <- dotted overrides, type-checked."""
     base = to_dict(cls())
     if path is not None:
-        _deep_merge(base, load_yaml(path))
+        deep_merge(base, load_yaml(path))
     apply_overrides(base, overrides)
     return from_dict(cls, base)
 
 
-def _deep_merge(base: dict, new: Mapping) -> dict:
+def deep_merge(base: dict, new: Mapping) -> dict:
+    """Merge ``new`` into ``base`` in place, key by key through nested mappings; returns it."""
     for k, v in new.items():
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
-            _deep_merge(base[k], v)
+            deep_merge(base[k], v)
         else:
             base[k] = v
     return base
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> ``{"a.b.c": value}``, the keys of dotted overrides (booleans as
+    ``true``/``false`` override text)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out |= flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = str(v).lower() if isinstance(v, bool) else v
+    return out
 
 
 def dump_yaml(obj: Any) -> str:

@@ -1,0 +1,184 @@
+"""``ExperimentConfig``: what ``rsd experiment`` (and ``rsd demo``, a built-in experiment)
+computes, and the built-in configs under ``rsd/experiments/``.
+
+Loaded as defaults <- YAML (a path or a built-in name) <- dotted overrides. A YAML file may
+start from another config with ``base: NAME``; a YAML ``arms`` mapping replaces the arms of
+what it starts from (rather than merging into them), ``train`` is merged key by key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rsd.config import (
+    ConfigError,
+    apply_overrides,
+    deep_merge,
+    flatten,
+    from_dict,
+    load_config,
+    load_yaml,
+    to_dict,
+)
+from rsd.teacher.ids import noisy_teacher_id
+from rsd.train_config import TrainConfig, resolve
+
+BASELINE = "baseline"
+"""The arm every other arm is compared with (required)."""
+BUILTIN_DIR = Path(__file__).resolve().parents[1] / "experiments"
+COMPATIBLE_KEYS = ("workers", "parallel_runs", "seeds", "arms")
+"""Config keys whose change does not invalidate results already computed."""
+
+
+def _default_arms() -> dict[str, dict[str, Any]]:
+    return {
+        "baseline": {"variant": "baseline"},
+        "rsd": {"variant": "rsd"},
+        "rsd_no_constraint": {"variant": "rsd", "loss.traj_risk_mass": 0, "loss.risk_alpha": 0},
+        "constraint_only": {"variant": "rsd", "risk_head": False},
+        "rsd_noisy25": {"variant": "rsd", "teacher": noisy_teacher_id(0.25)},
+        "rsd_noisy50": {"variant": "rsd", "teacher": noisy_teacher_id(0.5)},
+        "rsd_riskweighted": {"variant": "rsd", "loss.risk_imitation_alpha": 4.0},
+        "rsd_balanced_rw": {
+            "variant": "rsd",
+            "loss.risk_imitation_alpha": 4.0,
+            "loss.distill_balance": 0.05,
+        },
+    }
+
+
+def _default_train() -> dict[str, Any]:
+    """The small-model recipe every built-in config starts from (72 k parameters)."""
+    return {
+        "epochs": 6,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "warmup_steps": 20,
+        "num_workers": 0,
+        "log_every": 5,
+        "model": {
+            "kind": "vad",
+            "backbone": {"stem_channels": 16, "channels": 32, "depth": 1, "plan_dim": 32},
+            "risk_head": {"hidden": 16},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """What ``rsd experiment`` computes. Defaults: 8 arms x 3 seeds on the default dataset."""
+
+    scenarios: tuple[str, ...] = ("all",)
+    episodes_per_scenario: int = 12
+    """Recorded episodes per scenario (seeds ``data_seed ...``; seed % 5 == 4 is validation)."""
+    data_seed: int = 0
+    rig: str = "dense360"
+    """The training rig."""
+    unseen_rig: str = "sparse_noisy"
+    """A rig no arm is trained on (open-loop evaluation only)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds; every arm is trained once per seed."""
+    arms: dict[str, dict[str, Any]] = field(default_factory=_default_arms)
+    """Arm name -> extra ``TrainConfig`` dotted overrides (on top of ``train``)."""
+    train: dict[str, Any] = field(default_factory=_default_train)
+    """``TrainConfig`` overrides common to every arm (nested or dotted keys)."""
+    eval_max_samples: int | None = None
+    """Open-loop evaluation on at most this many validation samples (None: all)."""
+    drive_episodes: int = 10
+    """Closed-loop episodes per scenario, on seeds from ``drive_seed`` (never recorded)."""
+    drive_seed: int = 10_000
+    drive_scenarios: tuple[str, ...] = ()
+    """Scenarios driven closed loop (empty: every built-in scenario)."""
+    long_tail: tuple[str, ...] = ("sudden_brake", "cut_in", "merge", "intersection")
+    """Driven scenarios counted as long tail; the others are nominal."""
+    workers: int = 2
+    """Processes for recording and closed-loop driving (does not change any result)."""
+    parallel_runs: int | None = None
+    """Runs (train, evaluate, drive of one arm and seed) computed at a time, each in its own
+    process with one torch thread (driving then runs inside that process); None: ``workers``.
+    1 computes them in this process with torch's default threads."""
+
+    def __post_init__(self) -> None:
+        for name in ("episodes_per_scenario", "drive_episodes", "workers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"experiment.{name}: must be >= 1, got {getattr(self, name)}")
+        if self.parallel_runs is not None and self.parallel_runs < 1:
+            raise ConfigError(f"experiment.parallel_runs: must be >= 1, got {self.parallel_runs}")
+        if self.rig == self.unseen_rig:
+            raise ConfigError("experiment.unseen_rig must differ from experiment.rig")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"experiment.seeds: need distinct seeds, got {list(self.seeds)}")
+        if BASELINE not in self.arms:
+            raise ConfigError(f"experiment.arms: needs a {BASELINE!r} arm to compare with")
+        for arm in self.arms:
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", arm):
+                raise ConfigError(f"experiment.arms.{arm}: use letters, digits, _ and - only")
+            self.train_config(arm, self.seeds[0])  # every arm must make a valid TrainConfig
+
+    @property
+    def runs_at_a_time(self) -> int:
+        return self.parallel_runs or self.workers
+
+    def train_overrides(self, arm: str, seed: int) -> list[str]:
+        """The ``TrainConfig`` overrides of one run: ``train``, then the arm's, then the seed."""
+        if arm not in self.arms:
+            raise ConfigError(f"experiment.arms: no arm {arm!r} (have {', '.join(self.arms)})")
+        arm_over = self.arms[arm]
+        if not isinstance(arm_over, Mapping):
+            raise ConfigError(f"experiment.arms.{arm}: expected a mapping of overrides")
+        common = [f"{k}={v}" for k, v in flatten(self.train).items()]
+        own = [f"{k}={v}" for k, v in flatten(dict(arm_over)).items()]
+        return [f"rig={self.rig}", *common, *own, f"seed={seed}"]
+
+    def train_config(self, arm: str, seed: int) -> TrainConfig:
+        """The resolved ``TrainConfig`` of ``arm`` at training seed ``seed``."""
+        try:
+            return resolve(load_config(TrainConfig, None, self.train_overrides(arm, seed)))
+        except ConfigError as e:
+            raise ConfigError(f"experiment.arms.{arm}: {e}") from None
+
+
+def builtin_configs() -> list[str]:
+    """Names of the built-in configs (``rsd/experiments/<name>.yaml``)."""
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def config_path(name_or_path: str | Path) -> Path:
+    """A YAML path, or the path of the built-in config of that name."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        return p
+    builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
+    if not builtin.exists():
+        raise ConfigError(
+            f"no config {name_or_path!r}: not a file, nor a built-in "
+            f"({', '.join(builtin_configs())})"
+        )
+    return builtin
+
+
+def _merged(name_or_path: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The plain config dict of a YAML file, on top of its ``base`` (or the defaults)."""
+    path = config_path(name_or_path)
+    if str(path) in seen:
+        raise ConfigError(f"{path}: 'base' configs form a loop ({' -> '.join(seen)})")
+    data = load_yaml(path)
+    base_name = data.pop("base", None)
+    base = _merged(base_name, (*seen, str(path))) if base_name else to_dict(ExperimentConfig())
+    if "arms" in data:
+        base["arms"] = {}
+    return deep_merge(base, data)
+
+
+def load_experiment_config(
+    name_or_path: str | Path | None = "default", overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """Defaults <- YAML (a path or a built-in name, on top of its ``base``) <- dotted
+    overrides."""
+    base = to_dict(ExperimentConfig()) if name_or_path is None else _merged(name_or_path)
+    apply_overrides(base, overrides)
+    return from_dict(ExperimentConfig, base)

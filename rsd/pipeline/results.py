@@ -1,0 +1,110 @@
+"""The aggregate stage of an experiment: every complete run's metrics, over seeds, into
+``results.json``, ``results.md`` and the report; redone whenever its inputs change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from rsd.config import to_dict
+from rsd.experiment import (
+    ALSO_CHECKED,
+    aggregate,
+    check_targets,
+    markdown_tables_html,
+    pool_outcomes,
+    results_markdown,
+    run_metrics,
+)
+from rsd.pipeline.experiment_config import COMPATIBLE_KEYS
+from rsd.pipeline.files import read_json, write_json
+from rsd.pipeline.layout import ExperimentLayout
+from rsd.pipeline.stages import STAGE_DIR, time_totals
+from rsd.sim.closed_loop import EpisodeLog
+
+
+def inputs_digest(layout: ExperimentLayout) -> str:
+    """A digest of the aggregate's inputs (paths, sizes, mtimes of the complete runs' outputs)
+    and of the config (but for the keys that only select the runs)."""
+    settings = {k: v for k, v in to_dict(layout.cfg).items() if k not in COMPATIBLE_KEYS}
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for arm, seeds in layout.complete_runs().items():
+        for s in seeds:
+            for p in layout.run_outputs(arm, s):
+                st = p.stat()
+                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def is_aggregated(layout: ExperimentLayout) -> bool:
+    res = read_json(layout.out / "results.json")
+    return bool(res) and res.get("inputs_digest") == inputs_digest(layout)
+
+
+def episode_logs(layout: ExperimentLayout, arm: str, seed: int) -> list[EpisodeLog]:
+    text = (layout.drive_dir(arm, seed) / "episodes.jsonl").read_text()
+    return [EpisodeLog.from_json(line) for line in text.splitlines() if line]
+
+
+def per_run(layout: ExperimentLayout) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
+    """``{arm: {seed: {group: {metric: value}}}}`` of every complete run."""
+    c = layout.cfg
+    out: dict[str, dict[int, dict[str, dict[str, float]]]] = {}
+    for arm, seeds in layout.complete_runs().items():
+        for s in seeds:
+            out.setdefault(arm, {})[s] = run_metrics(
+                read_json(layout.eval_path(arm, s, c.rig)),
+                read_json(layout.eval_path(arm, s, c.unseen_rig)),
+                episode_logs(layout, arm, s),
+                c.long_tail,
+            )
+    return out
+
+
+def pooled_outcomes(layout: ExperimentLayout) -> dict[str, dict[str, dict[str, Any]]]:
+    """Closed-loop outcomes pooled over every complete seed of each arm."""
+    out = {}
+    for arm, seeds in layout.complete_runs().items():
+        logs = [log for s in seeds for log in episode_logs(layout, arm, s)]
+        out[arm] = pool_outcomes(logs, layout.cfg.long_tail)
+    return out
+
+
+def stage_times(layout: ExperimentLayout) -> dict[str, Any]:
+    """Wall and CPU seconds over every stage marker of the directory (all sittings)."""
+    markers = [p for p in (layout.out / STAGE_DIR).glob("*.json") if p.stem != "aggregate"]
+    return time_totals(markers)
+
+
+def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
+    """Write ``results.json``, ``results.md`` and ``report/results.html``."""
+    runs = per_run(layout)
+    agg = aggregate(runs)
+    pooled = pooled_outcomes(layout)
+    targets = check_targets(agg)
+    for arm in ALSO_CHECKED:
+        if arm in runs:
+            targets += check_targets(agg, arm)
+    times = stage_times(layout)
+    res = {
+        "command": command,
+        "config": to_dict(layout.cfg),
+        "arms": {
+            arm: {
+                "seeds": sorted(by_seed),
+                "runs": {str(s): str(layout.run_dir(arm, s)) for s in sorted(by_seed)},
+            }
+            for arm, by_seed in runs.items()
+        },
+        "metrics": agg,
+        "pooled": pooled,
+        "targets": targets,
+        "time": times,
+        "inputs_digest": inputs_digest(layout),
+    }
+    write_json(layout.out / "results.json", res)
+    md = results_markdown(agg, targets, times, command, list(runs), pooled)
+    (layout.out / "results.md").write_text(md)
+    layout.report_dir.mkdir(parents=True, exist_ok=True)
+    (layout.report_dir / "results.html").write_text(markdown_tables_html(md))
