@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "run a risk teacher (privileged, openai, transformers) over a dataset into its cache",
     ),
     "train": (
-        "rsd.train",
+        "rsd.commands.train",
         "train a driving model, baseline or with risk distillation (DDP under torchrun)",
     ),
     "rigs": ("rsd.data.rigs", "list the built-in sensor rigs and their settings"),

@@ -42,7 +42,7 @@ Bigger, on a GPU: override the model and schedule, e.g.
 The runs use the training loop of 'rsd train' (CUDA when available). To train a single run on
 N GPUs with DDP, train it first under torchrun into the run directory the experiment expects,
 then let the experiment find it (a finished run is kept; the stage only records its marker):
-  torchrun --nproc_per_node=N -m rsd.train --data big/data --out big/runs/rsd/seed0 \\
+  torchrun --nproc_per_node=N -m rsd.cli train --data big/data --out big/runs/rsd/seed0 \\
       rig=dense360 epochs=40 ... variant=rsd seed=0
 'rsd experiment ... --dry-run' prints the exact 'rsd train' command of every run to do
 (the experiment's overrides: train, then the arm's, then the seed).

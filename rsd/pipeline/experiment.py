@@ -139,7 +139,7 @@ class Experiment(StageRunner):
         processes): what the train stage computes, to run it elsewhere, e.g. with DDP."""
         head = ["rsd", "train"]
         if nproc is not None:
-            head = ["torchrun", f"--nproc_per_node={nproc}", "-m", "rsd.train"]
+            head = ["torchrun", f"--nproc_per_node={nproc}", "-m", "rsd.cli", "train"]
         args = ["--data", str(self.data), "--out", str(self.layout.run_dir(arm, seed))]
         return shlex.join([*head, *args, *self.cfg.train_overrides(arm, seed)])
 

@@ -10,7 +10,7 @@ from typing import Any
 from rsd.checkpoint import checkpoint_path, load_checkpoint
 from rsd.evaluate import evaluate
 from rsd.pipeline.files import write_json
-from rsd.train import train
+from rsd.pipeline.train import train
 
 
 def run_finished(run: Path) -> bool:

@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from rsd.checkpoint import dataset_identity
 from rsd.config import ConfigError
+from rsd.pipeline.dist import Dist
 from rsd.train_config import TrainConfig
-from rsd.train_runtime import Dist
 
 # -- data ----------------------------------------------------------------------------------
 
