@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.commands.experiment",
         "the headline experiment: every arm x seed trained, evaluated, driven; mean/std table",
     ),
-    "bench": ("rsd.bench", "measure recorder overhead, rasteriser speed and dataset size"),
+    "bench": ("rsd.commands.bench", "measure recorder overhead, rasteriser speed and dataset size"),
 }
 
 
