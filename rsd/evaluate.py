@@ -237,7 +237,7 @@ def evaluate(
             near_miss=r["near_miss"],
             near_miss_valid=r["near_miss_valid"],
         )
-        result["risk"]["risk map L1"] = map_l1 / map_n if map_n else float("nan")
+        result["risk"]["risk_map_l1"] = map_l1 / map_n if map_n else float("nan")
     return no_nan(result)
 
 
@@ -277,11 +277,11 @@ TABLE = [
     ("detection", "mASE", ""),
     ("detection", "mAOE", "rad"),
     ("detection", "mAVE", "m/s"),
-    ("risk", "risk MAE", ""),
-    ("risk", "risk Kendall tau-b", ""),
-    ("risk", "risk top-1 agreement", ""),
-    ("risk", "risk map L1", ""),
-    ("risk", "risk AUROC (near-miss)", ""),
+    ("risk", "risk_mae", ""),
+    ("risk", "risk_kendall_tau", ""),
+    ("risk", "risk_top1_agreement", ""),
+    ("risk", "risk_map_l1", ""),
+    ("risk", "near_miss_auroc", ""),
 ]
 
 

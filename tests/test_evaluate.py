@@ -57,11 +57,11 @@ def test_metrics_are_finite_over_exactly_the_val_split(run, data):
         assert math.isfinite(res["planning"][key]), key
     assert res["planning"]["L2 (VAD avg)@3s"] == pytest.approx(res["planning"]["ADE"])
     assert {"mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE"} <= set(res["detection"])
-    assert 0 <= res["risk"]["risk map L1"] <= 1 and 0 <= res["risk"]["risk MAE"] <= 1
+    assert 0 <= res["risk"]["risk_map_l1"] <= 1 and 0 <= res["risk"]["risk_mae"] <= 1
     # batching changes nothing: the metrics are over the whole split, not batch averages
     again = evaluate(run, data, batch_size=1, progress=False)
     assert again["planning"] == pytest.approx(res["planning"])
-    assert again["risk"]["risk map L1"] == pytest.approx(res["risk"]["risk map L1"])
+    assert again["risk"]["risk_map_l1"] == pytest.approx(res["risk"]["risk_map_l1"])
     one = evaluate(run, data, max_samples=1, progress=False)
     assert one["n_samples"] == 1
 
