@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -256,7 +255,7 @@ class Demo(StageRunner):
         )
 
     def report(self) -> None:
-        from rsd.report import write_report
+        from rsd.report.build import write_report  # torch and the models: not for --help
 
         path = write_report(
             [self.runs[v] for v in VARIANTS], self.report_dir, title="rsd demo: baseline vs RSD"
@@ -291,7 +290,8 @@ class Demo(StageRunner):
         return self.report_path
 
     def headline(self) -> dict[str, dict[str, float]]:
-        """``{metric: {variant: value}}`` from the stages' outputs (NaN where missing)."""
+        """``{metric key: {variant: value}}`` from the stages' outputs (NaN where missing); labels
+        in :data:`rsd.report.labels.HEADLINE_LABELS`."""
         rows: dict[str, dict[str, float]] = {}
         for v in VARIANTS:
             seen = _read_json(self._eval_path(v, self.cfg.rig))
@@ -299,45 +299,30 @@ class Demo(StageRunner):
             drv = _read_json(self._drive_dir(v) / "metrics.json").get("overall", {})
             plan, det = seen.get("planning") or {}, seen.get("detection") or {}
             values = {
-                "L2 avg (m)": _num(plan.get("L2 (VAD avg)@avg")),
-                "ADE (m)": _num(plan.get("ADE")),
-                "collision (%)": 100 * _num(plan.get("Collision (VAD avg)@avg")),
+                "l2_vad_avg": _num(plan.get("l2_vad_avg")),
+                "ade": _num(plan.get("ade")),
+                "collision_vad_avg_pct": 100 * _num(plan.get("collision_vad_avg")),
                 "mASE": _num(det.get("mASE")),
-                "mAVE (m/s)": _num(det.get("mAVE")),
-                f"ADE {self.cfg.unseen_rig} (m)": _num((unseen.get("planning") or {}).get("ADE")),
-                "closed-loop DS": _num(drv.get("driving_score")),
-                "closed-loop SR (%)": _num(drv.get("success_rate")),
-                "closed-loop collision (%)": _num(drv.get("collision_rate")),
+                "mAVE": _num(det.get("mAVE")),
+                "ade_unseen_rig": _num((unseen.get("planning") or {}).get("ade")),
+                "closed_loop_driving_score": _num(drv.get("driving_score")),
+                "closed_loop_success_rate": _num(drv.get("success_rate")),
+                "closed_loop_collision_rate": _num(drv.get("collision_rate")),
             }
             for k, x in values.items():
                 rows.setdefault(k, {})[v] = x
         return rows
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def format_headline(rows: dict[str, dict[str, float]]) -> str:
-    """The baseline-vs-RSD table, one metric per line."""
-    width = max(len(k) for k in rows) + 2
-    head = f"{'metric':<{width}}{'baseline':>10}{'rsd':>10}"
-    lines = [head, "-" * len(head)]
-    for k, by in rows.items():
-        cells = "".join(
-            f"{'-' if math.isnan(by.get(v, math.nan)) else format(by[v], '.3f'):>10}"
-            for v in VARIANTS
-        )
-        lines.append(f"{k:<{width}}{cells}")
-    return "\n".join(lines)
-
-
 def run_demo(cfg: DemoConfig, out: str | Path, *, progress: bool = True) -> Demo:
     """Run (or finish) the demo in ``out``; prints the headline table and the report's path."""
+    from rsd.report.tables import format_headline  # scipy: not for 'rsd demo --help'
+
     demo = Demo(cfg, out, progress=progress)
     path = demo.run()
     total = sum(demo.seconds.values())
     print()
-    print(format_headline(demo.headline()))
+    print(format_headline(demo.headline(), VARIANTS, cfg.unseen_rig))
     print()
     skipped = len(demo.seconds) - len(demo.ran)
     print(
