@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "open-loop metrics of a run on the held-out split (planning, detection, risk, speed)",
     ),
     "report": (
-        "rsd.report",
+        "rsd.commands.report",
         "one HTML page (+ summary.md/json) comparing runs: baseline vs RSD, open and closed loop",
     ),
     "demo": (

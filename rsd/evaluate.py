@@ -29,8 +29,6 @@ rasterising). Metrics with nothing to average are ``null`` in the JSON.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,9 @@ import numpy as np
 import torch
 
 from rsd.config import ConfigError
+from rsd.pipeline.evaluate_data import open_eval_data, resolve_rig
+from rsd.pipeline.files import clean, write_json
+from rsd.report.tables import eval_table
 
 PLAN_KEYS = ("ego_future", "ego_future_valid", "ego_size")
 AGENT_KEYS = ("agent_boxes", "agent_future", "agent_future_valid", "agent_mask")
@@ -84,52 +85,6 @@ def _risk_batch(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict
     }
 
 
-def _open_data(data_dir: Path, cfg: Any, rig: Any, split: str, max_samples: int | None):
-    """(dataset, whether it carries teacher targets, teacher note) for the split of data_dir."""
-    from rsd.annotate import CACHE_NAME, open_store
-    from rsd.data.dataset import BEVDataset, split_indices
-
-    store = open_store(Path(data_dir))
-    try:
-        indices = split_indices(store, split)[:max_samples]
-    except ValueError as e:
-        raise ConfigError(f"--split: {e}") from None
-    if not indices:
-        raise ConfigError(f"dataset {data_dir}: no frames in the {split!r} split")
-    ds: Any = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
-    path = Path(data_dir) / CACHE_NAME
-    if not cfg.model.risk:
-        return ds, False, "no RiskHead"
-    if not path.exists():
-        return ds, False, f"no {CACHE_NAME} in {data_dir}"
-    from rsd.teacher.cache import AnnotationCache
-    from rsd.teacher.risk_map import RiskTargetDataset
-
-    with AnnotationCache(path) as cache:
-        found = cache.get_many(
-            [store.frame_ids[i] for i in indices], cfg.teacher, cfg.prompt_version
-        )
-    usable = {k: a for k, a in found.items() if a.usable}
-    if not usable:
-        return ds, False, f"no usable answers of {cfg.teacher}/{cfg.prompt_version}"
-    note = f"{cfg.teacher}/{cfg.prompt_version}: {len(usable)} of {len(indices)} frames"
-    return RiskTargetDataset(ds, usable, cfg.risk_map), True, note
-
-
-def resolve_rig(rig: str | Path | None, train_rig: str) -> Any:
-    """The :class:`~rsd.data.rigs.SensorRig` to evaluate with: ``rig`` (built-in name or YAML
-    path) or the run's own. A malformed file raises ConfigError naming the bad field."""
-    from rsd.data.rigs import load_rig
-
-    if rig is not None and Path(rig).suffix in (".yaml", ".yml") and not Path(rig).exists():
-        raise ConfigError(f"rig file {rig}: no such file")
-    try:
-        return load_rig(train_rig if rig is None else rig)
-    except ConfigError as e:
-        where = f"rig file {rig}" if rig is not None and Path(rig).exists() else "rig"
-        raise ConfigError(f"{where}: {e}") from None
-
-
 def evaluate(
     run_dir: Path,
     data_dir: Path,
@@ -165,7 +120,7 @@ def evaluate(
     ev = load_for_eval(run_dir)  # no expect_rig: another rig is the point of the exercise
     cfg, model = ev.config, ev.model
     sensor_rig = resolve_rig(rig, cfg.rig)
-    ds, has_teacher, teacher_note = _open_data(data_dir, cfg, sensor_rig, split, max_samples)
+    ds, has_teacher, teacher_note = open_eval_data(data_dir, cfg, sensor_rig, split, max_samples)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
     plans, plan_in, agent_in, det_preds, det_gts, risk_parts = [], [], [], [], [], []
@@ -237,74 +192,11 @@ def evaluate(
             near_miss=r["near_miss"],
             near_miss_valid=r["near_miss_valid"],
         )
-        result["risk"]["risk map L1"] = map_l1 / map_n if map_n else float("nan")
-    return no_nan(result)
-
-
-def no_nan(x: Any) -> Any:
-    """NaN -> None and numpy scalars -> Python numbers, recursively: strict, portable JSON."""
-    if isinstance(x, dict):
-        return {k: no_nan(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [no_nan(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    return None if isinstance(x, float) and math.isnan(x) else x
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write ``data`` as indented JSON atomically (readers see the old file or the new one)."""
-    from rsd.data.shard import atomic_write
-
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(no_nan(data), indent=2) + "\n").encode())
+        result["risk"]["risk_map_l1"] = map_l1 / map_n if map_n else float("nan")
+    return clean(result)
 
 
 # -- command line --------------------------------------------------------------------------
-
-TABLE = [
-    ("planning", "L2 (VAD avg)@1s", "m"),
-    ("planning", "L2 (VAD avg)@2s", "m"),
-    ("planning", "L2 (VAD avg)@3s", "m"),
-    ("planning", "L2 (VAD avg)@avg", "m"),
-    ("planning", "L2 (UniAD step)@3s", "m"),
-    ("planning", "ADE", "m"),
-    ("planning", "FDE", "m"),
-    ("planning", "Collision (VAD avg)@avg", "%"),
-    ("detection", "mAP", ""),
-    ("detection", "NDS", ""),
-    ("detection", "mATE", "m"),
-    ("detection", "mASE", ""),
-    ("detection", "mAOE", "rad"),
-    ("detection", "mAVE", "m/s"),
-    ("risk", "risk MAE", ""),
-    ("risk", "risk Kendall tau-b", ""),
-    ("risk", "risk top-1 agreement", ""),
-    ("risk", "risk map L1", ""),
-    ("risk", "risk AUROC (near-miss)", ""),
-]
-
-
-def format_table(result: dict) -> str:
-    """A compact text table of the headline metrics of :func:`evaluate`'s result."""
-    unseen = " (unseen)" if result["unseen_rig"] else " (training rig)"
-    lines = [
-        f"run {result['run']}  variant {result['variant']}  rig {result['rig']}{unseen}",
-        f"{result['split']}: {result['n_samples']} samples  "
-        f"{result['samples_per_s']:.1f} samples/s model, "
-        f"{result['end_to_end_samples_per_s']:.1f} with rasterising (batch {result['batch_size']})",
-    ]
-    for group, key, unit in TABLE:
-        if group not in result:
-            continue
-        v = result[group].get(key)
-        if unit == "%" and v is not None:
-            v, unit = 100 * v, "%"
-        shown = "-" if v is None else f"{v:.3f}"
-        lines.append(f"  {group:<10}{key:<26}{shown:>9} {unit}")
-    if "risk" not in result:
-        lines.append(f"  risk      not measured ({result['teacher']})")
-    return "\n".join(lines)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -333,6 +225,6 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     write_json(args.out, result)
-    print(format_table(result))
+    print(eval_table(result))
     print(f"metrics: {args.out}")
     return 0

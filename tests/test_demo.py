@@ -47,8 +47,8 @@ def test_demo_runs_every_stage_and_writes_the_report(finished, capsys):
         drive = json.loads((run / "drive" / "metrics.json").read_text())
         assert drive["overall"]["episodes"] == 1
     rows = demo.headline()
-    assert rows["ADE (m)"]["baseline"] > 0 and rows["ADE (m)"]["rsd"] > 0
-    assert rows["closed-loop DS"]["rsd"] >= 0
+    assert rows["ade"]["baseline"] > 0 and rows["ade"]["rsd"] > 0
+    assert rows["closed_loop_driving_score"]["rsd"] >= 0
 
 
 def test_rerun_skips_every_stage(finished, capsys):

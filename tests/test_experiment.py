@@ -11,48 +11,31 @@ import pytest
 from rsd.config import ConfigError
 from rsd.experiment import (
     ExperimentConfig,
-    aggregate,
     check_targets,
-    delta_pct,
     load_experiment_config,
     noisy_teacher_id,
-    results_markdown,
     run_experiment,
     run_metrics,
-    summarise_values,
 )
+from rsd.metrics.stats import aggregate
+from rsd.report.tables import results_markdown
 from rsd.stages import time_totals
 
 # -- aggregation -----------------------------------------------------------------------------
 
 
-def test_mean_std_and_delta():
-    mean, std = summarise_values([1.0, 2.0, 4.0])
-    assert mean == pytest.approx(7 / 3)
-    # sample std: deviations -4/3, -1/3, 5/3 -> (16 + 1 + 25) / 9 / 2 = 7/3
-    assert std == pytest.approx(math.sqrt(7 / 3))
-    mean, std = summarise_values([3.0])
-    assert mean == 3.0 and math.isnan(std)
-    mean, std = summarise_values([math.nan, 2.0, None, 4.0])  # NaN / None values are left out
-    assert mean == 3.0 and std == pytest.approx(math.sqrt(2))
-    assert all(math.isnan(x) for x in summarise_values([]))
-    assert delta_pct(1.5, 2.0) == pytest.approx(-25.0)
-    assert delta_pct(-1.0, -2.0) == pytest.approx(50.0)  # relative to |base|
-    assert math.isnan(delta_pct(1.0, 0.0)) and math.isnan(delta_pct(math.nan, 1.0))
-
-
 def _run(ade, l2, col_tail, ds_tail, ds_nom, ade_ret=0.5, mase=0.5, mave=1.0, pcol=1.0):
     return {
         "open_loop": {
-            "ADE (m)": ade,
-            "L2 (m)": l2,
+            "ade": ade,
+            "l2_vad_avg": l2,
             "mASE": mase,
-            "mAVE (m/s)": mave,
-            "plan collision (%)": pcol,
+            "mAVE": mave,
+            "collision_vad_avg_pct": pcol,
         },
-        "unseen_rig": {"ADE retention": ade_ret},
-        "closed_loop_long_tail": {"collision (%)": col_tail, "DS": ds_tail},
-        "closed_loop_nominal": {"DS": ds_nom},
+        "unseen_rig": {"ade_retention": ade_ret},
+        "closed_loop_long_tail": {"collision_rate": col_tail, "driving_score": ds_tail},
+        "closed_loop_nominal": {"driving_score": ds_nom},
     }
 
 
@@ -69,24 +52,27 @@ PER_RUN = {
 
 
 def test_aggregate_over_seeds():
-    agg = aggregate(PER_RUN)
-    ade = agg["open_loop"]["ADE (m)"]
+    agg = aggregate(PER_RUN, "baseline")
+    ade = agg["open_loop"]["ade"]
     assert ade["baseline"]["values"] == {"0": 2.0, "1": 4.0}
     assert ade["baseline"]["mean"] == 3.0 and ade["baseline"]["std"] == pytest.approx(math.sqrt(2))
     assert ade["baseline"]["delta_pct"] == 0.0
     assert ade["rsd"]["mean"] == 2.0 and ade["rsd"]["delta_pct"] == pytest.approx(-100 / 3)
-    col = agg["closed_loop_long_tail"]["collision (%)"]
+    col = agg["closed_loop_long_tail"]["collision_rate"]
     assert col["rsd"]["delta_pct"] == pytest.approx(-50.0)  # 25 vs 50
     # one seed: the std is undefined
-    one = aggregate({"baseline": {0: PER_RUN["baseline"][0]}})
-    assert math.isnan(one["open_loop"]["ADE (m)"]["baseline"]["std"])
+    one = aggregate({"baseline": {0: PER_RUN["baseline"][0]}}, "baseline")
+    assert math.isnan(one["open_loop"]["ade"]["baseline"]["std"])
     # no baseline arm: no change to report
-    alone = aggregate({"rsd": PER_RUN["rsd"]})
-    assert math.isnan(alone["open_loop"]["ADE (m)"]["rsd"]["delta_pct"])
+    alone = aggregate({"rsd": PER_RUN["rsd"]}, "baseline")
+    assert math.isnan(alone["open_loop"]["ade"]["rsd"]["delta_pct"])
 
 
 def test_targets_met_and_not_met():
-    rows = {r["target"].split(": ", 1)[1]: r["met"] for r in check_targets(aggregate(PER_RUN))}
+    rows = {
+        r["target"].split(": ", 1)[1]: r["met"]
+        for r in check_targets(aggregate(PER_RUN, "baseline"))
+    }
     assert rows["long-tail collision rate >= 30% lower"] is True  # -50%
     assert rows["long-tail driving score higher"] is True  # 70 vs 55
     # nominal DS 78 vs 85 +- 7.07: lower by less than one std of the baseline
@@ -100,15 +86,17 @@ def test_targets_met_and_not_met():
     # nominal DS lower by more than one std: not met; a missing value: unknown (None)
     worse = {a: {s: dict(r) for s, r in runs.items()} for a, runs in PER_RUN.items()}
     for s in (0, 1):
-        worse["rsd"][s]["closed_loop_nominal"] = {"DS": 70.0}
+        worse["rsd"][s]["closed_loop_nominal"] = {"driving_score": 70.0}
         worse["rsd"][s]["open_loop"] = {**worse["rsd"][s]["open_loop"], "mASE": math.nan}
-    rows = {r["target"].split(": ", 1)[1]: r["met"] for r in check_targets(aggregate(worse))}
+    rows = {
+        r["target"].split(": ", 1)[1]: r["met"] for r in check_targets(aggregate(worse, "baseline"))
+    }
     assert rows["nominal driving score not lower (by more than 1 std of baseline)"] is False
     assert rows["mASE lower"] is None
 
 
 def test_markdown_has_every_group_and_the_targets():
-    agg = aggregate(PER_RUN)
+    agg = aggregate(PER_RUN, "baseline")
     times = {
         "total": {"wall_s": 3.0, "cpu_s": 5.0, "stages": 2},
         "by_kind": {"train": {"wall_s": 3.0, "cpu_s": 5.0, "stages": 2}},
@@ -123,7 +111,7 @@ def test_run_metrics_retention_and_closed_loop_groups():
     from rsd.sim.closed_loop import EpisodeLog
 
     def ev(ade, nds):
-        return {"planning": {"ADE": ade, "L2 (VAD avg)@avg": 1.0}, "detection": {"NDS": nds}}
+        return {"planning": {"ade": ade, "l2_vad_avg": 1.0}, "detection": {"NDS": nds}}
 
     def log(scn, outcome, seed=0):
         return EpisodeLog(scn, "skill", seed, "model", outcome, 100.0, 50.0, 50.0, True, 10.0)
@@ -135,31 +123,21 @@ def test_run_metrics_retention_and_closed_loop_groups():
         log("highway", "offroad", 1),
     ]
     m = run_metrics(ev(2.0, 0.4), ev(4.0, 0.3), logs, ("cut_in",))
-    assert m["unseen_rig"]["ADE retention"] == 0.5  # 2.0 / 4.0
-    assert m["unseen_rig"]["NDS retention"] == pytest.approx(0.75)  # 0.3 / 0.4
-    assert m["closed_loop_long_tail"]["collision (%)"] == 50.0
-    assert m["closed_loop_long_tail"]["off-road (%)"] == 0.0
-    assert m["closed_loop_nominal"]["off-road (%)"] == 50.0
+    assert m["unseen_rig"]["ade_retention"] == 0.5  # 2.0 / 4.0
+    assert m["unseen_rig"]["nds_retention"] == pytest.approx(0.75)  # 0.3 / 0.4
+    assert m["closed_loop_long_tail"]["collision_rate"] == 50.0
+    assert m["closed_loop_long_tail"]["offroad_rate"] == 0.0
+    assert m["closed_loop_nominal"]["offroad_rate"] == 50.0
     assert m["closed_loop_overall"]["episodes"] == 4
     assert m["collision_per_scenario"] == {"cut_in": 50.0, "highway": 0.0}
     assert math.isnan(m["open_loop"]["mASE"])  # not in the eval: NaN
     none = run_metrics({}, {}, [], ("cut_in",))
-    assert math.isnan(none["unseen_rig"]["ADE retention"])
-
-
-def test_wilson_interval_hand_values():
-    from rsd.experiment import wilson_interval
-
-    # k=0, n=10: upper bound z^2 / (n + z^2) = 3.8416 / 13.8416
-    lo, hi = wilson_interval(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(3.8416 / 13.8416, rel=1e-4)
-    lo, hi = wilson_interval(5, 10)  # symmetric about 1/2
-    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
-    assert all(math.isnan(x) for x in wilson_interval(0, 0))
+    assert math.isnan(none["unseen_rig"]["ade_retention"])
 
 
 def test_outcomes_pool_over_seeds_by_group():
-    from rsd.experiment import format_pooled, pool_outcomes
+    from rsd.experiment import pool_outcomes
+    from rsd.report.tables import format_pooled
     from rsd.sim.closed_loop import EpisodeLog
 
     def log(scn, outcome, seed):
@@ -281,7 +259,7 @@ def test_experiment_runs_every_stage(finished, tiny):
         ev = json.loads((run / f"eval_{tiny.unseen_rig}.json").read_text())
         assert ev["variant"] == arm and ev["n_samples"] > 0
         assert (run / "drive" / "episodes.jsonl").read_text().count("\n") == 1
-    ade = res["metrics"]["open_loop"]["ADE (m)"]
+    ade = res["metrics"]["open_loop"]["ade"]
     assert ade["rsd"]["mean"] > 0 and ade["rsd"]["values"]["0"] == ade["rsd"]["mean"]
     assert ade["rsd"]["std"] is None  # one seed
     assert res["metrics"]["closed_loop_nominal"]["episodes"]["baseline"]["mean"] == 1

@@ -14,7 +14,9 @@ import pytest
 from PIL import Image
 
 from rsd.cli import main
-from rsd.report import load_run, mean_std, summarise_runs, write_report
+from rsd.report.build import write_report
+from rsd.report.page import markdown_page
+from rsd.report.runs import load_run, stat_cell, summarise_runs
 
 # (variant, seed) -> (ADE on the training rig, ADE on the unseen rig, closed-loop DS, SR)
 KNOWN = {
@@ -54,7 +56,7 @@ def fake_run(root: Path, variant: str, seed: int) -> Path:
             "unseen_rig": unseen,
             "n_samples": 40,
             "samples_per_s": 100.0 + seed,
-            "planning": {"ADE": value, "FDE": 2 * value, "L2 (VAD avg)@avg": value / 2},
+            "planning": {"ade": value, "fde": 2 * value, "l2_vad_avg": value / 2},
             "detection": {"mAP": 0.5 if variant == "rsd" else 0.4, "NDS": None},
         }
         (run / name).write_text(json.dumps(ev))
@@ -79,9 +81,9 @@ def runs(tmp_path) -> list[Path]:
 
 
 def test_mean_std_is_the_sample_std():
-    s = mean_std([1.0, 3.0, None])
+    s = stat_cell([1.0, 3.0, None])
     assert s["mean"] == 2.0 and s["std"] == pytest.approx(math.sqrt(2.0)) and s["n"] == 2
-    assert mean_std([4.0])["std"] is None and mean_std([])["mean"] is None
+    assert stat_cell([4.0])["std"] is None and stat_cell([])["mean"] is None
 
 
 def test_report_tables_numbers_and_embedded_images(runs, tmp_path):
@@ -92,9 +94,9 @@ def test_report_tables_numbers_and_embedded_images(runs, tmp_path):
     assert "2.000 ± 1.414" in html and "0.600 ± 0.141" in html
     # closed loop DS: baseline (40, 50) -> 45.0 +- 7.1; rsd (60, 70) -> 65.0 +- 7.1
     assert "45.0 ± 7.1" in html and "65.0 ± 7.1" in html
-    # kept on the unseen rig (ADE, lower is better: train / unseen): baseline 50 %, 60 % ->
-    # 55.0 +- 7.1; rsd 83.3 %, 70 % -> 76.7 +- 9.4
-    assert "55.0 ± 7.1" in html and "76.7 ± 9.4" in html
+    # retention on the unseen rig (ADE, lower is better: train / unseen), a ratio: baseline
+    # 0.5, 0.6 -> 0.550 +- 0.071; rsd 0.833, 0.7 -> 0.767 +- 0.094
+    assert "0.550 ± 0.071" in html and "0.767 ± 0.094" in html
     assert "front_short" in html and "Metric definitions" in html
     # self-contained: every src / href is a data: URI or an in-page anchor
     refs = re.findall(r'(?:src|href)="([^"]*)"', html)
@@ -106,7 +108,7 @@ def test_report_tables_numbers_and_embedded_images(runs, tmp_path):
 
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["variants"] == ["baseline", "rsd"]
-    ade = summary["open_loop"][0]["metrics"]["ADE"]
+    ade = summary["open_loop"][0]["metrics"]["ade"]
     assert summary["open_loop"][0]["rig"] == "dense360" and summary["open_loop"][0]["training_rig"]
     assert ade["baseline"]["mean"] == 2.0 and ade["baseline"]["std"] == pytest.approx(2**0.5)
     assert ade["rsd"]["values"] == [0.5, 0.7]
@@ -124,3 +126,30 @@ def test_report_cli_and_a_single_run(runs, tmp_path, capsys):
     assert "1.000" in html and not re.search(r"± \d", html)  # one run: no std
     assert "report:" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_names_and_titles_are_escaped(tmp_path):
+    """A run name, variant, seed or title holding HTML comes out as text, never as markup."""
+    run = tmp_path / f"run{SCRIPT.replace('/', '_')}"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"variant: '{SCRIPT}'\nseed: '{SCRIPT}'\nrig: '{SCRIPT}'\n")
+    ev = {"rig": SCRIPT, "unseen_rig": False, "n_samples": 1, "planning": {"ade": 1.0}}
+    (run / "eval.json").write_text(json.dumps(ev))
+    drive = run / "drive"
+    drive.mkdir()
+    overall = {"episodes": 1, "driving_score": 50.0}
+    metrics = {
+        "overall": overall,
+        "per_scenario": {SCRIPT: overall},
+        "multi_ability": {SCRIPT: 0.0},
+        "settings": {"rig": SCRIPT},
+    }
+    (drive / "metrics.json").write_text(json.dumps(metrics))
+    html = write_report([run], tmp_path / "report", title=SCRIPT).read_text()
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    page = markdown_page(f"# {SCRIPT}\n\n| run | x |\n|---|---|\n| {SCRIPT} | 1 |\n", SCRIPT)
+    assert "<script>" not in page and page.count("&lt;script&gt;") == 3
+    assert "<table>" in page and "<h1>" in page

@@ -35,14 +35,20 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+def horizon_name(h: float) -> str:
+    """The identifier of a horizon in metric keys: ``1.0 -> "1s"``, ``0.5 -> "0p5s"``."""
+    return f"{h:g}s".replace(".", "p")
+
+
 def horizon_steps(horizons_s: Sequence[float], dt: float, num_steps: int) -> dict[str, int]:
-    """``{"1s": 2, ...}``: number of waypoints covering each horizon (must be whole, <= T)."""
+    """``{"1s": 2, ...}`` (:func:`horizon_name`): number of waypoints covering each horizon
+    (must be whole, <= T)."""
     out = {}
     for h in horizons_s:
         n = int(round(h / dt))
         if n < 1 or n > num_steps or abs(n * dt - h) > 1e-6:
             raise ValueError(f"horizon {h} s is not 1..{num_steps} whole steps of {dt} s")
-        out[f"{h:g}s"] = n
+        out[horizon_name(h)] = n
     return out
 
 
@@ -76,10 +82,10 @@ def l2_vad(
     """VAD / ST-P3 L2 (m): per sample, the mean error over the valid waypoints among the first
     ``n = h / dt``; then the mean over samples having at least one. ``pred``, ``gt``
     (..., T, 2) (extra trailing columns of ``gt``, e.g. yaw, are ignored), ``valid`` (..., T).
-    Returns ``{"L2@1s": ..., "L2@2s": ..., ...}``."""
+    Returns ``{"l2_vad_1s": ..., "l2_vad_2s": ..., ...}``."""
     err, v = _errors(pred, gt, valid)
     steps = horizon_steps(horizons_s, dt, err.shape[1])
-    return {f"L2@{k}": _mean_of_rows(err[:, :n], v[:, :n]) for k, n in steps.items()}
+    return {f"l2_vad_{k}": _mean_of_rows(err[:, :n], v[:, :n]) for k, n in steps.items()}
 
 
 def l2_uniad(
@@ -90,10 +96,12 @@ def l2_uniad(
     dt: float = 0.5,
 ) -> dict[str, float]:
     """UniAD L2 (m): the error at waypoint ``n = h / dt`` alone, averaged over the samples where
-    that waypoint is valid. Shapes as :func:`l2_vad`."""
+    that waypoint is valid. Shapes as :func:`l2_vad`. Returns ``{"l2_uniad_1s": ..., ...}``."""
     err, v = _errors(pred, gt, valid)
     steps = horizon_steps(horizons_s, dt, err.shape[1])
-    return {f"L2@{k}": _mean_of_rows(err[:, n - 1 : n], v[:, n - 1 : n]) for k, n in steps.items()}
+    return {
+        f"l2_uniad_{k}": _mean_of_rows(err[:, n - 1 : n], v[:, n - 1 : n]) for k, n in steps.items()
+    }
 
 
 def ade(pred: Any, gt: Any, valid: Any = None) -> float:
@@ -214,7 +222,7 @@ def plan_collision(
     dt: float = 0.5,
     drop_expert_steps: bool = False,
 ) -> dict[str, float]:
-    """VAD collision rate (fraction of steps; x100 for VAD's %): ``{"collision@1s": ..., ...}``.
+    """VAD collision rate (fraction of steps; x100 for VAD's %): ``{"collision_vad_1s": ...}``.
 
     The ego box (``ego_size`` (..., 2|3) = l, w[, h] m, or None for VAD's 4.084 x 1.85) is placed
     at each waypoint of ``pred`` (..., T, 2) with the yaw of its direction of travel and tested
@@ -238,7 +246,7 @@ def plan_collision(
             counted = counted & ~expert
     steps = horizon_steps(horizons_s, dt, hit.shape[1])
     return {
-        f"collision@{k}": _mean_of_rows(hit[:, :n].astype(float), counted[:, :n])
+        f"collision_vad_{k}": _mean_of_rows(hit[:, :n].astype(float), counted[:, :n])
         for k, n in steps.items()
     }
 
@@ -256,17 +264,18 @@ def planning_metrics(
     horizons_s: Sequence[float] = HORIZONS_S,
     dt: float = 0.5,
 ) -> dict[str, float]:
-    """All open-loop planning metrics with explicit convention labels.
+    """All open-loop planning metrics, keyed by identifiers naming their convention.
 
     ``pred`` (..., T, 2); ``gt`` (..., T, 2|3) the expert future (e.g. ``ego_future``);
-    ``valid`` (..., T). Keys: ``"L2 (VAD avg)@1s"``..., ``"L2 (UniAD step)@1s"``..., each with an
-    ``@avg`` over horizons (as VAD's tables), ``"ADE"``, ``"FDE"`` (m), and when the agent
-    arrays are given ``"Collision (VAD avg)@1s"``... (fraction of steps, expert-collision steps
-    excluded, :func:`plan_collision`).
+    ``valid`` (..., T). Keys: ``l2_vad_1s``... (VAD running average), ``l2_uniad_1s``...
+    (UniAD single step), each with an ``_avg`` over horizons (as VAD's tables), ``ade``,
+    ``fde`` (m), and when the agent arrays are given ``collision_vad_1s``..., ``collision_vad_avg``
+    (fraction of steps, expert-collision steps excluded, :func:`plan_collision`). Display labels
+    live in :mod:`rsd.report.labels`.
     """
     out: dict[str, float] = {}
-    groups = [("L2 (VAD avg)", l2_vad(pred, gt, valid, horizons_s, dt))]
-    groups.append(("L2 (UniAD step)", l2_uniad(pred, gt, valid, horizons_s, dt)))
+    groups = [("l2_vad", l2_vad(pred, gt, valid, horizons_s, dt))]
+    groups.append(("l2_uniad", l2_uniad(pred, gt, valid, horizons_s, dt)))
     if agent_boxes is not None:
         if agent_future is None or agent_future_valid is None:
             raise ValueError("collision needs agent_future and agent_future_valid")
@@ -277,13 +286,12 @@ def planning_metrics(
             pred, ego_size, agent_boxes, agent_future, agent_future_valid, mask,
             gt, valid, horizons_s, dt,
         )  # fmt: skip
-        groups.append(("Collision (VAD avg)", col))
-    for label, values in groups:
-        for key, value in values.items():
-            out[f"{label}@{key.split('@')[1]}"] = value
-        out[f"{label}@avg"] = float(np.mean(list(values.values())))
-    out["ADE"] = ade(pred, gt, valid)
-    out["FDE"] = fde(pred, gt, valid)
+        groups.append(("collision_vad", col))
+    for prefix, values in groups:
+        out.update(values)
+        out[f"{prefix}_avg"] = float(np.mean(list(values.values())))
+    out["ade"] = ade(pred, gt, valid)
+    out["fde"] = fde(pred, gt, valid)
     return out
 
 

@@ -207,13 +207,13 @@ def risk_metrics(
     ``near_miss`` (..., K) labels (:func:`near_miss_labels`) scored against ``pred_risk`` on
     ``near_miss_valid`` (default: all objects of ``valid``)."""
     out = {
-        "risk MAE": risk_mae(pred_risk, teacher_risk, valid),
-        "risk Kendall tau-b": kendall_tau(pred_risk, teacher_risk, valid),
-        "risk top-1 agreement": top1_agreement(pred_risk, teacher_risk, valid),
+        "risk_mae": risk_mae(pred_risk, teacher_risk, valid),
+        "risk_kendall_tau": kendall_tau(pred_risk, teacher_risk, valid),
+        "risk_top1_agreement": top1_agreement(pred_risk, teacher_risk, valid),
     }
     if pred_map is not None and teacher_map is not None:
-        out["risk map L1"] = risk_map_l1(pred_map, teacher_map, map_mask, map_valid)
+        out["risk_map_l1"] = risk_map_l1(pred_map, teacher_map, map_mask, map_valid)
     if near_miss is not None:
         keep = valid if near_miss_valid is None else near_miss_valid
-        out["risk AUROC (near-miss)"] = auroc(pred_risk, near_miss, keep)
+        out["near_miss_auroc"] = auroc(pred_risk, near_miss, keep)
     return out

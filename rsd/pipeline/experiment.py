@@ -26,7 +26,6 @@ import yaml
 
 from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
 from rsd.data.store import FrameStore
-from rsd.experiment import GROUPS, format_table
 from rsd.pipeline.annotate import CACHE_NAME, annotate
 from rsd.pipeline.drive import drive_to_dir
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
@@ -38,7 +37,9 @@ from rsd.pipeline.results import aggregate_stage, is_aggregated
 from rsd.pipeline.runs import evaluate_run, run_finished, train_run
 from rsd.pipeline.stages import Stage, StageRunner, check_config_dir
 from rsd.policy import PlannerSpec
-from rsd.report import write_report
+from rsd.report.build import write_report
+from rsd.report.labels import EXPERIMENT_GROUPS
+from rsd.report.tables import format_table
 from rsd.sim.spec import builtin_scenarios
 from rsd.teacher.cache import AnnotationCache
 from rsd.teacher.ids import teacher_from_id
@@ -268,7 +269,7 @@ def run_experiment(
     arms = list(res.get("arms", {}))
     print()
     for g in summary:
-        print(GROUPS[g])
+        print(EXPERIMENT_GROUPS[g])
         print(format_table(res["metrics"], g, arms))
         print()
     print(format_stage_times(res["time"], len(exp.ran), len(exp.plan) - len(exp.ran)))

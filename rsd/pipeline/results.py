@@ -8,19 +8,14 @@ import json
 from typing import Any
 
 from rsd.config import to_dict
-from rsd.experiment import (
-    ALSO_CHECKED,
-    aggregate,
-    check_targets,
-    markdown_tables_html,
-    pool_outcomes,
-    results_markdown,
-    run_metrics,
-)
-from rsd.pipeline.experiment_config import COMPATIBLE_KEYS
+from rsd.metrics.stats import aggregate
+from rsd.pipeline.experiment_config import BASELINE, COMPATIBLE_KEYS
 from rsd.pipeline.files import read_json, write_json
 from rsd.pipeline.layout import ExperimentLayout
 from rsd.pipeline.stages import STAGE_DIR, time_totals
+from rsd.pipeline.summary import ALSO_CHECKED, check_targets, pool_outcomes, run_metrics
+from rsd.report.page import markdown_page
+from rsd.report.tables import results_markdown
 from rsd.sim.closed_loop import EpisodeLog
 
 
@@ -80,7 +75,7 @@ def stage_times(layout: ExperimentLayout) -> dict[str, Any]:
 def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
     """Write ``results.json``, ``results.md`` and ``report/results.html``."""
     runs = per_run(layout)
-    agg = aggregate(runs)
+    agg = aggregate(runs, BASELINE)
     pooled = pooled_outcomes(layout)
     targets = check_targets(agg)
     for arm in ALSO_CHECKED:
@@ -107,4 +102,4 @@ def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
     md = results_markdown(agg, targets, times, command, list(runs), pooled)
     (layout.out / "results.md").write_text(md)
     layout.report_dir.mkdir(parents=True, exist_ok=True)
-    (layout.report_dir / "results.html").write_text(markdown_tables_html(md))
+    (layout.report_dir / "results.html").write_text(markdown_page(md, "rsd experiment results"))

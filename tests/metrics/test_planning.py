@@ -45,8 +45,8 @@ def test_l2_conventions_differ_as_defined(lead):
     vad = l2_vad(tile(pred, lead), tile(gt, lead))
     uniad = l2_uniad(tile(pred, lead), tile(gt, lead))
     # VAD: mean of 0.1..0.2n over the first n = 2h steps; UniAD: the error at step n
-    assert vad == pytest.approx({"L2@1s": 0.15, "L2@2s": 0.25, "L2@3s": 0.35})
-    assert uniad == pytest.approx({"L2@1s": 0.2, "L2@2s": 0.4, "L2@3s": 0.6})
+    assert vad == pytest.approx({"l2_vad_1s": 0.15, "l2_vad_2s": 0.25, "l2_vad_3s": 0.35})
+    assert uniad == pytest.approx({"l2_uniad_1s": 0.2, "l2_uniad_2s": 0.4, "l2_uniad_3s": 0.6})
 
 
 def test_l2_vad_is_an_average_of_per_sample_averages():
@@ -57,14 +57,14 @@ def test_l2_vad_is_an_average_of_per_sample_averages():
     valid = np.ones((2, T), bool)
     valid[1, 1:] = False
     out = l2_vad(pred, gt, valid)
-    assert out["L2@3s"] == pytest.approx(2.0)  # (1 + 3) / 2, not the pooled 9 / 7
-    assert l2_uniad(pred, gt, valid)["L2@3s"] == pytest.approx(1.0)  # sample 1 has no step 6
+    assert out["l2_vad_3s"] == pytest.approx(2.0)  # (1 + 3) / 2, not the pooled 9 / 7
+    assert l2_uniad(pred, gt, valid)["l2_uniad_3s"] == pytest.approx(1.0)  # sample 1 has no step 6
 
 
 def test_torch_tensors_accepted():
     pred, gt = linear_error_case()
     out = l2_vad(torch.tensor(pred)[None], torch.tensor(gt)[None])
-    assert out["L2@3s"] == pytest.approx(0.35)
+    assert out["l2_vad_3s"] == pytest.approx(0.35)
 
 
 @pytest.mark.parametrize("lead", SHAPES)
@@ -127,13 +127,15 @@ def test_plan_through_an_agent_collides_at_the_right_steps(lead):
     assert hit.shape == (int(np.prod(lead)), T)
     assert (hit == expected).all()
     out = plan_collision(tile(straight_plan(), lead), None, *scene)
-    assert out == pytest.approx({"collision@1s": 0.0, "collision@2s": 0.5, "collision@3s": 0.5})
+    assert out == pytest.approx(
+        {"collision_vad_1s": 0.0, "collision_vad_2s": 0.5, "collision_vad_3s": 0.5}
+    )
 
 
 @pytest.mark.parametrize("lead", [(1,), (3,)])
 def test_parallel_plan_4m_to_the_side_is_clear(lead):
     out = plan_collision(tile(straight_plan(4.0), lead), None, *agent_scene(lead))
-    assert out == {"collision@1s": 0.0, "collision@2s": 0.0, "collision@3s": 0.0}
+    assert out == {"collision_vad_1s": 0.0, "collision_vad_2s": 0.0, "collision_vad_3s": 0.0}
 
 
 def test_plan_yaw_comes_from_direction_of_travel():
@@ -156,14 +158,16 @@ def test_expert_collision_steps_are_excluded():
     expert[0, 3, :2] = [10.0, 0.0]  # the expert itself hits the agent at step 3 only
     vad = plan_collision(pred, None, *scene, expert, np.ones((1, T), bool))
     # VAD: the step's indicator is zeroed, the denominator keeps it
-    assert vad == pytest.approx({"collision@1s": 0.0, "collision@2s": 1 / 4, "collision@3s": 2 / 6})
+    assert vad == pytest.approx(
+        {"collision_vad_1s": 0.0, "collision_vad_2s": 1 / 4, "collision_vad_3s": 2 / 6}
+    )
     drop = plan_collision(pred, None, *scene, expert, None, drop_expert_steps=True)
     assert drop == pytest.approx(
-        {"collision@1s": 0.0, "collision@2s": 1 / 3, "collision@3s": 2 / 5}
+        {"collision_vad_1s": 0.0, "collision_vad_2s": 1 / 3, "collision_vad_3s": 2 / 5}
     )
     # the expert driving the plan itself: every collision is excused
     same = plan_collision(pred, None, *scene, pred)
-    assert same == {"collision@1s": 0.0, "collision@2s": 0.0, "collision@3s": 0.0}
+    assert same == {"collision_vad_1s": 0.0, "collision_vad_2s": 0.0, "collision_vad_3s": 0.0}
 
 
 def test_larger_ego_box_collides_earlier():
@@ -180,12 +184,12 @@ def test_planning_metrics_labels_both_conventions():
         pred[None], gt[None], agent_boxes=boxes, agent_future=future,
         agent_future_valid=fut_valid, agent_mask=mask,
     )  # fmt: skip
-    assert out["L2 (VAD avg)@3s"] == pytest.approx(0.35)
-    assert out["L2 (UniAD step)@3s"] == pytest.approx(0.6)
-    assert out["L2 (VAD avg)@avg"] == pytest.approx(0.25)
-    assert out["L2 (UniAD step)@avg"] == pytest.approx(0.4)
-    assert out["ADE"] == pytest.approx(0.35) and out["FDE"] == pytest.approx(0.6)
-    assert out["Collision (VAD avg)@3s"] == 0.0
+    assert out["l2_vad_3s"] == pytest.approx(0.35)
+    assert out["l2_uniad_3s"] == pytest.approx(0.6)
+    assert out["l2_vad_avg"] == pytest.approx(0.25)
+    assert out["l2_uniad_avg"] == pytest.approx(0.4)
+    assert out["ade"] == pytest.approx(0.35) and out["fde"] == pytest.approx(0.6)
+    assert out["collision_vad_3s"] == 0.0
 
 
 @settings(max_examples=25, deadline=None)

@@ -128,12 +128,12 @@ def test_risk_metrics_dict():
     teacher = np.array([[0.8, 0.4, 0.0], [0.1, 0.5, 0.3]])
     near = np.array([[True, False, False], [False, True, False]])
     out = risk_metrics(pred, teacher, near_miss=near, pred_map=pred, teacher_map=teacher)
-    assert out["risk MAE"] == pytest.approx(0.1)
-    assert out["risk map L1"] == pytest.approx(0.1)
-    assert out["risk Kendall tau-b"] == pytest.approx(1.0)
-    assert out["risk top-1 agreement"] == 1.0
+    assert out["risk_mae"] == pytest.approx(0.1)
+    assert out["risk_map_l1"] == pytest.approx(0.1)
+    assert out["risk_kendall_tau"] == pytest.approx(1.0)
+    assert out["risk_top1_agreement"] == 1.0
     # positives 0.9, 0.6 vs negatives 0.5, 0.1, 0.2, 0.4: all ordered right
-    assert out["risk AUROC (near-miss)"] == 1.0
+    assert out["near_miss_auroc"] == 1.0
 
 
 @settings(max_examples=25, deadline=None)

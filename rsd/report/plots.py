@@ -10,6 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from rsd.checkpoint import load_for_eval
+from rsd.data.dataset import collate
+from rsd.data.raster import InputChannel
+from rsd.pipeline.evaluate_data import open_eval_data, resolve_rig
+from rsd.scene import box_corners
 
 VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
 NOT_TERMS = {"step", "epoch", "lr", "grad_norm", "samples_per_s", "seconds"}
@@ -85,8 +92,6 @@ def training_curves(runs: Sequence[tuple[str, str, dict]]) -> bytes | None:
 def _bev_rgb(bev: np.ndarray) -> np.ndarray:
     """(H, W, 3) picture of a ``bev`` input (C, H, W): road grey, lines white, seen free space
     green, sensor hits now red (older hits darker red)."""
-    from rsd.data.raster import InputChannel
-
     rgb = np.full((*bev.shape[1:], 3), 0.95)
     rgb[bev[InputChannel.DRIVABLE] > 0] = (0.62, 0.62, 0.64)
     seen = bev[InputChannel.VISIBLE] > 0
@@ -100,8 +105,6 @@ def _bev_rgb(bev: np.ndarray) -> np.ndarray:
 def _boxes(ax: Any, boxes: np.ndarray, colour: str) -> None:
     from matplotlib.patches import Polygon
 
-    from rsd.scene import box_corners
-
     for b in boxes:
         corners = box_corners(b[0], b[1], b[5], b[2], b[3])
         ax.add_patch(Polygon(corners[:, ::-1], closed=True, fill=False, ec=colour, lw=0.9))
@@ -113,16 +116,11 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
     """BEV input, teacher risk map and student risk map for the ``n`` val frames with the
     highest teacher risk among ``scan`` spread evenly over the split; None when the run has no
     RiskHead or the data has no teacher answers."""
-    import torch
     from matplotlib.figure import Figure
-
-    from rsd.checkpoint import load_for_eval
-    from rsd.data.dataset import collate
-    from rsd.evaluate import _open_data, resolve_rig
 
     ev = load_for_eval(run_dir)
     cfg = ev.config
-    ds, has_teacher, _ = _open_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", None)
+    ds, has_teacher, _ = open_eval_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", None)
     if not has_teacher:
         return None
     stride = max(len(ds) // scan, 1)  # spread over the split: neighbouring keyframes look alike

@@ -1,12 +1,22 @@
-"""The HTML of ``rsd report``: one page, inline CSS, images as base64 ``data:`` URIs."""
+"""The HTML pages: ``rsd report``'s (one page, inline CSS, images as base64 ``data:`` URIs)
+and ``rsd experiment``'s (its ``results.md`` rendered by markdown-it).
+
+Every string that comes from the runs (names, variants, rigs, titles, captions) is escaped
+with :func:`html.escape`; the Markdown renderer has raw HTML switched off.
+"""
 
 from __future__ import annotations
 
 import base64
+import math
 from html import escape
 from pathlib import Path
 
-from rsd.report import CLOSED_LOOP, OPEN_LOOP, fmt_stat
+from markdown_it import MarkdownIt
+
+from rsd.metrics.stats import delta_pct
+from rsd.report.labels import CLOSED_LOOP, OPEN_LOOP
+from rsd.report.tables import fmt_stat
 
 MAX_GIFS = 8
 MAX_GIF_BYTES = 8 << 20
@@ -70,10 +80,10 @@ def _table(
         )
         if both:
             b, r = cells["baseline"]["mean"], cells["rsd"]["mean"]
-            if b is None or r is None or b == 0:
+            rel = math.nan if b is None or r is None else delta_pct(r, b)
+            if math.isnan(rel):
                 tds += "<td>-</td>"
             else:
-                rel = 100 * (r - b) / abs(b)
                 good = (rel < 0) == lower if abs(rel) >= 0.05 else None  # shown as 0.0: neutral
                 rel = rel if good is not None else 0.0
                 cls = "" if good is None else ("good" if good else "bad")
@@ -92,7 +102,7 @@ def _runs_table(summary: dict) -> str:
         drives = ", ".join(f"{d['dir']} ({d['overall'].get('episodes')} eps)" for d in r["drives"])
         rows.append(
             f"<tr><td title='{escape(r['path'])}'>{escape(r['name'])}</td><td>{_tag(r['variant'])}"
-            f"</td><td>{r['seed']}</td><td>{escape(str(r['model']))}</td>"
+            f"</td><td>{escape(str(r['seed']))}</td><td>{escape(str(r['model']))}</td>"
             f"<td>{escape(str(r['rig']))}</td><td>{escape(evals)}</td>"
             f"<td>{escape(drives or '-')}</td></tr>"
         )
@@ -114,10 +124,10 @@ def _open_loop(summary: dict) -> str:
         if sec["kept"]:
             kept = [(labels[k], cells, False) for k, cells in sec["kept"].items()]
             parts.append(
-                f"<h3>Performance kept on the unseen rig {escape(sec['rig'])}</h3>"
-                '<p class="note">% of the same run\'s training-rig value (errors: train / unseen;'
-                " scores: unseen / train); 100 % = nothing lost, mean ± std over runs.</p>"
-                f'<div class="card">{_table(kept, vs, 1)}</div>'
+                f"<h3>Retention on the unseen rig {escape(sec['rig'])}</h3>"
+                '<p class="note">Ratio to the same run\'s training-rig value (errors: train /'
+                " unseen; scores: unseen / train); 1 = nothing lost, mean ± std over runs.</p>"
+                f'<div class="card">{_table(kept, vs, 3)}</div>'
             )
     return "\n".join(parts)
 
@@ -241,9 +251,26 @@ def render_page(
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title><style>{CSS}</style></head>
 <body><header><h1>{title}</h1>
-<p>{runs} run{"s" if runs != 1 else ""} · variants: {", ".join(summary["variants"])} ·
+<p>{runs} run{"s" if runs != 1 else ""} · variants: {escape(", ".join(summary["variants"]))} ·
 generated {escape(summary.get("generated", ""))}</p><nav>{nav}</nav></header>
 <main>
 {body}
 </main></body></html>
 """
+
+
+RESULTS_CSS = (
+    "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
+    "td:first-child,th:first-child{text-align:left}"
+)
+
+
+def markdown_page(md: str, title: str) -> str:
+    """A plain HTML page of a Markdown text (headings, tables, code): CommonMark with GFM
+    tables, raw HTML in ``md`` shown as text rather than passed through."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{RESULTS_CSS}</style></head><body>\n{body}</body></html>\n"
+    )
