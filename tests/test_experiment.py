@@ -9,17 +9,13 @@ import math
 import pytest
 
 from rsd.config import ConfigError
-from rsd.experiment import (
-    ExperimentConfig,
-    check_targets,
-    load_experiment_config,
-    noisy_teacher_id,
-    run_experiment,
-    run_metrics,
-)
 from rsd.metrics.stats import aggregate
+from rsd.pipeline.experiment import run_experiment
+from rsd.pipeline.experiment_config import ExperimentConfig, load_experiment_config
+from rsd.pipeline.stages import time_totals
+from rsd.pipeline.summary import check_targets, pool_outcomes, run_metrics
 from rsd.report.tables import results_markdown
-from rsd.stages import time_totals
+from rsd.teacher.ids import noisy_teacher_id
 
 # -- aggregation -----------------------------------------------------------------------------
 
@@ -136,7 +132,6 @@ def test_run_metrics_retention_and_closed_loop_groups():
 
 
 def test_outcomes_pool_over_seeds_by_group():
-    from rsd.experiment import pool_outcomes
     from rsd.report.tables import format_pooled
     from rsd.sim.closed_loop import EpisodeLog
 
@@ -247,7 +242,8 @@ def _mtimes(root):
 def test_experiment_runs_every_stage(finished, tiny):
     out, exp = finished
     # the runs' stages were computed in pool processes; this process records their markers
-    assert exp.ran == ["generate", "annotate", "aggregate"] and len(exp.plan) == 2 + 2 * 4 + 1
+    assert exp.ran == ["generate", "annotate", "aggregate", "report"]
+    assert len(exp.plan) == 2 + 2 * 4 + 2
     assert all((out / ".stages" / f"{name}.json").is_file() for name, _ in exp.plan)
     for f in ("results.json", "results.md", "experiment.yaml", "report/index.html"):
         assert (out / f).is_file()
@@ -267,7 +263,7 @@ def test_experiment_runs_every_stage(finished, tiny):
     assert res["pooled"]["rsd"]["nominal"]["episodes"] == 1  # the one highway episode
     assert "Closed-loop outcomes pooled over seeds" in (out / "results.md").read_text()
     t = res["time"]
-    assert t["total"]["stages"] == len(exp.plan) - 1  # every stage but the aggregate itself
+    assert t["total"]["stages"] == len(exp.plan) - 2  # but the aggregate and report themselves
     assert set(t["by_kind"]) == {"generate", "annotate", "train", "eval", "drive"}
     assert t["by_kind"]["train"]["cpu_s"] > 0 and t["total"]["wall_s"] > 0
 
@@ -294,12 +290,13 @@ def test_dry_run_and_filters_run_nothing(finished, tiny, capsys):
         "eval_rsd_seed0_sparse_noisy",
         "drive_rsd_seed0",
         "aggregate",
+        "report",
     ]
     assert all(done for _, done in exp.plan) and exp.ran == []
-    assert "7 stages, 0 to do" in capsys.readouterr().out
+    assert "8 stages, 0 to do" in capsys.readouterr().out
     assert _mtimes(out) == before
     cmd = exp.train_command("rsd", 0, nproc=4)
-    assert cmd.startswith("torchrun --nproc_per_node=4 -m rsd.train --data ")
+    assert cmd.startswith("torchrun --nproc_per_node=4 -m rsd.cli train --data ")
     assert cmd.endswith("variant=rsd seed=0") and "model.backbone.channels=16" in cmd
     with pytest.raises(ConfigError, match="--only"):
         run_experiment(tiny, out, only=["nope"], dry_run=True)
@@ -314,7 +311,7 @@ def test_a_deleted_drive_alone_is_redone(finished, tiny):
     metrics = out / "runs" / "rsd" / "seed0" / "drive" / "metrics.json"
     metrics.unlink()
     exp = run_experiment(dataclasses.replace(tiny, workers=1), out, progress=False)
-    assert exp.ran == ["drive_rsd_seed0", "aggregate"]  # the aggregate follows its inputs
+    assert exp.ran == ["drive_rsd_seed0", "aggregate", "report"]  # they follow their inputs
     assert metrics.is_file()
 
 

@@ -68,7 +68,8 @@ def pooled_outcomes(layout: ExperimentLayout) -> dict[str, dict[str, dict[str, A
 
 def stage_times(layout: ExperimentLayout) -> dict[str, Any]:
     """Wall and CPU seconds over every stage marker of the directory (all sittings)."""
-    markers = [p for p in (layout.out / STAGE_DIR).glob("*.json") if p.stem != "aggregate"]
+    own = ("aggregate", "report")  # the stages that read the times
+    markers = [p for p in (layout.out / STAGE_DIR).glob("*.json") if p.stem not in own]
     return time_totals(markers)
 
 
