@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "drive every scenario with the privileged expert over many seeds; print success table",
     ),
     "drive": (
-        "rsd.drive",
+        "rsd.commands.drive",
         "closed-loop driving of a trained run (or the expert): DS, SR, efficiency, comfort, GIFs",
     ),
     "eval": (

@@ -236,8 +236,8 @@ class Demo(StageRunner):
         return self.runs[variant] / "drive"
 
     def drive(self, variant: str) -> None:
-        from rsd.drive import drive_to_dir
-        from rsd.sim.closed_loop import PlannerSpec
+        from rsd.pipeline.drive import drive_to_dir
+        from rsd.policy import PlannerSpec
         from rsd.sim.spec import builtin_scenarios
 
         c = self.cfg

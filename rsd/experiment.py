@@ -366,8 +366,8 @@ class Experiment(StageRunner):
         return list(self.cfg.drive_scenarios) or builtin_scenarios()
 
     def drive(self, arm: str, seed: int) -> None:
-        from rsd.drive import drive_to_dir
-        from rsd.sim.closed_loop import PlannerSpec
+        from rsd.pipeline.drive import drive_to_dir
+        from rsd.policy import PlannerSpec
 
         c, run = self.cfg, self.run_dir(arm, seed)
         spec = PlannerSpec("model", str(run))

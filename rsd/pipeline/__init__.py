@@ -1,0 +1,1 @@
+"""Orchestration: dataset generation, annotation, training, evaluation, driving, experiments."""
