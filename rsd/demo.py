@@ -6,8 +6,8 @@
 Stages, each written to its own place under ``--out`` and skipped on a re-run once its output
 is complete (so a killed demo resumes where it stopped):
 
-1. ``data/``: record a small dataset with the privileged expert (:func:`rsd.generate.generate`,
-   itself resumable per episode);
+1. ``data/``: record a small dataset with the privileged expert
+   (:func:`rsd.pipeline.generate.generate`, itself resumable per episode);
 2. annotate it with the privileged teacher into ``data/annotations.sqlite`` (cached frames are
    skipped);
 3. train ``runs/baseline`` and ``runs/rsd`` (same seed, data and schedule; an interrupted run is
@@ -143,7 +143,7 @@ class Demo(StageRunner):
     # the stages
 
     def _generate_cfg(self):
-        from rsd.generate import GenerateConfig
+        from rsd.pipeline.generate import GenerateConfig
 
         return GenerateConfig(
             scenarios=self.cfg.scenarios,
@@ -156,7 +156,7 @@ class Demo(StageRunner):
         return path.exists() and bool(json.loads(path.read_text()).get("complete"))
 
     def generate(self) -> None:
-        from rsd.generate import generate
+        from rsd.pipeline.generate import generate
 
         summary = generate(
             self._generate_cfg(), self.data, workers=self.cfg.workers, progress=self.progress
@@ -170,9 +170,8 @@ class Demo(StageRunner):
         return make_teacher("privileged")
 
     def _annotated(self) -> bool:
-        from rsd.annotate import CACHE_NAME
         from rsd.data.store import FrameStore
-        from rsd.teacher.cache import AnnotationCache
+        from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 
         if not (self.data / CACHE_NAME).exists():
             return False
@@ -182,9 +181,9 @@ class Demo(StageRunner):
             return not cache.missing(ids, teacher.teacher_id, teacher.prompt_version)
 
     def annotate(self) -> None:
-        from rsd.annotate import CACHE_NAME, annotate
         from rsd.data.store import FrameStore
-        from rsd.teacher.cache import AnnotationCache
+        from rsd.pipeline.annotate import annotate
+        from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 
         with AnnotationCache(self.data / CACHE_NAME) as cache:
             s = annotate(FrameStore(self.data), self._teacher(), cache, progress=self.progress)

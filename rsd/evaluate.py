@@ -86,8 +86,9 @@ def _risk_batch(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict
 
 def _open_data(data_dir: Path, cfg: Any, rig: Any, split: str, max_samples: int | None):
     """(dataset, whether it carries teacher targets, teacher note) for the split of data_dir."""
-    from rsd.annotate import CACHE_NAME, open_store
     from rsd.data.dataset import BEVDataset, split_indices
+    from rsd.data.store import open_store
+    from rsd.teacher.cache import CACHE_NAME
 
     store = open_store(Path(data_dir))
     try:

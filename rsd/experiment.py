@@ -286,7 +286,7 @@ class Experiment(StageRunner):
         return path.exists() and bool(read_json(path).get("complete"))
 
     def generate(self) -> None:
-        from rsd.generate import GenerateConfig, generate
+        from rsd.pipeline.generate import GenerateConfig, generate
 
         gcfg = GenerateConfig(
             scenarios=self.cfg.scenarios,
@@ -307,9 +307,8 @@ class Experiment(StageRunner):
         return need
 
     def _annotated(self) -> bool:
-        from rsd.annotate import CACHE_NAME
         from rsd.data.store import FrameStore
-        from rsd.teacher.cache import AnnotationCache
+        from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 
         if not (self.data / CACHE_NAME).exists():
             return False
@@ -318,9 +317,9 @@ class Experiment(StageRunner):
             return not any(cache.missing(ids, t, p) for t, p in self.teachers())
 
     def annotate(self) -> None:
-        from rsd.annotate import CACHE_NAME, annotate
         from rsd.data.store import FrameStore
-        from rsd.teacher.cache import AnnotationCache
+        from rsd.pipeline.annotate import annotate
+        from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 
         with AnnotationCache(self.data / CACHE_NAME) as cache:
             for tid, version in self.teachers():

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from rsd.annotate import FrameSource, check_answers
 from rsd.config import ConfigError
+from rsd.pipeline.annotate import FrameSource, check_answers
 from rsd.scene import Frame
 from rsd.teacher.cache import AnnotationCache
 from rsd.teacher.schema import RiskAssessment, Status, Teacher
