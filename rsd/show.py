@@ -11,17 +11,19 @@ frame id, time, ego speed, command and rig.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
+from PIL import Image
 
+from rsd.data.raster import (
+    BEVGrid,
+    InputChannel,
+    RasterConfig,
+    TargetChannel,
+    input_channel_names,
+    rasterise,
+)
+from rsd.data.rigs import SensorRig
 from rsd.scene import AgentClass, Command, Frame, box_corners
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from rsd.data.raster import BEVGrid, RasterConfig
-    from rsd.data.rigs import SensorRig
 
 CLASS_COLOURS = {AgentClass.CAR: "#e69f00", AgentClass.VAN: "#cc79a7", AgentClass.TRUCK: "#d55e00"}
 EGO_COLOUR = "#0072b2"
@@ -32,8 +34,6 @@ FIGSIZE = (14.0, 8.6)
 
 def _scene_rgb(bev: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) RGB background (maps, free space, past hits) and (H, W, 4) RGBA current hits."""
-    from rsd.data.raster import InputChannel, TargetChannel
-
     h, w = bev.shape[1:]
     rgb = np.full((h, w, 3), 0.93)  # off-road: light grey
     rgb[targets[TargetChannel.DRIVABLE] > 0] = (0.62, 0.62, 0.64)  # road: mid grey
@@ -119,9 +119,6 @@ def render_frame(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image
-
-    from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names, rasterise
 
     grid = grid or BEVGrid()
     raster = raster or RasterConfig()

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsd.config import ConfigError
+from rsd.sim.closed_loop import EVAL_SEED, episode_pairs
+from rsd.sim.spec import builtin_scenarios, load_scenario
 
 if TYPE_CHECKING:
     from rsd.policy import PlannerSpec
@@ -35,8 +37,6 @@ COLUMNS = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rsd.sim.closed_loop import EVAL_SEED
-
     parser.add_argument("run_dir", nargs="?", help="training run directory (or checkpoint file)")
     parser.add_argument(
         "--planner",
@@ -121,8 +121,6 @@ def run(args: argparse.Namespace) -> int:
     # here, not at the top: ``rsd drive --help`` need not load torch
     from rsd.pipeline.drive import drive_to_dir
     from rsd.policy import load_planner
-    from rsd.sim.closed_loop import episode_pairs
-    from rsd.sim.spec import builtin_scenarios, load_scenario
 
     spec = _planner_spec(args)
     scenarios = (
