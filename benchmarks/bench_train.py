@@ -36,10 +36,10 @@ from rsd.train_config import TrainConfig
 
 
 def _record(root: Path, episodes: int) -> Path:
-    from rsd.annotate import CACHE_NAME, annotate
     from rsd.data.store import FrameStore
-    from rsd.generate import GenerateConfig, generate
-    from rsd.teacher.cache import AnnotationCache
+    from rsd.pipeline.annotate import annotate
+    from rsd.pipeline.generate import GenerateConfig, generate
+    from rsd.teacher.cache import CACHE_NAME, AnnotationCache
     from rsd.teacher.factory import make_teacher
 
     cfg = GenerateConfig(scenarios=("highway", "dense"), episodes_per_scenario=episodes)
@@ -69,12 +69,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from rsd.data.store import FrameStore
-    from rsd.generate import GenerateConfig
     from rsd.losses import total_loss
     from rsd.models import build_model
-    from rsd.train import METRICS_NAME, train
-    from rsd.train_data import make_loader, open_training_data, to_device
-    from rsd.train_runtime import Dist
+    from rsd.pipeline.dist import METRICS_NAME, Dist
+    from rsd.pipeline.generate import GenerateConfig
+    from rsd.pipeline.train import train
+    from rsd.pipeline.train_data import make_loader, open_training_data, to_device
 
     cfg = load_config(TrainConfig, None, args.overrides)
     tmp = tempfile.TemporaryDirectory(prefix="bench_train-")

@@ -11,29 +11,32 @@ import sys
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "scenarios": (
-        "rsd.sim.catalog",
+        "rsd.commands.scenarios",
         "list the scenario suite: skill groups, highway-env ids and parameter ranges",
     ),
     "generate": (
-        "rsd.generate",
+        "rsd.commands.generate",
         "record expert episodes into a sharded, resumable dataset (keyframes at 2 Hz)",
     ),
-    "show": ("rsd.show", "write a PNG of one keyframe: BEV input channels, boxes, expert future"),
+    "show": (
+        "rsd.commands.show",
+        "write a PNG of one keyframe: BEV input channels, boxes, expert future",
+    ),
     "annotate": (
-        "rsd.annotate",
+        "rsd.commands.annotate",
         "run a risk teacher (privileged, openai, transformers) over a dataset into its cache",
     ),
     "train": (
         "rsd.commands.train",
         "train a driving model, baseline or with risk distillation (DDP under torchrun)",
     ),
-    "rigs": ("rsd.data.rigs", "list the built-in sensor rigs and their settings"),
+    "rigs": ("rsd.commands.rigs", "list the built-in sensor rigs and their settings"),
     "expert-check": (
-        "rsd.sim.expert_check",
+        "rsd.commands.expert_check",
         "drive every scenario with the privileged expert over many seeds; print success table",
     ),
     "drive": (
-        "rsd.drive",
+        "rsd.commands.drive",
         "closed-loop driving of a trained run (or the expert): DS, SR, efficiency, comfort, GIFs",
     ),
     "eval": (

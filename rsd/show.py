@@ -1,4 +1,4 @@
-"""``rsd show``: one keyframe as a PNG a person can read at a glance.
+"""One keyframe as a PNG a person can read at a glance (what ``rsd show`` writes).
 
 Left: the scene in BEV (forward up, left on the left): ground-truth drivable area and lane
 lines, the free space the rig sees now, sensor hits (now in red, past keyframes fading), agent
@@ -11,19 +11,19 @@ frame id, time, ego speed, command and rig.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
+from PIL import Image
 
+from rsd.data.raster import (
+    BEVGrid,
+    InputChannel,
+    RasterConfig,
+    TargetChannel,
+    input_channel_names,
+    rasterise,
+)
+from rsd.data.rigs import SensorRig
 from rsd.scene import AgentClass, Command, Frame, box_corners
-
-if TYPE_CHECKING:
-    from PIL import Image
-
-    from rsd.data.raster import BEVGrid, RasterConfig
-    from rsd.data.rigs import SensorRig
 
 CLASS_COLOURS = {AgentClass.CAR: "#e69f00", AgentClass.VAN: "#cc79a7", AgentClass.TRUCK: "#d55e00"}
 EGO_COLOUR = "#0072b2"
@@ -34,8 +34,6 @@ FIGSIZE = (14.0, 8.6)
 
 def _scene_rgb(bev: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) RGB background (maps, free space, past hits) and (H, W, 4) RGBA current hits."""
-    from rsd.data.raster import InputChannel, TargetChannel
-
     h, w = bev.shape[1:]
     rgb = np.full((h, w, 3), 0.93)  # off-road: light grey
     rgb[targets[TargetChannel.DRIVABLE] > 0] = (0.62, 0.62, 0.64)  # road: mid grey
@@ -121,9 +119,6 @@ def render_frame(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image
-
-    from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names, rasterise
 
     grid = grid or BEVGrid()
     raster = raster or RasterConfig()
@@ -155,51 +150,3 @@ def render_frame(
     fig.canvas.draw()
     rgba = np.asarray(fig.canvas.buffer_rgba())
     return Image.fromarray(rgba[..., :3].copy())
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset_dir", type=Path, help="dataset directory made by 'rsd generate'")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--frame", help="frame id, e.g. highway-00012-0040")
-    which.add_argument("--index", type=int, help="position of the frame in the dataset")
-    rig = parser.add_mutually_exclusive_group()
-    rig.add_argument("--rig", default="dense360", help="built-in rig name (see 'rsd rigs')")
-    rig.add_argument("--rig-file", type=Path, help="rig YAML file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override of the rig, e.g. sensors.0.beams=90 (repeatable)",
-    )
-    parser.add_argument("--out", type=Path, help="PNG to write (default: FRAME_ID.png)")
-    parser.add_argument("--dpi", type=int, default=100)
-
-
-def _open_store(path: Path):
-    from rsd.data.store import FrameStore
-
-    return FrameStore(path)
-
-
-def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from rsd.data.rigs import load_rig
-
-    rig = load_rig(args.rig_file or args.rig, args.overrides)
-    store = _open_store(args.dataset_dir)
-    try:
-        index = store.index_of(args.frame) if args.frame is not None else args.index
-        if not -len(store) <= index < len(store):
-            raise IndexError(f"index {index} out of range: the dataset has {len(store)} frames")
-    except (KeyError, IndexError) as e:
-        print(f"rsd show: error: {e.args[0]}", file=sys.stderr)
-        return 2
-    frame = store[index]
-    out = args.out or Path(f"{frame.frame_id}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    render_frame(frame, rig, dpi=args.dpi).save(out)
-    print(f"wrote {out} ({frame.frame_id}, rig {rig.name})")
-    return 0

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsd.annotate import CACHE_NAME, annotate, select_frames
 from rsd.cli import main
 from rsd.config import ConfigError
 from rsd.data.store import FrameStore
-from rsd.generate import GenerateConfig, generate
+from rsd.pipeline.annotate import annotate, select_frames
+from rsd.pipeline.generate import GenerateConfig, generate
 from rsd.scene import Frame
-from rsd.teacher.cache import AnnotationCache
+from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.factory import make_teacher
 from rsd.teacher.schema import ObjectRisk, RiskAssessment, Status
 
@@ -113,7 +113,7 @@ def test_kill_9_then_rerun_annotates_every_frame_once_as_an_uninterrupted_run(
 ) -> None:
     store = FrameStore(dataset)
     killed = tmp_path / "killed.sqlite"
-    cmd = [sys.executable, "-m", "rsd.annotate", str(dataset), "--teacher", FAKE]
+    cmd = [sys.executable, "-m", "rsd.commands.annotate", str(dataset), "--teacher", FAKE]
     cmd += ["--cache", str(killed), "--batch-size", "3", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RSD_FAKE_DELAY": "0.08"}
     proc = subprocess.Popen(

@@ -15,7 +15,7 @@ import torch
 from rsd import checkpoint as ck
 from rsd.config import load_config
 from rsd.data.rigs import load_rig
-from rsd.train import train
+from rsd.pipeline.train import train
 from rsd.train_config import TrainConfig
 from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 

@@ -15,7 +15,7 @@ from rsd.config import ConfigError, load_config
 from rsd.data.dataset import split_indices
 from rsd.data.store import FrameStore
 from rsd.evaluate import evaluate
-from rsd.train import train
+from rsd.pipeline.train import train
 from rsd.train_config import TrainConfig
 from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 

@@ -13,17 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from rsd.commands.generate import add_arguments, config_from_args
 from rsd.config import ConfigError, dump_yaml
 from rsd.data.store import MANIFEST_NAME, FrameStore, read_manifest, verify
-from rsd.generate import (
-    CONFIG_NAME,
-    GenerateConfig,
-    add_arguments,
-    config_from_args,
-    generate,
-    plan,
-    resolve,
-)
+from rsd.pipeline.generate import CONFIG_NAME, GenerateConfig, generate, plan, resolve
 from tests.data.frames import assert_frames_equal, fake_record_episode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +199,7 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "rsd.generate",
+        "rsd.commands.generate",
         str(out),
         "--config",
         str(tmp_path / "g.yaml"),

@@ -8,13 +8,14 @@ import numpy as np
 from PIL import Image
 
 from rsd import show
+from rsd.commands import show as show_command
 from rsd.data.rigs import load_rig
 from rsd.data.synthetic import random_frame
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    show.add_arguments(parser)
+    show_command.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -44,13 +45,13 @@ def test_render_frame_size_and_content():
 
 def test_cli_writes_png_of_the_requested_frame(tmp_path, monkeypatch, capsys):
     frames = [random_frame(s, 8) for s in range(3)]
-    monkeypatch.setattr(show, "_open_store", lambda path: _FakeStore(frames))
+    monkeypatch.setattr(show_command, "_open_store", lambda path: _FakeStore(frames))
     out = tmp_path / "sub" / "frame.png"
     args = _parse(
         [str(tmp_path), "--frame", frames[2].frame_id, "--rig", "front_short"]
         + ["--out", str(out), "--dpi", "40"]
     )
-    assert show.run(args) == 0
+    assert show_command.run(args) == 0
     assert out.stat().st_size > 1000
     with Image.open(out) as png:
         assert png.format == "PNG"
@@ -59,7 +60,7 @@ def test_cli_writes_png_of_the_requested_frame(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_reports_unknown_frame(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(show, "_open_store", lambda path: _FakeStore([random_frame(0, 2)]))
+    monkeypatch.setattr(show_command, "_open_store", lambda path: _FakeStore([random_frame(0, 2)]))
     args = _parse([str(tmp_path), "--index", "5"])
-    assert show.run(args) == 2
+    assert show_command.run(args) == 2
     assert "out of range" in capsys.readouterr().err

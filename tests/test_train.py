@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 from rsd.checkpoint import checkpoint_path, load_checkpoint
 from rsd.cli import main
 from rsd.config import ConfigError, load_config
-from rsd.train import TrainingDiverged, train
+from rsd.pipeline.train import TrainingDiverged, train
 from rsd.train_config import TrainConfig, lr_at
 from tests import train_fakes
 from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
@@ -201,10 +201,10 @@ def test_backbone_overfits_a_handful_of_real_samples(tmp_path):
     """The default (VAD-style) model with the RiskHead fits 8 recorded highway-env keyframes
     with privileged-teacher targets: the total loss falls by >= 90 % in 60 steps, and so do
     planning and detection on their own."""
-    from rsd.annotate import CACHE_NAME, annotate
     from rsd.data.store import FrameStore
-    from rsd.generate import GenerateConfig, generate
-    from rsd.teacher.cache import AnnotationCache
+    from rsd.pipeline.annotate import annotate
+    from rsd.pipeline.generate import GenerateConfig, generate
+    from rsd.teacher.cache import CACHE_NAME, AnnotationCache
     from rsd.teacher.factory import make_teacher
 
     ds = tmp_path / "ds"

@@ -29,11 +29,10 @@ SMALL_GRID = ["grid.x_min=-8", "grid.x_max=24", "grid.y_min=-8", "grid.y_max=8"]
 def tiny_dataset(root: Path, episodes: int = 2, annotate: bool = True) -> Path:
     """A small dataset of synthetic frames (``tests.data.frames``) with privileged-teacher
     answers in ``annotations.sqlite``; seeds 0.. (seed 4 would go to val)."""
-    from rsd.annotate import CACHE_NAME
-    from rsd.annotate import annotate as run_annotate
     from rsd.data.store import FrameStore
-    from rsd.generate import GenerateConfig, generate
-    from rsd.teacher.cache import AnnotationCache
+    from rsd.pipeline.annotate import annotate as run_annotate
+    from rsd.pipeline.generate import GenerateConfig, generate
+    from rsd.teacher.cache import CACHE_NAME, AnnotationCache
     from rsd.teacher.factory import make_teacher
     from tests.data.frames import fake_record_episode
 
@@ -58,7 +57,7 @@ def ddp_worker(rank: int, world: int, store: str, data: str, out: str, overrides
     from safetensors.torch import save_file
 
     from rsd.config import load_config
-    from rsd.train import train
+    from rsd.pipeline.train import train
     from rsd.train_config import TrainConfig
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world))

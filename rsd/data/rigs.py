@@ -14,12 +14,11 @@ subcommand.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rsd.config import ConfigError, dump_yaml, load_config
+from rsd.config import ConfigError, load_config
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_rigs")
 DEFAULT_RIG = "dense360"
@@ -130,27 +129,3 @@ def rig_summary(rig: SensorRig) -> list[str]:
     reach = "whole grid" if m.range_m is None else f"within {m.range_m:.0f} m"
     lines.append(f"  map        {', '.join(layers) or 'none'} ({reach})")
     return lines
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rig", nargs="?", help="print this rig (name or YAML path) as YAML")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. sensors.0.beams=90 (repeatable)",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.rig:
-        print(dump_yaml(load_rig(args.rig, args.overrides)), end="")
-        return 0
-    for name in builtin_rig_names():
-        rig = load_rig(name)
-        default = "  (default)" if name == DEFAULT_RIG else ""
-        print(f"{name}{default}")
-        print("\n".join(rig_summary(rig)))
-    return 0

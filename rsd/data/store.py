@@ -311,3 +311,13 @@ class FrameStore(Sequence[Frame]):
         state = self.__dict__.copy()
         state["_cache"] = OrderedDict()
         return state
+
+
+def open_store(path: Path) -> FrameStore:
+    """The dataset at ``path``, or a ConfigError naming it."""
+    if not path.is_dir():
+        raise ConfigError(f"dataset {path}: no such directory")
+    try:
+        return FrameStore(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"dataset {path}: {e}") from None

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rsd.annotate import CACHE_NAME, open_store
 from rsd.config import ConfigError
 from rsd.data.dataset import BEVDataset, split_indices
 from rsd.data.rigs import load_rig
-from rsd.teacher.cache import AnnotationCache
+from rsd.data.store import open_store
+from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.risk_map import RiskTargetDataset
 
 

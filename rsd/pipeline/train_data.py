@@ -21,9 +21,10 @@ from rsd.train_config import TrainConfig
 
 def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], None]):
     """(dataset, dataset identity, rig) of the train split of ``data_dir`` under ``cfg``."""
-    from rsd.annotate import CACHE_NAME, open_store
     from rsd.data.dataset import BEVDataset, split_indices
     from rsd.data.rigs import load_rig
+    from rsd.data.store import open_store
+    from rsd.teacher.cache import CACHE_NAME
 
     rig = load_rig(cfg.rig)
     store = open_store(data_dir)

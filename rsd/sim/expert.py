@@ -64,7 +64,7 @@ class PrivilegedExpert:
             nid = min(range(n), key=lambda k: net.get_lane((to, nto, k)).distance(end))
         return (to, nto, nid)
 
-    def _path(self, idx: tuple, length: float, ds: float = 1.0) -> np.ndarray:
+    def lane_path(self, idx: tuple, length: float, ds: float = 1.0) -> np.ndarray:
         """(N, 3) points (x, y, heading) every ``ds`` m along the lane ``idx`` from the ego's
         projection, continuing along the route."""
         net = self.ep.road.network
@@ -88,6 +88,13 @@ class PrivilegedExpert:
         return np.concatenate(chunks) if chunks else np.zeros((0, 3))
 
     # ---- lane choice --------------------------------------------------------------------
+    def choose_lane(self) -> None:
+        """Update :attr:`target` (the lane the expert wants): follow the route past a lane's
+        end, then consider a lane change. :meth:`act` does this every step; the closed loop's
+        commander runs it in shadow."""
+        self._update_target()
+        self._maybe_change_lane()
+
     def _update_target(self) -> None:
         """Advance the target lane along the route once the ego is past its end."""
         net = self.ep.road.network
@@ -321,11 +328,10 @@ class PrivilegedExpert:
     def act(self) -> tuple[float, float]:
         """(acceleration m/s^2, steering rad) for this step."""
         ep, ego = self.ep, self.ep.ego
-        self._update_target()
-        self._maybe_change_lane()
+        self.choose_lane()
         v = max(ego.speed, 0.0)
         horizon = max(40.0, 4.0 * v + 25.0)
-        path = self._path(self.target, horizon)
+        path = self.lane_path(self.target, horizon)
         # steering: pure pursuit
         changing = self.target != tuple(ego.lane_index)
         ld = float(np.clip(0.6 * v + 4.0, 5.0, 25.0))
@@ -345,7 +351,7 @@ class PrivilegedExpert:
         a = A_MAX * (1 - (v / max(v_des, 0.1)) ** 4)
         a = min(a, self._on_path(path))
         if changing:  # also respect whoever is still ahead in the lane we are leaving
-            a = min(a, self._on_path(self._path(tuple(ego.lane_index), horizon)))
+            a = min(a, self._on_path(self.lane_path(tuple(ego.lane_index), horizon)))
         if self.yielding:
             a = min(a, self._give_way(path))
         a = float(np.clip(a, -9.0, A_MAX))

@@ -8,7 +8,7 @@ minor southern road and gives way to crossing traffic).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,10 +21,31 @@ from rsd.sim.agents import (
     predict_along_route,
     set_size,
 )
-from rsd.sim.spec import BrakeEvent, CutInEvent
+from rsd.sim.spec import BrakeEvent, CutInEvent, ScenarioSpec
 
-if TYPE_CHECKING:
-    from rsd.sim.episode import Episode
+
+class Episode(Protocol):
+    """What a layout reads and fills of a running :class:`rsd.sim.episode.Episode` (a
+    protocol, so that the episode, which calls :func:`populate`, is not imported here)."""
+
+    spec: ScenarioSpec
+    rng: np.random.Generator
+    params: dict[str, Any]
+    layout: str
+    env: Any
+    road: Any
+    ego: Any
+    ego_height: float
+    ego_target_speed: float
+    route: list[tuple]
+    spawn_sites: list[tuple[tuple, float]]
+    give_way: Any
+    scripts: list[tuple[int, Any]]
+
+    def register(self, vehicle: Any, cls: AgentClass, height: float, behaviour: str) -> Any: ...
+
+    def agent_by_vehicle(self, vehicle: Any) -> Any: ...
+
 
 RING = {"se", "ex", "ee", "nx", "ne", "wx", "we", "sx"}
 ROUNDABOUT_ENTRIES = [("eer", "ees"), ("ner", "nes"), ("wer", "wes")]

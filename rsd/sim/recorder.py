@@ -37,6 +37,8 @@ from rsd.sim.convert import (
     signed_lane_offset,
     to_up,
 )
+from rsd.sim.episode import make_episode
+from rsd.sim.expert import PrivilegedExpert
 
 KEY_EVERY = round(KEYFRAME_DT * SIM_HZ)
 """Simulation steps between two keyframes."""
@@ -48,7 +50,9 @@ dropped: the expert's future there is not a target worth imitating."""
 
 
 @dataclass
-class _AgentSnap:
+class AgentSnap:
+    """One other vehicle at one snapshot (world-up frame)."""
+
     pose: np.ndarray  # (3,) world-up x, y, yaw
     velocity: np.ndarray  # (2,) world-up
     accel: float
@@ -56,7 +60,9 @@ class _AgentSnap:
 
 
 @dataclass
-class _Snapshot:
+class Snapshot:
+    """Everything a Frame needs about one simulation step (world-up frame, SI units)."""
+
     step: int
     ego_pose: np.ndarray  # (3,)
     ego_speed: float
@@ -65,12 +71,14 @@ class _Snapshot:
     ego_lane_index: tuple | None
     ego_lane_offset: float
     ego_position_raw: np.ndarray  # highway-env world position, for the road network
-    agents: dict[int, _AgentSnap]
+    agents: dict[int, AgentSnap]
     events: list[str]
 
 
 @dataclass
-class _AgentInfo:
+class AgentInfo:
+    """The constant attributes of one other vehicle (class, size in m, behaviour)."""
+
     cls: Any
     length: float
     width: float
@@ -86,18 +94,20 @@ class RecordedEpisode:
     outcome: dict = field(default_factory=dict)
 
 
-def _snapshot(ep: Any, infos: dict[int, _AgentInfo], prev_ego_yaw: float | None) -> _Snapshot:
+def snapshot(ep: Any, infos: dict[int, AgentInfo], prev_ego_yaw: float | None) -> Snapshot:
+    """The state of ``ep`` now; ``infos`` gains the agents seen for the first time.
+    ``prev_ego_yaw`` (rad, world-up) is the ego's yaw one step ago (None: yaw rate 0)."""
     ego = ep.ego
     ego_yaw = float(heading_to_up(ego.heading))
     yaw_rate = 0.0 if prev_ego_yaw is None else float(wrap_angle(ego_yaw - prev_ego_yaw)) * SIM_HZ
-    agents: dict[int, _AgentSnap] = {}
+    agents: dict[int, AgentSnap] = {}
     for a in ep.agents():
         v = a.vehicle
         if a.id not in infos:
-            infos[a.id] = _AgentInfo(a.cls, float(v.LENGTH), float(v.WIDTH), a.height, a.behaviour)
+            infos[a.id] = AgentInfo(a.cls, float(v.LENGTH), float(v.WIDTH), a.height, a.behaviour)
         xy = to_up(v.position)
         yaw = float(heading_to_up(v.heading))
-        agents[a.id] = _AgentSnap(
+        agents[a.id] = AgentSnap(
             pose=np.array([xy[0], xy[1], yaw]),
             velocity=to_up(v.velocity),
             accel=float(getattr(v, "action", {}).get("acceleration", 0.0)),
@@ -105,7 +115,7 @@ def _snapshot(ep: Any, infos: dict[int, _AgentInfo], prev_ego_yaw: float | None)
         )
     xy = to_up(ego.position)
     lane = ego.lane if getattr(ego, "lane", None) is not None else None
-    return _Snapshot(
+    return Snapshot(
         step=ep.step_count,
         ego_pose=np.array([xy[0], xy[1], ego_yaw]),
         ego_speed=float(ego.speed),
@@ -145,9 +155,9 @@ def derive_command(
 
 def _build_frame(
     ep: Any,
-    snaps: list[_Snapshot],
+    snaps: list[Snapshot],
     k: int,
-    infos: dict[int, _AgentInfo],
+    infos: dict[int, AgentInfo],
     command: Command | None = None,
 ) -> Frame:
     """The Frame of keyframe ``snaps[k]``. Past / future keyframes missing from ``snaps`` (at
@@ -157,10 +167,35 @@ def _build_frame(
     tf = EgoTransform(*cur.ego_pose)
     past = snaps[max(k - PAST_STEPS, 0) : k]
     fut = snaps[k + 1 : k + 1 + FUTURE_STEPS]
+    ego_state = _ego_state(ep, cur, tf, past, fut)
+    lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
+    if command is None:
+        command = derive_command(
+            ego_state.future, cur.ego_lane_index, [s.ego_lane_index for s in fut]
+        )
+    return Frame(
+        frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
+        scenario=ep.spec.name,
+        skill=SkillGroup(ep.spec.skill),
+        seed=ep.seed,
+        step=cur.step,
+        t=cur.step / SIM_HZ,
+        ego=ego_state,
+        agents=_agent_states(cur, tf, past, fut, infos),
+        lanes=lanes,
+        command=command,
+        events=cur.events,
+    )
+
+
+def _ego_state(
+    ep: Any, cur: Snapshot, tf: EgoTransform, past: list[Snapshot], fut: list[Snapshot]
+) -> EgoState:
+    """The ego at snapshot ``cur`` with its past and future track in the frame ``tf``."""
     ego_past, past_valid = _ego_track(tf, past, PAST_STEPS, at_end=True)
     ego_future, future_valid = _ego_track(tf, fut, FUTURE_STEPS, at_end=False)
     ego = ep.ego
-    ego_state = EgoState(
+    return EgoState(
         speed=cur.ego_speed,
         accel=cur.ego_accel,
         yaw_rate=cur.ego_yaw_rate,
@@ -177,6 +212,17 @@ def _build_frame(
         future=ego_future,
         future_valid=future_valid,
     )
+
+
+def _agent_states(
+    cur: Snapshot,
+    tf: EgoTransform,
+    past: list[Snapshot],
+    fut: list[Snapshot],
+    infos: dict[int, AgentInfo],
+) -> list[AgentState]:
+    """The other vehicles of ``cur`` inside ``REGION`` (ego frame ``tf``), by id, each with
+    its past / future track over the keyframes ``past`` and ``fut``."""
     x0, x1, y0, y1 = REGION
     # PAST_STEPS + 1 + FUTURE_STEPS snapshots, None where there is none
     window = [None] * (PAST_STEPS - len(past)) + [*past, cur, *fut]
@@ -217,26 +263,11 @@ def _build_frame(
                 future_valid=valid[PAST_STEPS + 1 :],
             )
         )
-    lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
-    if command is None:
-        command = derive_command(ego_future, cur.ego_lane_index, [s.ego_lane_index for s in fut])
-    return Frame(
-        frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
-        scenario=ep.spec.name,
-        skill=SkillGroup(ep.spec.skill),
-        seed=ep.seed,
-        step=cur.step,
-        t=cur.step / SIM_HZ,
-        ego=ego_state,
-        agents=agents,
-        lanes=lanes,
-        command=command,
-        events=cur.events,
-    )
+    return agents
 
 
 def _ego_track(
-    tf: EgoTransform, snaps: list[_Snapshot], n: int, at_end: bool
+    tf: EgoTransform, snaps: list[Snapshot], n: int, at_end: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, 3) float32 ego poses of ``snaps`` in the frame ``tf`` and (n,) validity; missing
     entries are zero and invalid, padded before (``at_end``: a past) or after (a future)."""
@@ -250,7 +281,7 @@ def _ego_track(
 
 
 def live_frame(
-    ep: Any, snaps: list[_Snapshot], infos: dict[int, _AgentInfo], command: Command
+    ep: Any, snaps: list[Snapshot], infos: dict[int, AgentInfo], command: Command
 ) -> Frame:
     """The Frame of a live episode now: ``snaps[-1]`` is the current snapshot and
     ``snaps[-1 - j]`` the one ``j`` keyframes ago (missing ones invalid); no future (all
@@ -258,14 +289,14 @@ def live_frame(
     return _build_frame(ep, snaps, len(snaps) - 1, infos, command)
 
 
-def run_expert_episode(ep: Any, expert: Any) -> tuple[list[_Snapshot], dict[int, _AgentInfo]]:
+def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, AgentInfo]]:
     """Drive ``ep`` with ``expert`` to the end, snapshotting every keyframe."""
-    infos: dict[int, _AgentInfo] = {}
-    snaps: list[_Snapshot] = []
+    infos: dict[int, AgentInfo] = {}
+    snaps: list[Snapshot] = []
     prev_yaw: float | None = None
     while True:
         if ep.step_count % KEY_EVERY == 0:
-            snaps.append(_snapshot(ep, infos, prev_yaw))
+            snaps.append(snapshot(ep, infos, prev_yaw))
         if ep.done:
             break
         prev_yaw = float(heading_to_up(ep.ego.heading))
@@ -280,9 +311,6 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
     ``scenario`` is a built-in scenario name, a path to a scenario YAML file, or a
     ``ScenarioSpec``. The same (scenario, seed) always gives identical frames.
     """
-    from rsd.sim.episode import make_episode
-    from rsd.sim.expert import PrivilegedExpert
-
     ep = make_episode(scenario, seed)
     try:
         snaps, infos = run_expert_episode(ep, PrivilegedExpert(ep))

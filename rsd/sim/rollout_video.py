@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rsd.data.raster import BEVGrid, draw_map
 from rsd.scene import Command, Frame, box_corners
 
 SCALE = 4
@@ -27,7 +28,6 @@ _EGO_RGB = (0, 114, 178)
 
 def render_step(frame: Frame, plan: Any, grid: Any = None, caption: str = "") -> Image.Image:
     """One picture: ``frame`` (live, ego frame) and ``plan`` (a ``PlanOutput``)."""
-    from rsd.data.raster import BEVGrid, draw_map
 
     grid = grid or BEVGrid()
     drivable, lines = draw_map(frame, grid)

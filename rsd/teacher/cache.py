@@ -31,6 +31,9 @@ from typing import Any
 
 from rsd.teacher.schema import RiskAssessment, Status
 
+CACHE_NAME = "annotations.sqlite"
+"""Default cache file, inside the dataset directory."""
+
 __all__ = ["AnnotationCache", "CacheStats", "QUALITY"]
 
 QUALITY: dict[Status, int] = {Status.FAILED: 0, Status.PARTIAL: 1, Status.OK: 2}

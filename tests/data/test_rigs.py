@@ -8,8 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
+from rsd.commands import rigs as rigs_command
 from rsd.config import ConfigError, dump_yaml
-from rsd.data import rigs
 from rsd.data.raycast import scan
 from rsd.data.rigs import SensorRig, builtin_rig_names, load_rig
 from rsd.data.synthetic import synthetic_agent, synthetic_frame
@@ -75,7 +75,7 @@ def test_unknown_rig_lists_builtins():
 
 
 def test_rigs_command_lists_every_rig(capsys):
-    assert rigs.run(argparse.Namespace(rig=None, overrides=[])) == 0
+    assert rigs_command.run(argparse.Namespace(rig=None, overrides=[])) == 0
     out = capsys.readouterr().out
     for name in builtin_rig_names():
         assert name in out

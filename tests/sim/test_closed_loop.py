@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from rsd.cli import main
+from rsd.policy import tiny_model_planner
 from rsd.scene import KEYFRAME_DT
 from rsd.sim.closed_loop import (
     EpisodeLog,
     ExpertPlanner,
     RouteProgress,
     run_episode,
-    tiny_model_planner,
 )
 from rsd.sim.controller import TrajectoryController, ego_pose
 from rsd.sim.episode import make_episode

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rsd.config import ConfigError
+from rsd.sim.closed_loop import EVAL_SEED, episode_pairs
+from rsd.sim.spec import builtin_scenarios, load_scenario
+
+if TYPE_CHECKING:
+    from rsd.policy import PlannerSpec
 
 COLUMNS = [
     ("episodes", "eps", "d"),
@@ -33,8 +37,6 @@ COLUMNS = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rsd.sim.closed_loop import EVAL_SEED
-
     parser.add_argument("run_dir", nargs="?", help="training run directory (or checkpoint file)")
     parser.add_argument(
         "--planner",
@@ -100,8 +102,8 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def _planner_spec(args: argparse.Namespace):
-    from rsd.sim.closed_loop import PlannerSpec
+def _planner_spec(args: argparse.Namespace) -> PlannerSpec:
+    from rsd.policy import PlannerSpec
 
     kind = args.planner or "model"
     if kind == "model" and not args.run_dir:
@@ -116,8 +118,9 @@ def _planner_spec(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsd.sim.closed_loop import episode_pairs
-    from rsd.sim.spec import builtin_scenarios, load_scenario
+    # here, not at the top: ``rsd drive --help`` need not load torch
+    from rsd.pipeline.drive import drive_to_dir
+    from rsd.policy import load_planner
 
     spec = _planner_spec(args)
     scenarios = (
@@ -137,8 +140,6 @@ def run(args: argparse.Namespace) -> int:
             f"--video {unknown[0]}: not an episode of this run (e.g. {sorted(ids)[0]})"
         )
     if spec.kind == "model":  # load once here: a bad checkpoint fails before any worker starts
-        from rsd.sim.closed_loop import load_planner
-
         load_planner(spec.run_dir, spec.rig, spec.device)
     out: Path = args.out
     videos = {v: str(out / "videos" / f"{v}.gif") for v in args.video}
@@ -155,44 +156,3 @@ def run(args: argparse.Namespace) -> int:
     for v, path in videos.items():
         print(f"video {v}: {path}")
     return 0
-
-
-def drive_to_dir(
-    out: Path,
-    scenarios: list[str],
-    episodes: int,
-    first_seed: int,
-    workers: int,
-    spec: Any,
-    videos: dict[str, str] | None = None,
-    progress: bool = True,
-) -> dict:
-    """Drive ``episodes`` seeds from ``first_seed`` of every scenario with the planner of
-    ``spec`` (:class:`~rsd.sim.closed_loop.PlannerSpec`) and write ``out/episodes.jsonl`` and
-    ``out/metrics.json`` (driving metrics + the settings), both atomically; returns the
-    metrics. What ``rsd drive``, ``rsd demo`` and ``rsd experiment`` record."""
-    from rsd.data.store import atomic_write
-    from rsd.metrics.driving import driving_metrics
-    from rsd.sim.closed_loop import drive
-    from rsd.stages import write_json
-
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    logs = drive(scenarios, episodes, first_seed, workers, spec, videos, progress)
-    wall = time.perf_counter() - t0
-    atomic_write(out / "episodes.jsonl", "".join(log.to_json() + "\n" for log in logs).encode())
-    metrics = driving_metrics(logs)
-    metrics["settings"] = {
-        "planner": spec.kind,
-        "run_dir": spec.run_dir,
-        "rig": spec.rig,
-        "replan_s": spec.replan_s,
-        "scenarios": scenarios,
-        "episodes": episodes,
-        "first_seed": first_seed,
-        "workers": workers,
-        "wall_s": round(wall, 2),
-        "episodes_per_minute": round(60.0 * len(logs) / max(wall, 1e-9), 2),
-    }
-    write_json(out / "metrics.json", metrics)
-    return metrics

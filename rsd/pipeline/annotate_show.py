@@ -9,16 +9,22 @@ the agent boxes and ids. A frame not yet in the cache is annotated (and cached) 
 
 from __future__ import annotations
 
+import io
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
-from rsd.annotate import FrameSource, check_answers
 from rsd.config import ConfigError
-from rsd.scene import Frame
+from rsd.data.raster import BEVGrid
+from rsd.pipeline.annotate import FrameSource, check_answers
+from rsd.scene import Frame, box_corners
 from rsd.teacher.cache import AnnotationCache
+from rsd.teacher.render import RenderConfig, render_scene
+from rsd.teacher.risk_map import RiskMapConfig, risk_map
 from rsd.teacher.schema import RiskAssessment, Status, Teacher
 
 TABLE_ROWS = 18
@@ -44,8 +50,6 @@ def _assessment_for(
 
 
 def _table(ax: Any, a: RiskAssessment) -> None:
-    import textwrap
-
     ax.axis("off")
     if a.status is Status.FAILED:
         raw = textwrap.shorten(a.raw_text or "(no answer)", 300)
@@ -82,10 +86,6 @@ def _table(ax: Any, a: RiskAssessment) -> None:
 def _risk_panel(ax: Any, frame: Frame, a: RiskAssessment) -> Any:
     from matplotlib.patches import Polygon
 
-    from rsd.data.raster import BEVGrid
-    from rsd.scene import box_corners
-    from rsd.teacher.risk_map import RiskMapConfig, risk_map
-
     grid = BEVGrid()
     rmap = risk_map(frame, a, grid, RiskMapConfig())
     extent = (grid.y_max, grid.y_min, grid.x_min, grid.x_max)
@@ -116,13 +116,8 @@ def show_frame(
     """Write a PNG of ``frame_id``: the scene image a VLM teacher sees (with its numbered
     marks), the teacher's per-object table (rank, id, risk, category, rationale) and the BEV
     risk map. Returns the assessment shown (from the cache, or asked for and cached)."""
-    import io
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from PIL import Image
-
-    from rsd.teacher.render import RenderConfig, render_scene
 
     frame, a = _assessment_for(store, teacher, cache, frame_id)
     png, _ = render_scene(frame, RenderConfig())

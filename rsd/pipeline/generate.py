@@ -1,8 +1,8 @@
-"""``rsd generate``: record expert episodes into a sharded, resumable dataset.
+"""Dataset generation: record expert episodes into a sharded, resumable dataset.
 
 The job list is every (scenario, seed) pair, episode-major: job ``j`` is episode
-``j // S`` of scenario ``j % S`` with seed ``cfg.seed + j // S``. ``--shard i/n`` runs the jobs
-with ``j % n == i`` (a Slurm array over one output directory works). Each job writes one
+``j // S`` of scenario ``j % S`` with seed ``cfg.seed + j // S``. A shard ``(i, n)`` runs the
+jobs with ``j % n == i`` (a Slurm array over one output directory works). Each job writes one
 shard atomically (see :mod:`rsd.data.store`), so a run stopped at any moment, even by
 ``kill -9``, resumes where it stopped without losing or duplicating a keyframe. The manifest
 is rebuilt from the shards on disk, periodically and at the end.
@@ -20,12 +20,14 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rsd.config import ConfigError, dump_yaml, load_config, to_dict
+from tqdm import tqdm
+
+from rsd.config import ConfigError, dump_yaml, to_dict
 from rsd.data.store import (
     atomic_write,
     build_manifest,
@@ -36,6 +38,7 @@ from rsd.data.store import (
     write_manifest,
     write_shard,
 )
+from rsd.sim.spec import builtin_scenarios, load_scenario
 
 DEFAULT_RECORDER = "rsd.sim.recorder:record_episode"
 CONFIG_NAME = "generate.yaml"
@@ -112,21 +115,15 @@ def resolve(
     names: list[str] = []
     for s in cfg.scenarios:
         if s == "all":
-            from rsd.sim.spec import builtin_scenarios
-
             names += builtin_scenarios()
         else:
             names.append(s)
     names = list(dict.fromkeys(names))
     if names and validate:
-        from rsd.sim.spec import load_scenario
-
         for s in names:
             load_scenario(s)  # unknown names fail here, before any work starts
     pairs = [(s, s) for s in names]
     if cfg.scenario_files:
-        from rsd.sim.spec import load_scenario
-
         pairs += [(load_scenario(p).name, str(p)) for p in cfg.scenario_files]
     if not pairs:
         raise ConfigError("scenarios: nothing to record")
@@ -219,12 +216,60 @@ def generate(
 
     ``episode_fn`` replaces ``cfg.recorder`` (tests); with ``workers > 1`` it must be picklable.
     """
-    from tqdm import tqdm
-
     t0 = time.monotonic()
     out = Path(out)
     cfg, pairs = resolve(cfg, validate=episode_fn is None and cfg.recorder == DEFAULT_RECORDER)
-    jobs = plan(cfg, pairs)
+    run = _open_run(cfg, plan(cfg, pairs), out, shard, force)
+    todo = [j for j in run.mine if j.file not in run.found]
+    bar = tqdm(
+        total=len(run.mine),
+        initial=len(run.mine) - len(todo),
+        unit="ep",
+        desc="generate",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    fn: EpisodeFn | str = episode_fn if episode_fn is not None else cfg.recorder
+    failed, new_frames, manifest = _record(run, _results(todo, out, fn, workers), bar)
+    return GenerateSummary(
+        planned=len(run.jobs),
+        mine=len(run.mine),
+        skipped=len(run.mine) - len(todo),
+        recorded=len(todo) - len(failed),
+        keyframes_new=new_frames,
+        keyframes_total=manifest["totals"]["keyframes"],
+        bytes_total=manifest["totals"]["bytes"],
+        seconds=time.monotonic() - t0,
+        complete=manifest["complete"],
+        failed=failed,
+    )
+
+
+@dataclass
+class _Run:
+    """A dataset directory being filled: the plan, this process's share, what is on disk."""
+
+    out: Path
+    ident: dict[str, Any]
+    jobs: list[Job]
+    mine: list[Job]
+    known: dict[str, Any]
+    expected: dict[str, int]
+    """Shard file -> job index, of every job of the plan."""
+    found: dict[str, Any]
+    """Shard file -> manifest entry, of the shards on disk (grows as jobs finish)."""
+
+    def manifest(self, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        if failed is None:
+            return build_manifest(self.ident, len(self.jobs), self.found)
+        return build_manifest(self.ident, len(self.jobs), self.found, failed)
+
+
+def _open_run(
+    cfg: GenerateConfig, jobs: list[Job], out: Path, shard: tuple[int, int], force: bool
+) -> _Run:
+    """Check the directory holds data of ``cfg`` only (or is empty), drop stale temp files
+    and corrupt shards, write the first manifest and the config: the state to resume from."""
     ident = _identity(cfg)
     i, n = shard
     if not 0 <= i < n:
@@ -237,27 +282,25 @@ def generate(
     found, corrupt = scan_shards(out, expected, known, remove_corrupt=True)
     for err in corrupt:
         print(f"rsd generate: {err}; recording it again", file=sys.stderr)
-    write_manifest(out, build_manifest(ident, len(jobs), found))  # first: it holds the config
+    run = _Run(out, ident, jobs, mine, known, expected, found)
+    write_manifest(out, run.manifest())  # first: it holds the config
     if not (out / CONFIG_NAME).exists():
         atomic_write(out / CONFIG_NAME, dump_yaml(cfg).encode())
-    todo = [j for j in mine if j.file not in found]
+    return run
+
+
+def _record(
+    run: _Run, results: Generator[dict[str, Any], None, None], bar: Any
+) -> tuple[list[dict[str, Any]], int, dict[str, Any]]:
+    """Take the job ``results`` as they come, rewriting the manifest now and then and at the
+    end (even on Ctrl-C); returns (failures, new keyframes, the final manifest)."""
     failed: list[dict[str, Any]] = []
     new_frames = 0
-    bar = tqdm(
-        total=len(mine),
-        initial=len(mine) - len(todo),
-        unit="ep",
-        desc="generate",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    fn: EpisodeFn | str = episode_fn if episode_fn is not None else cfg.recorder
     last_write = time.monotonic()
-    results = _results(todo, out, fn, workers)
     try:
         for res in results:
             if res["ok"]:
-                found[res["entry"]["file"]] = {**res["entry"], "job": res["job"]}
+                run.found[res["entry"]["file"]] = {**res["entry"], "job": res["job"]}
                 new_frames += res["entry"]["keyframes"]
             else:
                 failed.append(res)
@@ -269,27 +312,16 @@ def generate(
             bar.update(1)
             bar.set_postfix(keyframes=new_frames, failed=len(failed))
             if time.monotonic() - last_write > MANIFEST_EVERY_S:
-                write_manifest(out, build_manifest(ident, len(jobs), found, failed))
+                write_manifest(run.out, run.manifest(failed))
                 last_write = time.monotonic()
     finally:
         results.close()  # on Ctrl-C: stop the pool before the final manifest
         bar.close()
         # also picks up shards other --shard processes wrote meanwhile
-        found, _ = scan_shards(out, expected, {**known, **found})
-        manifest = build_manifest(ident, len(jobs), found, failed)
-        write_manifest(out, manifest)
-    return GenerateSummary(
-        planned=len(jobs),
-        mine=len(mine),
-        skipped=len(mine) - len(todo),
-        recorded=len(todo) - len(failed),
-        keyframes_new=new_frames,
-        keyframes_total=manifest["totals"]["keyframes"],
-        bytes_total=manifest["totals"]["bytes"],
-        seconds=time.monotonic() - t0,
-        complete=manifest["complete"],
-        failed=failed,
-    )
+        run.found, _ = scan_shards(run.out, run.expected, {**run.known, **run.found})
+        manifest = run.manifest(failed)
+        write_manifest(run.out, manifest)
+    return failed, new_frames, manifest
 
 
 def _results(todo: list[Job], out: Path, fn: EpisodeFn | str, workers: int):
@@ -309,84 +341,10 @@ def _results(todo: list[Job], out: Path, fn: EpisodeFn | str, workers: int):
         yield from pool.imap_unordered(_run_job, todo, chunksize=1)
 
 
-def _parse_shard(text: str) -> tuple[int, int]:
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n`` (the ``--shard`` of ``rsd generate`` and
+    ``rsd annotate``); an :class:`argparse.ArgumentTypeError` otherwise."""
     m = re.fullmatch(r"(\d+)/(\d+)", text)
     if not m or not int(m[1]) < int(m[2]):
         raise argparse.ArgumentTypeError(f"{text!r}: expected i/n with 0 <= i < n")
     return int(m[1]), int(m[2])
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="dataset directory (created)")
-    parser.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="KEY=VALUE",
-        help="config overrides right after OUT_DIR, e.g. seed=100",
-    )
-    parser.add_argument("--scenarios", help="comma-separated built-in scenarios (default: all)")
-    parser.add_argument(
-        "--scenario-file",
-        action="append",
-        default=[],
-        metavar="YAML",
-        help="a custom scenario file (repeatable); alone, only these are recorded",
-    )
-    parser.add_argument("--episodes-per-scenario", type=int, metavar="N")
-    parser.add_argument("--seed", type=int, metavar="S", help="seed of the first episode")
-    parser.add_argument("--config", metavar="YAML", help="a GenerateConfig YAML file")
-    parser.add_argument("--workers", type=int, default=1, metavar="N", help="processes")
-    parser.add_argument(
-        "--shard",
-        type=_parse_shard,
-        default=(0, 1),
-        metavar="i/n",
-        help="record only jobs j with j %% n == i",
-    )
-    parser.add_argument(
-        "--force", action="store_true", help="delete a dataset of another config found in OUT_DIR"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def config_from_args(args: argparse.Namespace) -> GenerateConfig:
-    """Defaults <- --config YAML <- KEY=VALUE overrides <- explicit flags."""
-    import json
-
-    overrides = list(args.overrides)
-    if args.scenarios is not None:
-        overrides.append(f"scenarios={json.dumps(args.scenarios.split(','))}")
-    elif args.scenario_file:
-        overrides.append("scenarios=[]")
-    if args.scenario_file:
-        overrides.append(f"scenario_files={json.dumps(args.scenario_file)}")
-    if args.episodes_per_scenario is not None:
-        overrides.append(f"episodes_per_scenario={args.episodes_per_scenario}")
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    return load_config(GenerateConfig, args.config, overrides)
-
-
-def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    summary = generate(
-        cfg,
-        args.out_dir,
-        shard=args.shard,
-        workers=args.workers,
-        force=args.force,
-        progress=not args.no_progress,
-    )
-    print(summary.text())
-    return 1 if summary.failed else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rsd.generate ...``: the same as ``rsd generate ...``."""
-    from rsd.cli import main as cli_main
-
-    return cli_main(["generate", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

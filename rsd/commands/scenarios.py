@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rsd.sim.spec import builtin_scenarios, load_scenario, param_ranges
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -13,8 +15,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rsd.sim.spec import builtin_scenarios, load_scenario, param_ranges
-
     specs = (
         [load_scenario(args.scenario_file)]
         if args.scenario_file

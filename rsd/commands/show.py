@@ -1,0 +1,62 @@
+"""``rsd show``: one keyframe as a PNG a person can read at a glance.
+
+Left: the scene in BEV (forward up, left on the left): ground-truth drivable area and lane
+lines, the free space the rig sees now, sensor hits (now in red, past keyframes fading), agent
+boxes with ``id`` and class, their futures, the ego box and the expert's future. Right: every
+BEV input channel as the model receives it, labelled, and the map targets. Title: scenario,
+frame id, time, ego speed, command and rig.
+
+``render_frame(frame, rig, grid)`` works on any :class:`~rsd.scene.Frame` (no store needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rsd.data.rigs import load_rig
+from rsd.data.store import FrameStore
+from rsd.show import render_frame
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset_dir", type=Path, help="dataset directory made by 'rsd generate'")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--frame", help="frame id, e.g. highway-00012-0040")
+    which.add_argument("--index", type=int, help="position of the frame in the dataset")
+    rig = parser.add_mutually_exclusive_group()
+    rig.add_argument("--rig", default="dense360", help="built-in rig name (see 'rsd rigs')")
+    rig.add_argument("--rig-file", type=Path, help="rig YAML file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override of the rig, e.g. sensors.0.beams=90 (repeatable)",
+    )
+    parser.add_argument("--out", type=Path, help="PNG to write (default: FRAME_ID.png)")
+    parser.add_argument("--dpi", type=int, default=100)
+
+
+def _open_store(path: Path) -> FrameStore:
+    return FrameStore(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    rig = load_rig(args.rig_file or args.rig, args.overrides)
+    store = _open_store(args.dataset_dir)
+    try:
+        index = store.index_of(args.frame) if args.frame is not None else args.index
+        if not -len(store) <= index < len(store):
+            raise IndexError(f"index {index} out of range: the dataset has {len(store)} frames")
+    except (KeyError, IndexError) as e:
+        print(f"rsd show: error: {e.args[0]}", file=sys.stderr)
+        return 2
+    frame = store[index]
+    out = args.out or Path(f"{frame.frame_id}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    render_frame(frame, rig, dpi=args.dpi).save(out)
+    print(f"wrote {out} ({frame.frame_id}, rig {rig.name})")
+    return 0

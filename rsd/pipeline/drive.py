@@ -1,0 +1,49 @@
+"""Closed-loop driving into a directory: what ``rsd drive``, ``rsd demo`` and
+``rsd experiment`` record (``episodes.jsonl`` + ``metrics.json``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rsd.data.store import atomic_write
+from rsd.metrics.driving import driving_metrics
+from rsd.pipeline.files import write_json
+from rsd.policy import PlannerSpec
+from rsd.sim.closed_loop import drive
+
+
+def drive_to_dir(
+    out: Path,
+    scenarios: list[str],
+    episodes: int,
+    first_seed: int,
+    workers: int,
+    spec: PlannerSpec,
+    videos: dict[str, str] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Drive ``episodes`` seeds from ``first_seed`` of every scenario with the planner of
+    ``spec`` (:class:`~rsd.policy.PlannerSpec`) and write ``out/episodes.jsonl`` and
+    ``out/metrics.json`` (driving metrics + the settings), both atomically; returns the
+    metrics. What ``rsd drive``, ``rsd demo`` and ``rsd experiment`` record."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    logs = drive(scenarios, episodes, first_seed, workers, spec, videos, progress)
+    wall = time.perf_counter() - t0
+    atomic_write(out / "episodes.jsonl", "".join(log.to_json() + "\n" for log in logs).encode())
+    metrics = driving_metrics(logs)
+    metrics["settings"] = {
+        "planner": spec.kind,
+        "run_dir": spec.run_dir,
+        "rig": spec.rig,
+        "replan_s": spec.replan_s,
+        "scenarios": scenarios,
+        "episodes": episodes,
+        "first_seed": first_seed,
+        "workers": workers,
+        "wall_s": round(wall, 2),
+        "episodes_per_minute": round(60.0 * len(logs) / max(wall, 1e-9), 2),
+    }
+    write_json(out / "metrics.json", metrics)
+    return metrics

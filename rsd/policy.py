@@ -1,0 +1,108 @@
+"""A checkpoint as a simulator :class:`~rsd.sim.planners.Planner`: the only place where the
+simulator meets models.
+
+:class:`ModelPlanner` runs any :class:`~rsd.models.protocol.BEVBackbone` on the rasterised
+live frame; :class:`PlannerSpec` is the picklable recipe (a
+:class:`~rsd.sim.planners.PlannerRecipe`) from which :func:`rsd.sim.closed_loop.drive`'s
+worker processes build their planner: the expert, a trained run, or a tiny untrained model.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsd.checkpoint import load_for_eval
+from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names, rasterise
+from rsd.data.rigs import load_rig
+from rsd.models.config import BackboneConfig, ModelConfig, build_model
+from rsd.scene import KEYFRAME_DT, Frame
+from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
+
+
+class ModelPlanner:
+    """A driving model (a :class:`~rsd.models.protocol.BEVBackbone`) as a planner: rasterises
+    the live frame under ``rig`` and returns ``outputs["plan"][0]`` (and ``risk_map``)."""
+
+    def __init__(
+        self, model: Any, rig: Any, grid: Any = None, raster: Any = None, device: str = "cpu"
+    ) -> None:
+        self.model, self.rig, self.device = model.eval(), rig, device
+        self.grid, self.raster = grid or BEVGrid(), raster or RasterConfig()
+
+    def plan(self, frame: Frame) -> PlanOutput:
+        arrays = rasterise(frame, self.rig, self.grid, self.raster)
+        keys = ("bev", "command", "ego_status", "ego_size", "ego_past", "ego_past_valid")
+        batch = {k: torch.from_numpy(arrays[k])[None].to(self.device) for k in keys}
+        with torch.inference_mode():
+            out = self.model(batch)
+        risk = out.get("risk_map")
+        return PlanOutput(
+            waypoints=out["plan"][0].float().cpu().numpy().astype(np.float64),
+            risk_map=None if risk is None else risk[0, 0].float().cpu().numpy(),
+        )
+
+
+@dataclass(frozen=True)
+class PlannerSpec:
+    """A picklable recipe for a planner (worker processes build their own)."""
+
+    kind: str = "expert"
+    """``expert`` | ``model`` (a trained run) | ``untrained`` (a tiny random model: smoke
+    tests and speed measurements)."""
+    run_dir: str | None = None
+    rig: str | None = None
+    """Sensor rig for ``model`` (default: the run's own); ``dense360`` for ``untrained``."""
+    device: str = "cpu"
+    replan_s: float = KEYFRAME_DT
+
+    @property
+    def name(self) -> str:
+        """The planner's name in the episode logs: the kind, or the run of a model."""
+        return self.kind if self.kind != "model" else str(self.run_dir)
+
+    def factory(self) -> Callable[[Any], Planner]:
+        return planner_factory(self)
+
+    def init_worker(self) -> None:
+        """One torch thread per worker process: the workers already use every core."""
+        torch.set_num_threads(1)
+
+
+def load_planner(run_dir: str, rig: str | None = None, device: str = "cpu") -> ModelPlanner:
+    """The trained model of ``run_dir`` (via :func:`rsd.checkpoint.load_for_eval`) as a
+    planner; ``rig`` overrides the run's sensor rig (evaluation on an unfamiliar rig)."""
+    ev = load_for_eval(run_dir, device=device)
+    cfg = ev.config
+    return ModelPlanner(ev.model, load_rig(rig or cfg.rig), cfg.grid, cfg.raster, device)
+
+
+def tiny_model_planner(rig: str = "dense360", seed: int = 0) -> ModelPlanner:
+    """An untrained small VADLite + RiskHead (weights from ``seed``) as a planner."""
+    torch.manual_seed(seed)
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    model = build_model(ModelConfig(backbone=bb), len(input_channel_names()))
+    return ModelPlanner(model, load_rig(rig))
+
+
+@functools.lru_cache(maxsize=2)
+def _model_planner(spec: PlannerSpec) -> ModelPlanner:
+    if spec.kind == "untrained":
+        return tiny_model_planner(spec.rig or "dense360")
+    if spec.run_dir is None:
+        raise ValueError("a model planner needs run_dir")
+    return load_planner(spec.run_dir, spec.rig, spec.device)
+
+
+def planner_factory(spec: PlannerSpec) -> Callable[[Any], Planner]:
+    """``episode -> planner`` for ``spec``; models are loaded once per process."""
+    if spec.kind == "expert":
+        return ExpertPlanner
+    if spec.kind not in ("model", "untrained"):
+        raise ValueError(f"unknown planner kind {spec.kind!r}")
+    return lambda episode: _model_planner(spec)

@@ -1,0 +1,55 @@
+"""What one closed-loop episode leaves behind: :class:`EpisodeLog` (JSON-able), the input of
+:mod:`rsd.metrics.driving`. Definitions of its fields are in :mod:`rsd.sim.closed_loop`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class EpisodeLog:
+    """Everything :mod:`rsd.metrics.driving` needs about one closed-loop episode (JSON-able)."""
+
+    scenario: str
+    skill: str
+    seed: int
+    planner: str
+    outcome: str
+    """``success`` | ``vehicle_collision`` | ``offroad`` | ``stuck`` | ``timeout``."""
+    route_completion: float
+    """0-100, see :mod:`rsd.sim.closed_loop`."""
+    route_length: float
+    progress: float
+    reached_goal: bool
+    duration: float
+    """Simulated seconds."""
+    infractions: list[dict] = field(default_factory=list)
+    """``{"t": s, "type": ..., "agent": id or None}``."""
+    t: list[float] = field(default_factory=list)
+    x: list[float] = field(default_factory=list)
+    y: list[float] = field(default_factory=list)
+    yaw: list[float] = field(default_factory=list)
+    speed: list[float] = field(default_factory=list)
+    nearby_speed: list[float] = field(default_factory=list)
+    """Mean speed of the other vehicles within ``NEARBY_M`` m (NaN when there is none)."""
+    wall_s: float = 0.0
+
+    @property
+    def episode_id(self) -> str:
+        return f"{self.scenario}-{self.seed:05d}"
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["nearby_speed"] = [None if np.isnan(v) else v for v in self.nearby_speed]
+        d.pop("wall_s")  # timing is not part of the (deterministic) log
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> EpisodeLog:
+        d = json.loads(text)
+        d["nearby_speed"] = [np.nan if v is None else v for v in d["nearby_speed"]]
+        return cls(**d)

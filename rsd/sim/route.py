@@ -1,0 +1,111 @@
+"""The route of a closed-loop episode: the driving command it implies and the ego's progress
+along it (definitions in :mod:`rsd.sim.closed_loop`)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from rsd.scene import FUTURE_STEPS, KEYFRAME_DT, Command
+from rsd.sim.controller import ego_pose
+from rsd.sim.convert import lane_relation, to_up
+from rsd.sim.episode import make_episode
+from rsd.sim.expert import PrivilegedExpert
+from rsd.sim.layouts import GOAL_DISTANCE
+from rsd.sim.recorder import TURN_YAW
+
+GOAL_LAYOUTS = ("roundabout", "intersection")
+"""Layouts whose episodes end at a goal; their route is the lane route to it."""
+ROUTE_TOLERANCE = 8.0
+"""The ego earns route progress only within this distance (m) of the route."""
+COMMAND_MIN_SPEED = 5.0
+"""The turn look-ahead is ``max(v, COMMAND_MIN_SPEED)`` m/s x the 3 s future."""
+
+
+class RouteCommander:
+    """The driving command from the route: the expert's lane choice and path, run in shadow
+    (it never drives)."""
+
+    def __init__(self, episode: Any) -> None:
+        self.ep = episode
+        self.shadow = PrivilegedExpert(episode)
+
+    def command(self) -> Command:
+        sh, ego = self.shadow, self.ep.ego
+        sh.choose_lane()
+        dist = max(float(ego.speed), COMMAND_MIN_SPEED) * FUTURE_STEPS * KEYFRAME_DT
+        path = sh.lane_path(sh.target, dist)
+        if len(path) >= 2:
+            dyaw = -float(np.angle(np.exp(1j * (path[-1, 2] - ego.heading))))  # to counter-cw
+            if abs(dyaw) > TURN_YAW:
+                return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
+        rel = lane_relation(tuple(ego.lane_index), sh.target)
+        if rel:
+            return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
+        return Command.KEEP_LANE
+
+
+class RouteProgress:
+    """Monotone progress (m) of a point along a reference path (N, 2)."""
+
+    def __init__(self, path: np.ndarray) -> None:
+        self.path = np.asarray(path, dtype=np.float64).reshape(-1, 2)
+        seg = np.diff(self.path, axis=0)
+        self.cum = np.concatenate([[0.0], np.cumsum(np.hypot(seg[:, 0], seg[:, 1]))])
+        self.length = float(self.cum[-1])
+        self.progress = 0.0
+        self._i = 0
+
+    def update(self, xy: np.ndarray) -> float:
+        n = len(self.path)
+        if n < 2:
+            return self.progress
+        lo, hi = max(self._i - 50, 0), min(self._i + 400, n - 1)
+        a, b = self.path[lo:hi], self.path[lo + 1 : hi + 1]
+        seg = b - a
+        l2 = np.maximum(np.einsum("ij,ij->i", seg, seg), 1e-12)
+        u = np.clip(np.einsum("ij,ij->i", xy - a, seg) / l2, 0.0, 1.0)
+        d = np.hypot(*(a + u[:, None] * seg - xy).T)
+        k = int(np.argmin(d))
+        if d[k] <= ROUTE_TOLERANCE:
+            self._i = lo + k
+            s = self.cum[lo + k] + u[k] * (self.cum[lo + k + 1] - self.cum[lo + k])
+            self.progress = max(self.progress, float(s))
+        return self.progress
+
+
+@functools.lru_cache(maxsize=64)
+def reference_route(scenario: str, seed: int) -> np.ndarray:
+    """(N, 2) world-up positions of the privileged expert driving ``scenario`` / ``seed``."""
+    ep = make_episode(scenario, seed)
+    try:
+        expert = PrivilegedExpert(ep)
+        pts = [ego_pose(ep.ego)[:2]]
+        while not ep.done:
+            ep.step(*expert.act())
+            pts.append(ego_pose(ep.ego)[:2])
+        return np.array(pts)
+    finally:
+        ep.close()
+
+
+def goal_route(ep: Any) -> np.ndarray:
+    """(N, 2) world-up centreline of ``ep``'s route from the ego's start to its goal
+    (``GOAL_DISTANCE`` m down the exit road), 1 m apart: the route of goal scenarios."""
+    path = PrivilegedExpert(ep).lane_path(tuple(ep.ego.lane_index), 1000.0)[:, :2]
+    fr, to, i = ep.route[-1]
+    goal = ep.road.network.get_lane((fr, to, i or 0)).position(GOAL_DISTANCE, 0.0)
+    d = np.hypot(*(path - goal).T)
+    near = np.flatnonzero(d < 3.0)  # the first pass: the road network may loop back
+    end = int(near[0]) if near.size else int(np.argmin(d))
+    return to_up(path[: end + 1])
+
+
+def route_progress(ep: Any, scenario: str, seed: int, direct: bool) -> RouteProgress | None:
+    """The route ``ep``'s progress is measured on: the goal route of goal scenarios, else the
+    expert's reference drive; None when the expert drives (``direct``) an open road itself."""
+    if ep.layout in GOAL_LAYOUTS:
+        return RouteProgress(goal_route(ep))
+    return None if direct else RouteProgress(reference_route(scenario, seed))
