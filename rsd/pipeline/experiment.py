@@ -26,7 +26,7 @@ import yaml
 
 from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
 from rsd.data.store import FrameStore
-from rsd.pipeline.annotate import CACHE_NAME, annotate
+from rsd.pipeline.annotate import annotate
 from rsd.pipeline.drive import drive_to_dir
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
 from rsd.pipeline.files import read_json
@@ -41,7 +41,7 @@ from rsd.report.build import write_report
 from rsd.report.labels import EXPERIMENT_GROUPS
 from rsd.report.tables import format_table
 from rsd.sim.spec import builtin_scenarios
-from rsd.teacher.cache import AnnotationCache
+from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.ids import teacher_from_id
 
 CONFIG_FILE = "experiment.yaml"
