@@ -3,7 +3,7 @@
 Left, the scene image a VLM teacher is shown (:func:`rsd.teacher.render.render_scene`, with
 its numbered marks); middle, the teacher's per-object table (rank, id, risk, category,
 rationale); right, the BEV risk map the student learns from
-(:func:`rsd.teacher.risk_map.risk_map` on the default :class:`~rsd.data.raster.BEVGrid`) with
+(:func:`rsd.teacher.risk_map.risk_map` on the default :class:`~rsd.geometry.BEVGrid`) with
 the agent boxes and ids. A frame not yet in the cache is annotated (and cached) first.
 """
 
@@ -82,8 +82,7 @@ def _table(ax: Any, a: RiskAssessment) -> None:
 def _risk_panel(ax: Any, frame: Frame, a: RiskAssessment) -> Any:
     from matplotlib.patches import Polygon
 
-    from rsd.data.raster import BEVGrid
-    from rsd.scene import box_corners
+    from rsd.geometry import BEVGrid, box_corners
     from rsd.teacher.risk_map import RiskMapConfig, risk_map
 
     grid = BEVGrid()

@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rsd.scene import AgentClass, Command, Frame, box_corners
+from rsd.geometry import BEVGrid, InputChannel, TargetChannel, box_corners, input_channel_names
+from rsd.scene import AgentClass, Command, Frame
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from rsd.data.raster import BEVGrid, RasterConfig
+    from rsd.data.raster import RasterConfig
     from rsd.data.rigs import SensorRig
 
 CLASS_COLOURS = {AgentClass.CAR: "#e69f00", AgentClass.VAN: "#cc79a7", AgentClass.TRUCK: "#d55e00"}
@@ -34,8 +35,6 @@ FIGSIZE = (14.0, 8.6)
 
 def _scene_rgb(bev: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(H, W, 3) RGB background (maps, free space, past hits) and (H, W, 4) RGBA current hits."""
-    from rsd.data.raster import InputChannel, TargetChannel
-
     h, w = bev.shape[1:]
     rgb = np.full((h, w, 3), 0.93)  # off-road: light grey
     rgb[targets[TargetChannel.DRIVABLE] > 0] = (0.62, 0.62, 0.64)  # road: mid grey
@@ -123,13 +122,14 @@ def render_frame(
     from matplotlib.figure import Figure
     from PIL import Image
 
-    from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names, rasterise
+    from rsd.data.features import build_features
+    from rsd.data.raster import RasterConfig
+    from rsd.data.targets import map_targets
 
     grid = grid or BEVGrid()
     raster = raster or RasterConfig()
-    arrays = rasterise(frame, rig, grid, raster)
-    bev, targets = arrays["bev"], arrays["target_maps"]
-    panels = [(name, bev[c]) for c, name in enumerate(input_channel_names(raster))]
+    bev, targets = build_features(frame, rig, grid, raster)["bev"], map_targets(frame, grid)
+    panels = [(name, bev[c]) for c, name in enumerate(input_channel_names(raster.history))]
     panels += [("target: drivable", targets[0]), ("target: lane boundary", targets[1])]
 
     fig = Figure(figsize=FIGSIZE, dpi=dpi)

@@ -238,7 +238,10 @@ def _train(cfg, data, out, resume, progress, loss_fn, d: Dist) -> TrainResult:
                     for g in optimizer.param_groups:
                         g["lr"] = lr
                     batch = to_device(batch, d.device)
-                    terms = loss_fn(net(batch), batch, cfg.loss, cfg.grid, stride, cfg.variant)
+                    outputs = net(batch["features"])
+                    terms = loss_fn(
+                        outputs, batch["targets"], cfg.loss, cfg.grid, stride, cfg.variant
+                    )
                     optimizer.zero_grad(set_to_none=True)
                     terms["loss"].backward()
                     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf

@@ -23,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from rsd.scene import AgentClass, Frame, LineKind, box_corners
+from rsd.geometry import box_corners
+from rsd.scene import AgentClass, Frame, LineKind
 
 BACKGROUND = (214, 222, 204)
 ROAD = (92, 94, 100)
