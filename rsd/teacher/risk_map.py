@@ -186,8 +186,9 @@ class RiskTargetDataset(Dataset):
 
     Added to ``sample["targets"]``: ``risk_map`` (1, H, W) float32, ``agent_risk`` (K,)
     float32, ``agent_rank`` (K,) int64, ``agent_risk_valid`` (K,) bool, ``scene_risk`` ()
-    float32 and ``risk_valid`` () bool (False, with a zero map, when ``assessments`` has no usable entry for the frame). Batch with
-    :func:`rsd.data.dataset.collate` (pads every ``agent_*`` key).
+    float32 and ``risk_valid`` () bool (False, with a zero map, when ``assessments`` has no
+    usable entry for the frame). Batch with :func:`rsd.data.dataset.collate` (pads every
+    ``agent_*`` target).
 
     Args:
         base: the BEV dataset (its grid is used).
