@@ -174,10 +174,10 @@ def test_a_collated_dataset_batch_goes_through() -> None:
     )
     data = RiskTargetDataset(BEVDataset(frames, grid=GRID), {frames[0].frame_id: answer})
     batch = collate([data[0], data[1]])
-    assert batch["risk_valid"].tolist() == [True, False]
+    assert batch["targets"]["risk_valid"].tolist() == [True, False]
     outputs = make_outputs(2)
     outputs["agent_risk_pred"] = torch.rand(2, 3, requires_grad=True)
-    out = total_loss(outputs, batch, W, GRID, STRIDE, "rsd")
+    out = total_loss(outputs, batch["targets"], W, GRID, STRIDE, "rsd")
     assert set(out) == DETECTION | PLANNING | DISTILL | {"map", "traj_nll", "loss"}
     out["loss"].backward()
     assert all(torch.isfinite(t.grad).all() for t in outputs.values())
