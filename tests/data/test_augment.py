@@ -12,9 +12,9 @@ from rsd.config import ConfigError
 from rsd.data.augment import AugmentConfig, Augmenter, perturb_frame
 from rsd.data.dataset import BEVDataset
 from rsd.data.features import build_features
-from rsd.geometry import EgoStatusField
 from rsd.data.rigs import load_rig
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
+from rsd.geometry import EgoStatusField
 
 
 def _pairwise(frame) -> np.ndarray:

@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsd.data.dataset import BEVDataset, collate, split_indices, split_of
-from rsd.geometry import BoxField
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
+from rsd.geometry import BoxField
 
 
 class _Source:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rsd.config import ConfigError, from_dict
+from rsd.losses.risk import agent_risk_readout
 from rsd.models import (
     BackboneConfig,
     BEVBackbone,
@@ -18,7 +19,6 @@ from rsd.models import (
     detach,
 )
 from rsd.models.plan_head import waypoints_from_steps
-from rsd.losses.risk import agent_risk_readout
 from tests.models.batches import GRID, IN_CHANNELS, make_agent_boxes, make_features
 
 H, W = GRID.shape

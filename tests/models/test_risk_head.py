@@ -7,7 +7,6 @@ import torch.nn.functional as F
 
 from rsd.models import RiskHead, RiskHeadConfig
 from rsd.models.risk_head import DeformableSampling
-from tests.models.batches import GRID
 
 
 def test_deformable_sampling_with_zero_offsets_reads_its_own_cell() -> None:
