@@ -19,14 +19,14 @@ from collections.abc import Callable
 import torch
 
 from rsd.models import ModelConfig, build_model
-from rsd.models.protocol import Batch
+from rsd.models.protocol import Features
 from rsd.scene import Command
 
 IN_CHANNELS = 7
 VARIANTS = [("vad", False), ("vad", True), ("cnn", False), ("cnn", True)]
 
 
-def _batch(b: int, channels_last: bool) -> Batch:
+def _batch(b: int, channels_last: bool) -> Features:
     g = torch.Generator().manual_seed(b)
     bev = (torch.rand(b, IN_CHANNELS, 160, 64, generator=g) > 0.8).float()
     if channels_last:
@@ -35,7 +35,6 @@ def _batch(b: int, channels_last: bool) -> Batch:
         "bev": bev,
         "command": torch.randint(0, len(Command), (b,), generator=g),
         "ego_status": torch.rand(b, 4, generator=g) * 20,
-        "agent_boxes": torch.randn(b, 8, 8, generator=g) * 10,
     }
 
 

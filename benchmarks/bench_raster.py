@@ -15,9 +15,10 @@ import time
 import torch
 
 from rsd.data.dataset import BEVDataset
-from rsd.data.raster import BEVGrid, RasterConfig
+from rsd.data.raster import RasterConfig
 from rsd.data.rigs import builtin_rig_names
 from rsd.data.synthetic import random_frame
+from rsd.geometry import BEVGrid
 
 
 def main() -> None:

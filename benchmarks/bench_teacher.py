@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid
 from rsd.scene import Frame
 from rsd.sim.recorder import record_episode
 from rsd.sim.spec import builtin_scenarios

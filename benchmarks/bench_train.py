@@ -105,7 +105,8 @@ def main() -> None:
     stride = int(getattr(model, "feature_stride", 1))
 
     def one_step() -> None:
-        terms = total_loss(model(batch), batch, cfg.loss, cfg.grid, stride, cfg.variant)
+        outputs = model(batch["features"])
+        terms = total_loss(outputs, batch["targets"], cfg.loss, cfg.grid, stride, cfg.variant)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()

@@ -60,8 +60,12 @@ def _cat_padded(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(out)
 
 
-def _risk_batch(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Per-object student / teacher risk, validity and near-miss labels of one batch."""
+def _risk_batch(
+    outputs: dict[str, torch.Tensor], batch: dict[str, Any], grid: Any
+) -> dict[str, np.ndarray]:
+    """Per-object student / teacher risk, validity and near-miss labels of one batch's
+    ``targets`` (the student's risk read out at the agents on the loss side)."""
+    from rsd.losses import student_agent_risk
     from rsd.metrics.risk import near_miss_labels
 
     b = _numpy(batch, ("agent_mask", "agent_in_grid", "agent_risk", "agent_risk_valid"))
@@ -77,7 +81,7 @@ def _risk_batch(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> dict
         ego_future_valid=batch["ego_future_valid"],
     )
     return {
-        "pred": outputs["agent_risk_pred"].detach().float().cpu().numpy(),
+        "pred": student_agent_risk(outputs, batch, grid).detach().float().cpu().numpy(),
         "teacher": b["agent_risk"],
         "valid": seen & b["agent_risk_valid"] & with_teacher,
         "near_miss": near,
@@ -105,7 +109,7 @@ def evaluate(
 
     from rsd.checkpoint import load_for_eval, rig_hash
     from rsd.data.dataset import collate
-    from rsd.metrics.detection import detection_metrics, gts_from_batch
+    from rsd.metrics.detection import detection_metrics, gts_from_targets
     from rsd.metrics.planning import planning_metrics
     from rsd.metrics.risk import risk_map_l1, risk_metrics
     from rsd.models.detection import decode_detections
@@ -129,23 +133,25 @@ def evaluate(
     bar = tqdm(total=len(ds), desc="rsd eval", unit="sample", disable=not progress)
     with torch.inference_mode():
         for batch in loader:
+            features, targets = batch["features"], batch["targets"]
             t = time.perf_counter()
-            out = model(batch)
+            out = model(features)
             model_s += time.perf_counter() - t
             plans.append(out["plan"].float().cpu().numpy())
-            plan_in.append(_numpy(batch, PLAN_KEYS))
-            agent_in.append(_numpy(batch, AGENT_KEYS))
+            plan_in.append(_numpy(targets, PLAN_KEYS))
+            agent_in.append(_numpy(targets, AGENT_KEYS))
             if "det_heatmap" in out:
                 dets = decode_detections(out, cfg.grid, model.feature_stride)
                 det_preds += [{k: v.cpu().numpy() for k, v in d.items()} for d in dets]
-                det_gts += gts_from_batch(batch)
-            if has_teacher and "agent_risk_pred" in out:
-                risk_parts.append(_risk_batch(out, batch))
-                n_valid = int(batch["risk_valid"].sum())
+                det_gts += gts_from_targets(targets)
+            if has_teacher and "risk_logits" in out:
+                risk_parts.append(_risk_batch(out, targets, cfg.grid))
+                n_valid = int(targets["risk_valid"].sum())
                 if n_valid:  # every frame has H x W pixels: weighting by frames is exact
-                    l1 = risk_map_l1(out["risk_map"], batch["risk_map"], None, batch["risk_valid"])
+                    valid = targets["risk_valid"]
+                    l1 = risk_map_l1(out["risk_map"], targets["risk_map"], None, valid)
                     map_l1, map_n = map_l1 + l1 * n_valid, map_n + n_valid
-            bar.update(len(batch["bev"]))
+            bar.update(len(features["bev"]))
     bar.close()
     wall = time.perf_counter() - t0
     n = sum(len(p) for p in plans)

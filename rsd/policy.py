@@ -18,16 +18,19 @@ import numpy as np
 import torch
 
 from rsd.checkpoint import load_for_eval
-from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names, rasterise
+from rsd.data.features import batch_of_one, build_features
+from rsd.data.raster import RasterConfig
 from rsd.data.rigs import load_rig
-from rsd.models.config import BackboneConfig, ModelConfig, build_model
+from rsd.geometry import BEVGrid, input_channel_names
+from rsd.models import BackboneConfig, ModelConfig, build_model
 from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
 
 
 class ModelPlanner:
-    """A driving model (a :class:`~rsd.models.protocol.BEVBackbone`) as a planner: rasterises
-    the live frame under ``rig`` and returns ``outputs["plan"][0]`` (and ``risk_map``)."""
+    """A driving model (a :class:`~rsd.models.protocol.BEVBackbone`) as a planner: builds the
+    input features of the live frame under ``rig`` (:func:`rsd.data.features.build_features`,
+    the same builder as training) and returns ``outputs["plan"][0]`` (and ``risk_map``)."""
 
     def __init__(
         self, model: Any, rig: Any, grid: Any = None, raster: Any = None, device: str = "cpu"
@@ -36,11 +39,9 @@ class ModelPlanner:
         self.grid, self.raster = grid or BEVGrid(), raster or RasterConfig()
 
     def plan(self, frame: Frame) -> PlanOutput:
-        arrays = rasterise(frame, self.rig, self.grid, self.raster)
-        keys = ("bev", "command", "ego_status", "ego_size", "ego_past", "ego_past_valid")
-        batch = {k: torch.from_numpy(arrays[k])[None].to(self.device) for k in keys}
+        features = build_features(frame, self.rig, self.grid, self.raster)
         with torch.inference_mode():
-            out = self.model(batch)
+            out = self.model(batch_of_one(features, self.device))
         risk = out.get("risk_map")
         return PlanOutput(
             waypoints=out["plan"][0].float().cpu().numpy().astype(np.float64),
@@ -86,7 +87,7 @@ def tiny_model_planner(rig: str = "dense360", seed: int = 0) -> ModelPlanner:
     """An untrained small VADLite + RiskHead (weights from ``seed``) as a planner."""
     torch.manual_seed(seed)
     bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
-    model = build_model(ModelConfig(backbone=bb), len(input_channel_names()))
+    model = build_model(ModelConfig(backbone=bb), len(input_channel_names(RasterConfig().history)))
     return ModelPlanner(model, load_rig(rig))
 
 

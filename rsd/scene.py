@@ -196,12 +196,3 @@ def frame_id(scenario: str, seed: int, step: int) -> str:
 def wrap_angle(a: np.ndarray | float) -> np.ndarray | float:
     """Wrap angles to [-pi, pi)."""
     return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
-
-
-def box_corners(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
-    """(4, 2) corners of an oriented box, counter-clockwise from front-left... front-right."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    hl, hw = length / 2, width / 2
-    local = np.array([[hl, hw], [-hl, hw], [-hl, -hw], [hl, -hw]])
-    rot = np.array([[c, -s], [s, c]])
-    return local @ rot.T + np.array([x, y])

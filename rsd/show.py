@@ -14,16 +14,12 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from rsd.data.raster import (
-    BEVGrid,
-    InputChannel,
-    RasterConfig,
-    TargetChannel,
-    input_channel_names,
-    rasterise,
-)
+from rsd.data.features import build_features
+from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig
-from rsd.scene import AgentClass, Command, Frame, box_corners
+from rsd.data.targets import map_targets
+from rsd.geometry import BEVGrid, InputChannel, TargetChannel, box_corners, input_channel_names
+from rsd.scene import AgentClass, Command, Frame
 
 CLASS_COLOURS = {AgentClass.CAR: "#e69f00", AgentClass.VAN: "#cc79a7", AgentClass.TRUCK: "#d55e00"}
 EGO_COLOUR = "#0072b2"
@@ -122,9 +118,8 @@ def render_frame(
 
     grid = grid or BEVGrid()
     raster = raster or RasterConfig()
-    arrays = rasterise(frame, rig, grid, raster)
-    bev, targets = arrays["bev"], arrays["target_maps"]
-    panels = [(name, bev[c]) for c, name in enumerate(input_channel_names(raster))]
+    bev, targets = build_features(frame, rig, grid, raster)["bev"], map_targets(frame, grid)
+    panels = [(name, bev[c]) for c, name in enumerate(input_channel_names(raster.history))]
     panels += [("target: drivable", targets[0]), ("target: lane boundary", targets[1])]
 
     fig = Figure(figsize=FIGSIZE, dpi=dpi)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from rsd.config import ConfigError, to_dict
 from rsd.data.augment import AugmentConfig
-from rsd.data.raster import BEVGrid, RasterConfig, input_channel_names
+from rsd.data.raster import RasterConfig
+from rsd.geometry import BEVGrid, input_channel_names
 from rsd.losses import LossWeights
 from rsd.models.config import ModelConfig
 from rsd.teacher.risk_map import RiskMapConfig
@@ -106,7 +107,7 @@ class TrainConfig:
     @property
     def in_channels(self) -> int:
         """C of the ``bev`` input under ``raster``."""
-        return len(input_channel_names(self.raster))
+        return len(input_channel_names(self.raster.history))
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:

@@ -68,7 +68,7 @@ def test_metrics_are_finite_over_exactly_the_val_split(run, data):
 
 def test_another_rig_on_purpose(run, data):
     from rsd.data.dataset import BEVDataset
-    from rsd.data.raster import BEVGrid
+    from rsd.geometry import BEVGrid
 
     res = evaluate(run, data, rig="front_short", progress=False)
     assert res["rig"] == "front_short" and res["train_rig"] == "dense360"
@@ -78,7 +78,9 @@ def test_another_rig_on_purpose(run, data):
     store = FrameStore(data)
     a = BEVDataset.split(store, "val", rig="dense360", grid=grid)
     b = BEVDataset.split(store, "val", rig="front_short", grid=grid)
-    assert any(not torch.equal(a[i]["bev"], b[i]["bev"]) for i in range(len(a)))
+    assert any(
+        not torch.equal(a[i]["features"]["bev"], b[i]["features"]["bev"]) for i in range(len(a))
+    )
 
 
 def test_cli_writes_json_and_a_bad_rig_file_names_the_field(run, data, tmp_path, capsys):

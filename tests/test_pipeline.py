@@ -35,13 +35,14 @@ def test_generate_store_dataset_show(tmp_path):
     # a keyframe as the model will see it
     ds = BEVDataset(store, rig="dense360")
     batch = collate([ds[0], ds[len(ds) - 1], ds[5]])
-    assert batch["bev"].shape == (3, 7, 160, 64)
-    assert batch["ego_future"].shape == (3, 6, 3)
+    gt = batch["targets"]
+    assert batch["features"]["bev"].shape == (3, 7, 160, 64)
+    assert gt["ego_future"].shape == (3, 6, 3)
     # every real agent row carries a class of the suite; padding rows are masked out
-    cls = batch["agent_cls"][batch["agent_mask"]]
+    cls = gt["agent_cls"][gt["agent_mask"]]
     assert set(cls.tolist()) <= {c.value for c in AgentClass}
     # the expert drives forwards: its 3 s future is ahead of the ego
-    assert torch.all(batch["ego_future"][:, -1, 0] > 5.0)
+    assert torch.all(gt["ego_future"][:, -1, 0] > 5.0)
 
     # the nearest car ahead in the ego lane (never occluded) lights up the hits channel
     # where its rear bumper is, near y = 0
@@ -61,7 +62,7 @@ def test_generate_store_dataset_show(tmp_path):
     for i, lead in leads[:: max(len(leads) // 5, 1)]:
         rear = np.array([lead.x - lead.length / 2, lead.y])
         r, c = ds.grid.world_to_pixel(rear).astype(int)
-        hits = ds[i]["bev"][3].numpy()
+        hits = ds[i]["features"]["bev"][3].numpy()
         assert hits[r - 2 : r + 3, c - 3 : c + 4].sum() > 0, store[i].frame_id
 
     png = tmp_path / "frame.png"

@@ -93,8 +93,8 @@ def bench_raster(n_frames: int, seed: int) -> dict:
     import torch
 
     from rsd.data.dataset import BEVDataset
-    from rsd.data.raster import BEVGrid
     from rsd.data.rigs import load_rig
+    from rsd.geometry import BEVGrid
     from rsd.sim.recorder import record_episode
 
     torch.set_num_threads(1)

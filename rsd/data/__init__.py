@@ -1,10 +1,14 @@
-"""Data: on-disk store, sensor rigs, BEV rasteriser and the torch dataset.
+"""Data: on-disk store, sensor rigs, BEV rasteriser, feature and target builders, the dataset.
+
+The grid and the channel layouts live in :mod:`rsd.geometry`.
 
 Names are imported lazily so that ``rsd --help`` and ``rsd rigs`` do not pay for torch.
 
 * :mod:`rsd.data.rigs` -- ``SensorRig``, ``RangeSensorConfig``, ``MapRasterConfig``, ``load_rig``
 * :mod:`rsd.data.raycast` -- 2D ray casting with occlusion, ``scan``
-* :mod:`rsd.data.raster` -- ``BEVGrid``, ``RasterConfig``, channel enums, ``rasterise``
+* :mod:`rsd.data.raster` -- ``RasterConfig``, map and sensor drawing
+* :mod:`rsd.data.features` -- ``build_features`` (model input: what the rig senses)
+* :mod:`rsd.data.targets` -- ``build_targets`` (ground truth)
 * :mod:`rsd.data.dataset` -- ``BEVDataset``, ``collate``, ``split_of``
 * :mod:`rsd.data.synthetic` -- hand-made frames for tests and demos
 """
@@ -21,15 +25,10 @@ _LAZY = {
     "load_rig": "rsd.data.rigs",
     "builtin_rig_names": "rsd.data.rigs",
     "scan": "rsd.data.raycast",
-    "BEVGrid": "rsd.data.raster",
     "RasterConfig": "rsd.data.raster",
-    "InputChannel": "rsd.data.raster",
-    "TargetChannel": "rsd.data.raster",
-    "BoxField": "rsd.data.raster",
-    "EgoStatusField": "rsd.data.raster",
-    "hits_channel": "rsd.data.raster",
-    "input_channel_names": "rsd.data.raster",
-    "rasterise": "rsd.data.raster",
+    "build_features": "rsd.data.features",
+    "batch_of_one": "rsd.data.features",
+    "build_targets": "rsd.data.targets",
     "BEVDataset": "rsd.data.dataset",
     "collate": "rsd.data.dataset",
     "split_of": "rsd.data.dataset",

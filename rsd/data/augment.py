@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rsd.scene import KEYFRAME_DT, Frame, box_corners
+from rsd.geometry import box_corners
+from rsd.scene import KEYFRAME_DT, Frame
 
 __all__ = ["AugmentConfig", "Augmenter", "perturb_frame"]
 

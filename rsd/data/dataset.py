@@ -1,4 +1,4 @@
-"""Torch dataset over any ``Sequence[Frame]``: BEV input tensors + targets, and collation.
+"""Torch dataset over any ``Sequence[Frame]``: input features apart from targets, and collation.
 
 The dataset knows nothing about storage: give it a list of frames, or a
 ``rsd.data.store.FrameStore`` (a ``Sequence[Frame]``), or anything with ``len`` and
@@ -20,8 +20,11 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from rsd.data.raster import BEVGrid, RasterConfig, rasterise
+from rsd.data.features import build_features
+from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig, load_rig
+from rsd.data.targets import build_targets
+from rsd.geometry import BEVGrid
 from rsd.scene import Frame
 
 SPLITS = ("train", "val")
@@ -36,8 +39,8 @@ AGENT_KEYS = (
     "agent_future",
     "agent_future_valid",
 )
-"""Per-agent entries ``(K, ...)`` of :class:`BEVDataset`; :func:`collate` pads them, and any other
-``agent_*`` key (e.g. teacher targets added by a wrapper), to the largest K in the batch."""
+"""Per-agent targets ``(K, ...)`` of :class:`BEVDataset`; :func:`collate` pads them, and any other
+``agent_*`` target (e.g. teacher targets added by a wrapper), to the largest K in the batch."""
 _AGENT_PAD = {"agent_cls": -1, "agent_ids": -1}
 
 
@@ -71,9 +74,11 @@ def split_indices(frames: Sequence[Frame], split: str) -> list[int]:
 class BEVDataset(Dataset):
     """BEV samples of a frame source under one sensor rig.
 
-    Each item is a dict of tensors (shapes as in :func:`rsd.data.raster.rasterise`, e.g.
-    ``bev`` ``(C, H, W)``, ``agent_boxes`` ``(K, 8)``) plus ``frame_id`` (str) and ``index``
-    (int64 scalar, position in ``frames``).
+    Each item is ``{"features": ..., "targets": ..., "frame_id": str, "index": int64 scalar}``
+    (``index``: position in ``frames``); ``features`` are the tensors of
+    :func:`rsd.data.features.build_features` (what the rig senses: ``bev`` ``(C, H, W)``,
+    ``command``, ``ego_status``) and ``targets`` those of
+    :func:`rsd.data.targets.build_targets` (ground truth: ``agent_boxes`` ``(K, 8)``...).
 
     Args:
         frames: any ``Sequence[Frame]`` (list, ``FrameStore``...).
@@ -120,38 +125,51 @@ class BEVDataset(Dataset):
         frame = self.frames[index]
         if self.augment is not None:
             frame = self.augment(frame, index, self.epoch)
-        arrays = rasterise(frame, self.rig, self.grid, self.raster)
-        sample: dict[str, Any] = {k: torch.from_numpy(v) for k, v in arrays.items()}
-        sample["frame_id"] = frame.frame_id
-        sample["index"] = torch.tensor(index, dtype=torch.int64)
-        return sample
+        features = build_features(frame, self.rig, self.grid, self.raster)
+        targets = build_targets(frame, self.grid)
+        return {
+            "features": {k: torch.from_numpy(v) for k, v in features.items()},
+            "targets": {k: torch.from_numpy(v) for k, v in targets.items()},
+            "frame_id": frame.frame_id,
+            "index": torch.tensor(index, dtype=torch.int64),
+        }
+
+
+def _pad_agents(key: str, parts: list[torch.Tensor], counts: list[int]) -> torch.Tensor:
+    """(B, K_max, ...) from B tensors (K_b, ...), padded with 0 / False (-1 for classes, ids)."""
+    first = parts[0]
+    out = torch.full(
+        (len(parts), max(counts), *first.shape[1:]), _AGENT_PAD.get(key, 0), dtype=first.dtype
+    )
+    for b, part in enumerate(parts):
+        out[b, : counts[b]] = part
+    return out
 
 
 def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch samples of :class:`BEVDataset`.
+    """Batch samples of :class:`BEVDataset`: ``{"features", "targets", "frame_id", "index"}``.
 
-    Fixed-size tensors are stacked (``bev`` -> ``(B, C, H, W)``). Per-agent tensors are padded
-    to ``K = max agents in the batch`` (``agent_boxes`` -> ``(B, K, 8)``) and ``agent_mask``
-    ``(B, K)`` bool marks the real agents; padding is 0 / False, and -1 for ``agent_cls`` and
-    ``agent_ids``. Every other ``agent_*`` key is padded the same way (with 0). ``frame_id``
-    becomes a list of B strings.
+    Fixed-size tensors are stacked (``bev`` -> ``(B, C, H, W)``). Per-agent targets are padded
+    to ``K = max agents in the batch`` (``agent_boxes`` -> ``(B, K, 8)``) and the target
+    ``agent_mask`` ``(B, K)`` bool marks the real agents; padding is 0 / False, and -1 for
+    ``agent_cls`` and ``agent_ids``. Every other ``agent_*`` target is padded the same way
+    (with 0). ``frame_id`` becomes a list of B strings, ``index`` a (B,) tensor.
     """
     if not samples:
         raise ValueError("collate needs at least one sample")
-    batch: dict[str, Any] = {}
-    counts = [len(s["agent_ids"]) for s in samples]
-    k_max = max(counts)
-    for key, first in samples[0].items():
-        if key == "frame_id":
-            batch[key] = [s[key] for s in samples]
-        elif key in AGENT_KEYS or key.startswith("agent_"):
-            out = torch.full(
-                (len(samples), k_max, *first.shape[1:]), _AGENT_PAD.get(key, 0), dtype=first.dtype
-            )
-            for b, s in enumerate(samples):
-                out[b, : counts[b]] = s[key]
-            batch[key] = out
+    counts = [len(s["targets"]["agent_ids"]) for s in samples]
+    features = {k: torch.stack([s["features"][k] for s in samples]) for k in samples[0]["features"]}
+    targets: dict[str, torch.Tensor] = {}
+    for key in samples[0]["targets"]:
+        parts = [s["targets"][key] for s in samples]
+        if key in AGENT_KEYS or key.startswith("agent_"):
+            targets[key] = _pad_agents(key, parts, counts)
         else:
-            batch[key] = torch.stack([s[key] for s in samples])
-    batch["agent_mask"] = torch.arange(k_max)[None, :] < torch.tensor(counts)[:, None]
-    return batch
+            targets[key] = torch.stack(parts)
+    targets["agent_mask"] = torch.arange(max(counts))[None, :] < torch.tensor(counts)[:, None]
+    return {
+        "features": features,
+        "targets": targets,
+        "frame_id": [s["frame_id"] for s in samples],
+        "index": torch.stack([s["index"] for s in samples]),
+    }

@@ -1,104 +1,28 @@
-"""BEV rasteriser: a :class:`~rsd.scene.Frame` + a :class:`~rsd.data.rigs.SensorRig` -> arrays.
+"""BEV rasterisation of a :class:`~rsd.scene.Frame`: the map layers and the sensor channels.
 
-Axis convention (one for the whole project)
--------------------------------------------
-BEV tensors are ``(C, H, W)`` with **H along x, W along y**, drawn the way a map is read with
-the ego driving *up*:
+The grid, the axis convention and the channel layouts live in :mod:`rsd.geometry`. This module
+draws; :mod:`rsd.data.features` assembles the model input from what the rig senses and
+:mod:`rsd.data.targets` the ground truth (``target_maps`` uses :func:`draw_map` too).
 
-* row 0 is the far front (``x = x_max``); rows grow backwards (towards ``x_min``);
-* column 0 is the far left (``y = y_max``); columns grow to the right (towards ``y_min``).
-
-So ``image[r, c]`` covers ``x in (x_max - (r+1) res, x_max - r res]``,
-``y in (y_max - (c+1) res, y_max - c res]``; :meth:`BEVGrid.world_to_pixel` and
-:meth:`BEVGrid.pixel_to_world` convert continuous coordinates (a cell's centre is at
-``(r + 0.5, c + 0.5)``). ``plt.imshow(bev[ch])`` shows the scene with forward up, left left.
-
-Input channels (fixed layout for every rig, see :class:`InputChannel`): map layers first, then
-the current free space, then the sensor hits of the current and past keyframes. Channels a rig
-does not provide stay zero, so models trained on one rig run on another.
+Input channels (fixed layout for every rig, see :class:`~rsd.geometry.InputChannel`): map
+layers first, then the current free space, then the sensor hits of the current and past
+keyframes. Channels a rig does not provide stay zero, so models trained on one rig run on
+another.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from rsd.config import ConfigError
 from rsd.data.raycast import scan
 from rsd.data.rigs import SensorRig
+from rsd.geometry import BEVGrid, InputChannel
 from rsd.scene import PAST_STEPS, Frame, LaneGeometry, LineKind
-
-
-@dataclass(frozen=True)
-class BEVGrid:
-    """The ego-centred BEV grid (m). Default: 80 m x 32 m at 0.5 m -> H=160, W=64."""
-
-    x_min: float = -24.0
-    x_max: float = 56.0
-    y_min: float = -16.0
-    y_max: float = 16.0
-    resolution: float = 0.5
-    """Cell size (m)."""
-
-    def __post_init__(self) -> None:
-        from rsd.config import ConfigError
-
-        for lo, hi, name in ((self.x_min, self.x_max, "x"), (self.y_min, self.y_max, "y")):
-            cells = (hi - lo) / self.resolution
-            if hi <= lo or abs(cells - round(cells)) > 1e-6:
-                raise ConfigError(
-                    f"grid.{name}_min/{name}_max: extent {hi - lo} m must be a positive multiple"
-                    f" of resolution {self.resolution} m"
-                )
-
-    @property
-    def height(self) -> int:
-        """H: rows, along x."""
-        return round((self.x_max - self.x_min) / self.resolution)
-
-    @property
-    def width(self) -> int:
-        """W: columns, along y."""
-        return round((self.y_max - self.y_min) / self.resolution)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    def world_to_pixel(self, xy: np.ndarray) -> np.ndarray:
-        """(..., 2) ego-frame ``(x, y)`` in m -> (..., 2) continuous ``(row, col)``.
-
-        ``floor`` gives the cell; a cell's centre is at ``(r + 0.5, c + 0.5)``.
-        """
-        xy = np.asarray(xy, dtype=np.float64)
-        row = (self.x_max - xy[..., 0]) / self.resolution
-        col = (self.y_max - xy[..., 1]) / self.resolution
-        return np.stack([row, col], axis=-1)
-
-    def pixel_to_world(self, rc: np.ndarray) -> np.ndarray:
-        """(..., 2) continuous ``(row, col)`` -> (..., 2) ego-frame ``(x, y)`` in m."""
-        rc = np.asarray(rc, dtype=np.float64)
-        x = self.x_max - rc[..., 0] * self.resolution
-        y = self.y_max - rc[..., 1] * self.resolution
-        return np.stack([x, y], axis=-1)
-
-    def contains(self, xy: np.ndarray) -> np.ndarray:
-        """(...,) bool: points (..., 2) inside the grid."""
-        xy = np.asarray(xy)
-        x, y = xy[..., 0], xy[..., 1]
-        return (x > self.x_min) & (x <= self.x_max) & (y > self.y_min) & (y <= self.y_max)
-
-    def _pil_xy(self, xy: np.ndarray) -> list[float]:
-        """Flat ``[col0, row0, col1, row1, ...]`` for PIL, which puts integer coordinates on
-        pixel centres (hence the half-cell shift)."""
-        xy = np.asarray(xy, dtype=np.float64)
-        out = np.empty(xy.shape, dtype=np.float64)
-        out[:, 0] = (self.y_max - xy[:, 1]) / self.resolution - 0.5
-        out[:, 1] = (self.x_max - xy[:, 0]) / self.resolution - 0.5
-        return out.ravel().tolist()
 
 
 @dataclass(frozen=True)
@@ -109,72 +33,10 @@ class RasterConfig:
     """Keyframes of sensor hits: the current one plus ``history - 1`` past ones (<= 5)."""
 
     def __post_init__(self) -> None:
-        from rsd.config import ConfigError
-
         if not 1 <= self.history <= PAST_STEPS + 1:
             raise ConfigError(
                 f"raster.history must be in [1, {PAST_STEPS + 1}], got {self.history}"
             )
-
-
-class InputChannel(IntEnum):
-    """Channels of the ``bev`` input ``(C, H, W)``; sensor hits of ``k`` keyframes ago sit at
-    ``HITS + k`` (see :func:`hits_channel`), so ``C = HITS + history``."""
-
-    DRIVABLE = 0
-    """Drivable area from the rig's map (1 inside), zero if the rig has none."""
-    LANE_LINES = 1
-    """Painted lines from the rig's map: continuous 1.0, striped 0.5."""
-    VISIBLE = 2
-    """Free space seen by the sensors now: inside the polygon of the beams' end points."""
-    HITS = 3
-    """Sensor returns now (1 in every cell with a return); earlier keyframes follow."""
-
-
-def hits_channel(k: int) -> int:
-    """Channel of the sensor hits ``k`` keyframes (``0.5 k`` s) ago; 0 = now."""
-    return InputChannel.HITS + k
-
-
-def input_channel_names(cfg: RasterConfig = RasterConfig()) -> list[str]:
-    """Names of the ``bev`` channels in order, e.g. ``['drivable', ..., 'hits_t-1.5s']``."""
-    names = [c.name.lower() for c in InputChannel if c < InputChannel.HITS]
-    names += ["hits_t0" if k == 0 else f"hits_t-{0.5 * k:g}s" for k in range(cfg.history)]
-    return names
-
-
-class TargetChannel(IntEnum):
-    """Channels of the ``target_maps`` ground truth ``(2, H, W)``, independent of the rig."""
-
-    DRIVABLE = 0
-    LANE_BOUNDARY = 1
-    """Any painted line (striped or continuous), 1 on the line."""
-
-
-class BoxField(IntEnum):
-    """Columns of ``agent_boxes`` ``(K, 8)``: centre (m), size (m), yaw (rad), velocity (m/s)."""
-
-    X = 0
-    Y = 1
-    LENGTH = 2
-    WIDTH = 3
-    HEIGHT = 4
-    YAW = 5
-    VX = 6
-    VY = 7
-
-
-class EgoStatusField(IntEnum):
-    """Columns of ``ego_status`` ``(4,)``."""
-
-    SPEED = 0
-    """m/s"""
-    ACCEL = 1
-    """m/s^2, longitudinal"""
-    YAW_RATE = 2
-    """rad/s"""
-    LANE_OFFSET = 3
-    """m, positive = left of the lane centreline"""
 
 
 _DRIVABLE_LUT = (np.arange(256) > 127).astype(np.float32)
@@ -203,16 +65,8 @@ def _lane_edges(lanes: list[LaneGeometry], grid: BEVGrid) -> tuple[np.ndarray, n
     tangent[1:] += seg
     tangent /= np.maximum(np.hypot(tangent[:, 0], tangent[:, 1]), 1e-9)[:, None]
     off_x, off_y = -tangent[:, 1] * half, tangent[:, 0] * half  # to the left
-
-    def to_pil(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # PIL puts integer coordinates on pixel centres: hence the half-cell shift.
-        return np.stack(
-            [(grid.y_max - y) / grid.resolution - 0.5, (grid.x_max - x) / grid.resolution - 0.5],
-            axis=1,
-        )
-
-    left = to_pil(pts[:, 0] + off_x, pts[:, 1] + off_y)
-    right = to_pil(pts[:, 0] - off_x, pts[:, 1] - off_y)
+    left = grid.pil_xy(np.stack([pts[:, 0] + off_x, pts[:, 1] + off_y], axis=1))
+    right = grid.pil_xy(np.stack([pts[:, 0] - off_x, pts[:, 1] - off_y], axis=1))
     return left, right
 
 
@@ -263,67 +117,36 @@ def _range_mask(grid: BEVGrid, range_m: float) -> np.ndarray:
     return (np.hypot(xy[..., 0], xy[..., 1]) <= range_m).astype(np.float32)
 
 
-def _agent_targets(frame: Frame, grid: BEVGrid) -> dict[str, np.ndarray]:
-    agents = sorted(frame.agents, key=lambda a: a.id)
-    k = len(agents)
-    boxes = np.zeros((k, len(BoxField)), dtype=np.float32)
-    for i, a in enumerate(agents):
-        boxes[i] = (a.x, a.y, a.length, a.width, a.height, a.yaw, a.vx, a.vy)
-    future = np.zeros((k, *frame.ego.future.shape), dtype=np.float32)
-    future_valid = np.zeros((k, len(frame.ego.future_valid)), dtype=bool)
-    for i, a in enumerate(agents):
-        future[i], future_valid[i] = a.future, a.future_valid
-    return {
-        "agent_boxes": boxes,
-        "agent_cls": np.array([int(a.cls) for a in agents], dtype=np.int64),
-        "agent_ids": np.array([a.id for a in agents], dtype=np.int64),
-        "agent_in_grid": grid.contains(boxes[:, :2]),
-        "agent_future": future,
-        "agent_future_valid": future_valid,
-    }
-
-
-def rasterise(
-    frame: Frame,
-    rig: SensorRig,
-    grid: BEVGrid = BEVGrid(),
-    cfg: RasterConfig = RasterConfig(),
-) -> dict[str, np.ndarray]:
-    """Input tensor and targets of one frame, as numpy arrays.
-
-    Returns (K = agents in the frame, sorted by id; T = FUTURE_STEPS; P = PAST_STEPS):
-
-    * ``bev`` (C, H, W) float32 input, channels :class:`InputChannel` (C = 3 + history);
-    * ``target_maps`` (2, H, W) float32, channels :class:`TargetChannel` (from ground truth,
-      whatever the rig);
-    * ``agent_boxes`` (K, 8) float32 (:class:`BoxField`), ``agent_cls`` (K,) int64
-      (:class:`~rsd.scene.AgentClass`), ``agent_ids`` (K,) int64, ``agent_in_grid`` (K,) bool
-      (centre inside the grid: the detection targets), ``agent_future`` (K, T, 3) float32
-      ``(x, y, yaw)``, ``agent_future_valid`` (K, T) bool;
-    * ``ego_future`` (T, 3), ``ego_future_valid`` (T,), ``ego_past`` (P, 3) oldest first,
-      ``ego_past_valid`` (P,), ``ego_status`` (4,) (:class:`EgoStatusField`), ``ego_size`` (3,)
-      length/width/height (m), ``command`` () int64 (:class:`~rsd.scene.Command`).
-    """
-    h, w = grid.shape
-    bev = np.zeros((InputChannel.HITS + cfg.history, h, w), dtype=np.float32)
-
+def map_channels(frame: Frame, rig: SensorRig, grid: BEVGrid) -> tuple[np.ndarray, np.ndarray]:
+    """The rig's map layers ``(H, W)`` float32: drivable area and lane lines as
+    :func:`draw_map`, cut to the rig's map range and zero where the rig has no such layer."""
     drivable, lines = draw_map(frame, grid)
     reach = 1.0 if rig.map.range_m is None else _range_mask(grid, rig.map.range_m)
-    if rig.map.drivable:
-        bev[InputChannel.DRIVABLE] = drivable * reach
-    if rig.map.lane_lines:
-        bev[InputChannel.LANE_LINES] = lines * reach
+    zero = np.zeros(grid.shape, dtype=np.float32)
+    return (
+        drivable * reach if rig.map.drivable else zero,
+        lines * reach if rig.map.lane_lines else zero,
+    )
 
+
+def sensor_channels(
+    frame: Frame, rig: SensorRig, grid: BEVGrid, history: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the rig's range sensors see: ``visible`` (H, W) float32, the free space now (inside
+    the polygon of the beams' end points), and ``hits`` (history, H, W) float32, 1 in every cell
+    with a return ``k`` keyframes ago at ``hits[k]``."""
+    h, w = grid.shape
+    hits = np.zeros((history, h, w), dtype=np.float32)
     visible = Image.new("L", (w, h))
     v_draw = ImageDraw.Draw(visible)
-    for sc in scan(frame, rig, cfg.history):
-        # Hits of all steps at once: flat index of (channel, row, col).
+    for sc in scan(frame, rig, history):
+        # Hits of all steps at once: flat index of (keyframe, row, col).
         ks, bs = np.nonzero(sc.returned)
         r, a = sc.ranges[ks, bs], sc.angles[ks, bs]
         pts = sc.origins[ks] + np.stack([r * np.cos(a), r * np.sin(a)], axis=1)
         inside = grid.contains(pts)
         rc = np.floor(grid.world_to_pixel(pts[inside])).astype(np.int64)
-        bev[InputChannel.HITS + ks[inside], rc[:, 0], rc[:, 1]] = 1.0
+        hits[ks[inside], rc[:, 0], rc[:, 1]] = 1.0
         # Free space now: polygon through the end of every beam that was not dropped.
         keep = ~sc.dropped[0]
         ends = np.where(sc.returned[0], sc.ranges[0], sc.sensor.range_m)[keep]
@@ -332,22 +155,16 @@ def rasterise(
         if sc.sensor.fov_deg < 360.0:
             poly = np.concatenate([sc.origins[:1], poly])
         if len(poly) >= 3:
-            v_draw.polygon(grid._pil_xy(poly), fill=255)
-    bev[InputChannel.VISIBLE] = _DRIVABLE_LUT[np.asarray(visible)]
+            v_draw.polygon(grid.pil_xy(poly).ravel().tolist(), fill=255)
+    return _DRIVABLE_LUT[np.asarray(visible)], hits
 
-    ego = frame.ego
-    out = {
-        "bev": bev,
-        "target_maps": np.stack([drivable, (lines > 0).astype(np.float32)]),
-        "ego_future": np.asarray(ego.future, dtype=np.float32),
-        "ego_future_valid": np.asarray(ego.future_valid, dtype=bool),
-        "ego_past": np.asarray(ego.past, dtype=np.float32),
-        "ego_past_valid": np.asarray(ego.past_valid, dtype=bool),
-        "ego_status": np.array(
-            [ego.speed, ego.accel, ego.yaw_rate, ego.lane_offset], dtype=np.float32
-        ),
-        "ego_size": np.array([ego.length, ego.width, ego.height], dtype=np.float32),
-        "command": np.array(int(frame.command), dtype=np.int64),
-    }
-    out.update(_agent_targets(frame, grid))
-    return out
+
+def input_raster(frame: Frame, rig: SensorRig, grid: BEVGrid, cfg: RasterConfig) -> np.ndarray:
+    """The ``bev`` input (C, H, W) float32, channels :class:`~rsd.geometry.InputChannel`
+    (C = 3 + ``cfg.history``), from what ``rig`` senses of ``frame``."""
+    bev = np.zeros((InputChannel.HITS + cfg.history, *grid.shape), dtype=np.float32)
+    bev[InputChannel.DRIVABLE], bev[InputChannel.LANE_LINES] = map_channels(frame, rig, grid)
+    bev[InputChannel.VISIBLE], bev[InputChannel.HITS :] = sensor_channels(
+        frame, rig, grid, cfg.history
+    )
+    return bev

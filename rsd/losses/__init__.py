@@ -1,8 +1,9 @@
 """Training losses: pure functions returning dicts of named terms (no state).
 
-:func:`total_loss` is the one entry point for training: it reads a model's outputs and a batch
-(keys and shapes in :mod:`rsd.models.protocol`), computes every term that applies, weights it
-by :class:`LossWeights` and adds ``"loss"``, their sum. Modules:
+:func:`total_loss` is the one entry point for training: it reads a model's outputs and the
+batch's targets (keys and shapes in :mod:`rsd.models.protocol`), computes every term that
+applies (:func:`loss_terms`: detection, map, planning and distillation steps), weights it by
+:class:`LossWeights` and adds ``"loss"``, their sum. Modules:
 
 * :mod:`rsd.losses.perception`: CenterNet-style detection targets and losses, the BEV map BCE;
 * :mod:`rsd.losses.planning`: winner-takes-all imitation, the Laplace-mixture NLL, VAD-style
@@ -25,7 +26,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid, TargetChannel
+from rsd.geometry import BEVGrid, TargetChannel
 from rsd.losses.perception import detection_losses, detection_targets, focal_loss, map_loss
 from rsd.losses.planning import (
     boundary_loss,
@@ -36,6 +37,7 @@ from rsd.losses.planning import (
     winner_mode,
 )
 from rsd.losses.risk import (
+    agent_risk_readout,
     distill_agent_loss,
     distill_map_loss,
     rank_loss,
@@ -137,13 +139,13 @@ class LossWeights:
 
 def loss_terms(
     outputs: dict[str, Tensor],
-    batch: dict[str, Any],
+    targets: dict[str, Any],
     weights: LossWeights,
     grid: BEVGrid,
     stride: int,
     variant: Variant = "rsd",
 ) -> dict[str, Tensor]:
-    """Unweighted terms (scalars) that apply to ``outputs`` and ``batch``; names in
+    """Unweighted terms (scalars) that apply to ``outputs`` and ``targets``; names in
     :data:`TERMS`. Which terms appear depends only on the keys present, the variant and the
     nonzero weights, never on the batch's content: a term with nothing to score (no agents, no
     frame with a teacher answer) is a 0 that still backpropagates.
@@ -157,118 +159,176 @@ def loss_terms(
       ``plan_scale``;
     * ``plan_collision`` (m), ``plan_boundary`` (in [0, 1]): on the most likely mode;
     * rsd only, frames with ``risk_valid``: ``distill_map`` (L1 of ``risk_map``),
-      ``distill_agent`` (L1 of ``agent_risk_pred`` over agents the teacher judged, real and in
-      the grid), ``distill_rank`` (ranking hinge on ``agent_risk_pred``, same agents),
-      ``traj_risk_mass`` (probability mass on risky cells, in [0, 1]).
+      ``distill_agent`` (L1 of the student's agent risk over agents the teacher judged, real and
+      in the grid), ``distill_rank`` (ranking hinge on it, same agents), ``traj_risk_mass``
+      (probability mass on risky cells, in [0, 1]). The student's agent risk is
+      ``outputs["agent_risk_pred"]`` when given, else read out of ``risk_logits`` at the
+      target ``agent_boxes`` (:func:`~rsd.losses.risk.agent_risk_readout`).
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    w = weights
-    terms: dict[str, Tensor] = {}
-
-    def on(name: str) -> bool:
-        return getattr(w, name) > 0
-
-    det_names = [n for n in TERMS if n.startswith("det_") and n in outputs and on(n)]
-    if "det_heatmap" in outputs and det_names and "agent_boxes" in batch:
-        heat = outputs["det_heatmap"]
-        targets = detection_targets(
-            batch,
-            grid,
-            stride,
-            heat.shape[1],
-            min_overlap=w.det_min_overlap,
-            min_radius=w.det_min_radius,
-        )
-        if targets["heatmap"].shape[-2:] != heat.shape[-2:]:
-            raise ValueError(
-                f"det_heatmap is {tuple(heat.shape[-2:])}, but the grid {grid.shape} at stride"
-                f" {stride} gives {tuple(targets['heatmap'].shape[-2:])}"
-            )
-        det = detection_losses(
-            {n: outputs[n] for n in det_names}, targets, alpha=w.focal_alpha, beta=w.focal_beta
-        )
-        terms.update(det)
-
-    if "map_logits" in outputs and "target_maps" in batch and on("map"):
-        terms["map"] = map_loss(outputs["map_logits"], batch["target_maps"])
-
     rsd = variant == "rsd"
-    risk_valid = batch.get("risk_valid")
+    terms = detection_terms(outputs, targets, weights, grid, stride)
+    if "map_logits" in outputs and "target_maps" in targets and _on(weights, "map"):
+        terms["map"] = map_loss(outputs["map_logits"], targets["target_maps"])
+    terms.update(planning_terms(outputs, targets, weights, grid, rsd))
+    if rsd:
+        terms.update(distillation_terms(outputs, targets, weights, grid))
+    return terms
+
+
+def _on(weights: LossWeights, name: str) -> bool:
+    return getattr(weights, name) > 0
+
+
+def detection_terms(
+    outputs: dict[str, Tensor],
+    targets: dict[str, Any],
+    weights: LossWeights,
+    grid: BEVGrid,
+    stride: int,
+) -> dict[str, Tensor]:
+    """The ``det_*`` terms of :func:`loss_terms` (none without ``det_heatmap`` or agents)."""
+    w = weights
+    det_names = [n for n in TERMS if n.startswith("det_") and n in outputs and _on(w, n)]
+    if "det_heatmap" not in outputs or not det_names or "agent_boxes" not in targets:
+        return {}
+    heat = outputs["det_heatmap"]
+    encoded = detection_targets(
+        targets,
+        grid,
+        stride,
+        heat.shape[1],
+        min_overlap=w.det_min_overlap,
+        min_radius=w.det_min_radius,
+    )
+    if encoded["heatmap"].shape[-2:] != heat.shape[-2:]:
+        raise ValueError(
+            f"det_heatmap is {tuple(heat.shape[-2:])}, but the grid {grid.shape} at stride"
+            f" {stride} gives {tuple(encoded['heatmap'].shape[-2:])}"
+        )
+    return detection_losses(
+        {n: outputs[n] for n in det_names}, encoded, alpha=w.focal_alpha, beta=w.focal_beta
+    )
+
+
+def _plan_modes(outputs: dict[str, Tensor]) -> tuple[Tensor | None, Tensor | None]:
+    """(B, M, T, 2) trajectories and (B, M) logits (None for a single-mode planner: M = 1)."""
     traj = outputs.get("plan_traj")
-    if traj is None and "plan" in outputs:  # a single-mode planner: M = 1
+    if traj is None and "plan" in outputs:
         traj = outputs["plan"][:, None]
-    if traj is not None and "ego_future" in batch:
-        logits = outputs.get("plan_logits") if "plan_traj" in outputs else None
-        expert = batch["ego_future"][..., :2].to(traj.dtype)
-        if "ego_future_valid" in batch:
-            valid = batch["ego_future_valid"].bool()
-        else:
-            valid = torch.ones(expert.shape[:2], dtype=torch.bool, device=expert.device)
-        imit_w = None
-        if rsd and w.risk_imitation_alpha > 0 and risk_valid is not None and "scene_risk" in batch:
-            imit_w = risk_weights(
-                batch["scene_risk"].to(traj.dtype), risk_valid, w.risk_imitation_alpha
-            )
-        imitation = imitation_losses(traj, logits, expert, valid, imit_w)
-        terms.update({n: v for n, v in imitation.items() if on(n)})
+    logits = outputs.get("plan_logits") if "plan_traj" in outputs else None
+    return traj, logits
 
-        nll_name = "traj_nll" if rsd else "plan_nll"
-        if "plan_traj" in outputs and "plan_scale" in outputs and on(nll_name):
-            nll = mixture_nll(traj, outputs["plan_scale"], logits, expert, valid)
-            sample_w = torch.ones_like(nll)
-            if rsd and risk_valid is not None and "scene_risk" in batch:
-                sample_w = risk_weights(batch["scene_risk"].to(nll.dtype), risk_valid, w.risk_alpha)
-            terms[nll_name] = risk_weighted_nll(nll, valid.any(dim=-1), sample_w)
 
-        plan = likely_mode(traj, logits)
-        agent_keys = ("agent_future", "agent_future_valid", "agent_boxes", "agent_mask")
-        if on("plan_collision") and "ego_size" in batch and all(k in batch for k in agent_keys):
-            terms["plan_collision"] = collision_loss(
-                plan,
-                batch["ego_size"].to(traj.dtype),
-                batch["agent_future"].to(traj.dtype),
-                batch["agent_boxes"].to(traj.dtype),
-                batch["agent_future_valid"] & batch["agent_mask"][..., None],
-                expert,
-                valid,
-                w.collision_margin_lon,
-                w.collision_margin_lat,
-            )
-        if on("plan_boundary") and "target_maps" in batch:
-            drivable = batch["target_maps"][:, TargetChannel.DRIVABLE]
-            terms["plan_boundary"] = boundary_loss(plan, drivable, grid, expert, valid)
+def planning_terms(
+    outputs: dict[str, Tensor],
+    targets: dict[str, Any],
+    weights: LossWeights,
+    grid: BEVGrid,
+    rsd: bool,
+) -> dict[str, Tensor]:
+    """``plan_l1``, ``plan_cls``, ``plan_nll`` / ``traj_nll``, ``plan_collision``,
+    ``plan_boundary`` and (``rsd``) ``traj_risk_mass`` of :func:`loss_terms`."""
+    traj, logits = _plan_modes(outputs)
+    if traj is None or "ego_future" not in targets:
+        return {}
+    w, terms = weights, {}
+    risk_valid = targets.get("risk_valid")
+    risk_known = rsd and risk_valid is not None and "scene_risk" in targets
+    expert = targets["ego_future"][..., :2].to(traj.dtype)
+    if "ego_future_valid" in targets:
+        valid = targets["ego_future_valid"].bool()
+    else:
+        valid = torch.ones(expert.shape[:2], dtype=torch.bool, device=expert.device)
+    imit_w = None
+    if risk_known and w.risk_imitation_alpha > 0:
+        imit_w = risk_weights(
+            targets["scene_risk"].to(traj.dtype), risk_valid, w.risk_imitation_alpha
+        )
+    imitation = imitation_losses(traj, logits, expert, valid, imit_w)
+    terms.update({n: v for n, v in imitation.items() if _on(w, n)})
 
-        if rsd and risk_valid is not None and "risk_map" in batch and on("traj_risk_mass"):
-            terms["traj_risk_mass"] = risk_mass_loss(
-                traj, logits, batch["risk_map"], risk_valid, grid, w.risk_mass_threshold
-            )
+    nll_name = "traj_nll" if rsd else "plan_nll"
+    if "plan_traj" in outputs and "plan_scale" in outputs and _on(w, nll_name):
+        nll = mixture_nll(traj, outputs["plan_scale"], logits, expert, valid)
+        sample_w = torch.ones_like(nll)
+        if risk_known:
+            sample_w = risk_weights(targets["scene_risk"].to(nll.dtype), risk_valid, w.risk_alpha)
+        terms[nll_name] = risk_weighted_nll(nll, valid.any(dim=-1), sample_w)
 
-    if rsd and risk_valid is not None:
-        risk_valid = risk_valid.bool()
-        if "risk_map" in outputs and "risk_map" in batch and on("distill_map"):
-            terms["distill_map"] = distill_map_loss(
-                outputs["risk_map"], batch["risk_map"], risk_valid, w.distill_balance
-            )
-        pred = outputs.get("agent_risk_pred")
-        if pred is not None and "agent_risk_valid" in batch and "agent_mask" in batch:
-            # the student reads agents out of its map: those outside the grid have no score
-            agent_ok = batch["agent_risk_valid"] & batch["agent_mask"] & risk_valid[:, None]
-            if "agent_in_grid" in batch:
-                agent_ok = agent_ok & batch["agent_in_grid"]
-            target = batch.get("agent_risk")
-            if target is not None and on("distill_agent"):
-                terms["distill_agent"] = distill_agent_loss(pred, target, agent_ok)
-            if "agent_rank" in batch and on("distill_rank"):
-                terms["distill_rank"] = rank_loss(
-                    pred, batch["agent_rank"], agent_ok, w.rank_margin, target
-                )
+    plan = likely_mode(traj, logits)
+    agent_keys = ("agent_future", "agent_future_valid", "agent_boxes", "agent_mask")
+    if _on(w, "plan_collision") and "ego_size" in targets and all(k in targets for k in agent_keys):
+        terms["plan_collision"] = collision_loss(
+            plan,
+            targets["ego_size"].to(traj.dtype),
+            targets["agent_future"].to(traj.dtype),
+            targets["agent_boxes"].to(traj.dtype),
+            targets["agent_future_valid"] & targets["agent_mask"][..., None],
+            expert,
+            valid,
+            w.collision_margin_lon,
+            w.collision_margin_lat,
+        )
+    if _on(w, "plan_boundary") and "target_maps" in targets:
+        drivable = targets["target_maps"][:, TargetChannel.DRIVABLE]
+        terms["plan_boundary"] = boundary_loss(plan, drivable, grid, expert, valid)
+
+    if rsd and risk_valid is not None and "risk_map" in targets and _on(w, "traj_risk_mass"):
+        terms["traj_risk_mass"] = risk_mass_loss(
+            traj, logits, targets["risk_map"], risk_valid, grid, w.risk_mass_threshold
+        )
+    return terms
+
+
+def student_agent_risk(
+    outputs: dict[str, Tensor], targets: dict[str, Any], grid: BEVGrid
+) -> Tensor | None:
+    """(B, K) the student's risk in [0, 1] at the target agents: ``agent_risk_pred`` when the
+    outputs carry it, else the sigmoid of :func:`agent_risk_readout` of ``risk_logits`` at
+    ``agent_boxes``; None when neither is possible."""
+    if "agent_risk_pred" in outputs:
+        return outputs["agent_risk_pred"]
+    if "risk_logits" not in outputs or "agent_boxes" not in targets:
+        return None
+    return agent_risk_readout(outputs["risk_logits"], targets["agent_boxes"], grid).sigmoid()
+
+
+def distillation_terms(
+    outputs: dict[str, Tensor], targets: dict[str, Any], weights: LossWeights, grid: BEVGrid
+) -> dict[str, Tensor]:
+    """``distill_map``, ``distill_agent``, ``distill_rank`` of :func:`loss_terms` (rsd)."""
+    w, terms = weights, {}
+    if targets.get("risk_valid") is None:
+        return terms
+    risk_valid = targets["risk_valid"].bool()
+    if "risk_map" in outputs and "risk_map" in targets and _on(w, "distill_map"):
+        terms["distill_map"] = distill_map_loss(
+            outputs["risk_map"], targets["risk_map"], risk_valid, w.distill_balance
+        )
+    if "agent_risk_valid" not in targets or "agent_mask" not in targets:
+        return terms
+    pred = student_agent_risk(outputs, targets, grid)
+    if pred is None:
+        return terms
+    # the student reads agents out of its map: those outside the grid have no score
+    agent_ok = targets["agent_risk_valid"] & targets["agent_mask"] & risk_valid[:, None]
+    if "agent_in_grid" in targets:
+        agent_ok = agent_ok & targets["agent_in_grid"]
+    target = targets.get("agent_risk")
+    if target is not None and _on(w, "distill_agent"):
+        terms["distill_agent"] = distill_agent_loss(pred, target, agent_ok)
+    if "agent_rank" in targets and _on(w, "distill_rank"):
+        terms["distill_rank"] = rank_loss(
+            pred, targets["agent_rank"], agent_ok, w.rank_margin, target
+        )
     return terms
 
 
 def total_loss(
     outputs: dict[str, Tensor],
-    batch: dict[str, Any],
+    targets: dict[str, Any],
     weights: LossWeights,
     grid: BEVGrid,
     stride: int,
@@ -277,10 +337,10 @@ def total_loss(
     """Every term of :func:`loss_terms` multiplied by its weight, plus ``"loss"``, their sum
     (what training backpropagates). ``stride``: BEV cells per detection feature cell
     (the model's ``feature_stride``)."""
-    terms = loss_terms(outputs, batch, weights, grid, stride, variant)
+    terms = loss_terms(outputs, targets, weights, grid, stride, variant)
     out = {name: getattr(weights, name) * value for name, value in terms.items()}
     if not out:
-        raise ValueError("no loss term applies: outputs and batch share no known keys")
+        raise ValueError("no loss term applies: outputs and targets share no known keys")
     total = torch.stack(list(out.values())).sum()
     out["loss"] = total
     return out
@@ -288,6 +348,11 @@ def total_loss(
 
 __all__ = [
     "TERMS",
+    "agent_risk_readout",
+    "detection_terms",
+    "distillation_terms",
+    "planning_terms",
+    "student_agent_risk",
     "VARIANTS",
     "LossWeights",
     "Variant",

@@ -6,21 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid
-
-
-def world_to_pixel(xy: Tensor, grid: BEVGrid) -> Tensor:
-    """(..., 2) ego-frame ``(x, y)`` (m) -> (..., 2) continuous ``(row, col)``, as
-    :meth:`BEVGrid.world_to_pixel` (cell ``r`` spans ``[r, r + 1)``), in torch."""
-    row = (grid.x_max - xy[..., 0]) / grid.resolution
-    col = (grid.y_max - xy[..., 1]) / grid.resolution
-    return torch.stack([row, col], dim=-1)
-
-
-def inside_grid(xy: Tensor, grid: BEVGrid) -> Tensor:
-    """(...,) bool: points (..., 2) inside the grid (same bounds as :meth:`BEVGrid.contains`)."""
-    x, y = xy[..., 0], xy[..., 1]
-    return (x > grid.x_min) & (x <= grid.x_max) & (y > grid.y_min) & (y <= grid.y_max)
+from rsd.geometry import BEVGrid, world_to_pixel
 
 
 def sample_bev(maps: Tensor, xy: Tensor, grid: BEVGrid) -> Tensor:

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid, BoxField
-from rsd.losses._bev import world_to_pixel
+from rsd.geometry import BEVGrid, BoxField, world_to_pixel
 
 REGRESSION_KEYS = ("offset", "size", "yaw", "vel")
 """Regression targets of :func:`detection_targets`, predicted as ``det_<key>``."""
@@ -41,7 +40,7 @@ def gaussian_radius(length: Tensor, width: Tensor, min_overlap: float) -> Tensor
 
 
 def detection_targets(
-    batch: dict[str, Any],
+    targets: dict[str, Any],
     grid: BEVGrid,
     stride: int,
     n_classes: int,
@@ -49,7 +48,7 @@ def detection_targets(
     min_overlap: float = 0.1,
     min_radius: int = 1,
 ) -> dict[str, Tensor]:
-    """Centre heatmaps and regression targets of the agents in ``batch`` on the feature grid
+    """Centre heatmaps and regression targets of the agents in ``targets`` on the feature grid
     ``(Hf, Wf) = (H / stride, W / stride)``.
 
     Heatmap: per class, the maximum over agents of a Gaussian
@@ -57,22 +56,25 @@ def detection_targets(
     cut to a ``(2 r + 1)^2`` window, ``sigma = (2 r + 1) / 6``, ``r = max(min_radius,
     floor(gaussian_radius))`` in feature cells from the box's axis-aligned BEV extent.
 
-    Returns (K = agent slots of the batch):
+    Returns (K = agent slots of the targets):
 
     * ``heatmap`` (B, n_classes, Hf, Wf) in [0, 1];
     * ``index`` (B, K) long, flat ``row * Wf + col`` of the centre cell; ``mask`` (B, K) bool;
     * ``offset`` (B, K, 2) cells, ``size`` (B, K, 3) log m, ``yaw`` (B, K, 2) sin/cos,
       ``vel`` (B, K, 2) m/s (values at masked-out slots are finite and meaningless).
     """
-    boxes: Tensor = batch["agent_boxes"]
+    boxes: Tensor = targets["agent_boxes"]
     b, k = boxes.shape[:2]
     h, w = grid.shape
     if h % stride or w % stride:
         raise ValueError(f"grid {grid.shape} is not a multiple of the stride {stride}")
     hf, wf = h // stride, w // stride
-    cls: Tensor = batch["agent_cls"]
+    cls: Tensor = targets["agent_cls"]
     mask = (
-        batch["agent_mask"].bool() & batch["agent_in_grid"].bool() & (cls >= 0) & (cls < n_classes)
+        targets["agent_mask"].bool()
+        & targets["agent_in_grid"].bool()
+        & (cls >= 0)
+        & (cls < n_classes)
     )
 
     pixel = world_to_pixel(boxes[..., : BoxField.Y + 1], grid) / stride  # (B, K, 2) feature cells

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid, BoxField
-from rsd.losses._bev import inside_grid, sample_bev
+from rsd.geometry import BEVGrid, BoxField, inside_grid
+from rsd.losses._bev import sample_bev
 
 
 def _clean(xy: Tensor, valid: Tensor) -> Tensor:

@@ -13,8 +13,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid, BoxField, world_to_pixel
 from rsd.losses._bev import sample_bev
+
+
+def agent_risk_readout(risk_logits: Tensor, agent_boxes: Tensor, grid: BEVGrid) -> Tensor:
+    """The student's risk logit at each agent: ``risk_logits`` (B, 1, H, W) on ``grid`` read
+    out bilinearly at the centres of ``agent_boxes`` (B, K, >=2) (ego frame, m) -> (B, K).
+
+    Points outside the grid read the nearest border cell: score only agents with
+    ``agent_mask & agent_in_grid``. Ground truth (the boxes) enters here, on the loss side; the
+    model itself never sees it. Its sigmoid is ``agent_risk_pred``, in [0, 1].
+    """
+    rc = world_to_pixel(agent_boxes[..., : BoxField.Y + 1], grid)  # (B, K, 2) (row, col)
+    h, w = risk_logits.shape[-2:]
+    # grid_sample, align_corners=False: -1 and +1 are the outer edges of the border cells.
+    loc = torch.stack([rc[..., 1] / w * 2 - 1, rc[..., 0] / h * 2 - 1], dim=-1)[:, :, None]
+    loc = loc.to(risk_logits.dtype)  # (B, K, 1, 2)
+    out = F.grid_sample(
+        risk_logits, loc, mode="bilinear", padding_mode="border", align_corners=False
+    )
+    return out[:, 0, :, 0]
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:

@@ -172,7 +172,7 @@ def detection_metrics(
 
     ``preds[s]``: ``boxes`` (N, 8), ``scores`` (N,), ``classes`` (N,) (int in
     ``range(len(class_names))``); ``gts[s]``: ``boxes`` (M, 8), ``classes`` (M,); either may
-    carry a bool ``valid`` mask (see :func:`gts_from_batch`). Returns per class ``"AP/<name>"``
+    carry a bool ``valid`` mask (see :func:`gts_from_targets`). Returns per class ``"AP/<name>"``
     (mean over thresholds), ``"AP/<name>@<d>m"``, ``"<ERR>/<name>"``; and ``"mAP"``,
     ``"mAP@<d>m"``, ``"mATE"``, ``"mASE"``, ``"mAOE"``, ``"mAVE"``, ``"NDS"``.
     """
@@ -217,12 +217,12 @@ def detection_metrics(
     return out
 
 
-def gts_from_batch(batch: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
-    """Per-sample ground truth from a protocol batch: ``agent_boxes`` / ``agent_cls`` rows with
+def gts_from_targets(targets: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
+    """Per-sample ground truth from a batch's targets: ``agent_boxes`` / ``agent_cls`` rows with
     ``agent_mask & agent_in_grid`` (the agents the detection head is trained on) and class >= 0."""
-    boxes = to_numpy(batch["agent_boxes"], np.float64)
-    cls = to_numpy(batch["agent_cls"]).astype(int)
-    keep = to_numpy(batch["agent_mask"], bool) & (cls >= 0)
-    if "agent_in_grid" in batch:
-        keep &= to_numpy(batch["agent_in_grid"], bool)
+    boxes = to_numpy(targets["agent_boxes"], np.float64)
+    cls = to_numpy(targets["agent_cls"]).astype(int)
+    keep = to_numpy(targets["agent_mask"], bool) & (cls >= 0)
+    if "agent_in_grid" in targets:
+        keep &= to_numpy(targets["agent_in_grid"], bool)
     return [{"boxes": boxes[i][keep[i]], "classes": cls[i][keep[i]]} for i in range(len(boxes))]

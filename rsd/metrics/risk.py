@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from rsd.metrics.planning import EGO_SIZE_VAD, box_axes, boxes_overlap, to_numpy
+from rsd.geometry import box_corners
+from rsd.metrics.planning import EGO_SIZE_VAD, boxes_overlap, to_numpy
 
 
 def _frames(pred: Any, target: Any, valid: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -114,16 +115,6 @@ def auroc(scores: Any, labels: Any, valid: Any = None) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def _corners(box: np.ndarray) -> np.ndarray:
-    """(..., 4, 2) corners of (..., 5) x, y, l, w, yaw boxes, in order around the box."""
-    ax = box_axes(box[..., 4])
-    signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], float) / 2.0
-    offsets = (signs[:, 0, None] * box[..., None, 2:3]) * ax[..., None, 0, :] + (
-        signs[:, 1, None] * box[..., None, 3:4]
-    ) * ax[..., None, 1, :]
-    return box[..., None, :2] + offsets
-
-
 def _point_segment_distance(pt: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ab = b - a
     t = np.clip(((pt - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
@@ -136,7 +127,9 @@ def box_gap(box_a: Any, box_b: Any) -> np.ndarray:
     ``box_a``, ``box_b`` (..., 5) = x, y, length, width, yaw, broadcastable. For disjoint convex
     polygons the distance is reached at a corner of one against an edge of the other."""
     box_a, box_b = np.broadcast_arrays(np.asarray(box_a, float), np.asarray(box_b, float))
-    ca, cb = _corners(box_a), _corners(box_b)
+    ca, cb = (
+        box_corners(b[..., 0], b[..., 1], b[..., 4], b[..., 2], b[..., 3]) for b in (box_a, box_b)
+    )
     gap = np.full(box_a.shape[:-1], np.inf)
     for pts, poly in ((ca, cb), (cb, ca)):
         a, b = poly, np.roll(poly, -1, axis=-2)  # (..., 4, 2) edges

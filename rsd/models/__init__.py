@@ -1,17 +1,18 @@
 """Driving models and the RiskHead plug-in; the contract is :mod:`rsd.models.protocol`."""
 
 from rsd.models.backbone import VADLite
+from rsd.models.build import build_model
 from rsd.models.cnn_planner import CNNPlanner
-from rsd.models.config import BackboneConfig, ModelConfig, RiskHeadConfig, build_model
+from rsd.models.config import BackboneConfig, ModelConfig, RiskHeadConfig
 from rsd.models.detection import decode_detections
-from rsd.models.protocol import Batch, BEVBackbone, Outputs
+from rsd.models.protocol import BEVBackbone, Features, Outputs
 from rsd.models.risk_head import RiskDistilled, RiskHead, attach_risk_head, detach
 
 __all__ = [
     "BEVBackbone",
     "BackboneConfig",
-    "Batch",
     "CNNPlanner",
+    "Features",
     "ModelConfig",
     "Outputs",
     "RiskDistilled",

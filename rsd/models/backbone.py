@@ -1,7 +1,7 @@
 """VADLite: a small VAD-style BEV driving model, sized for CPU training.
 
-Reading order: the building blocks (:class:`ConvBN`, :class:`ResBlock`, the trajectory
-parameterisation :func:`waypoints_from_steps`), then :class:`VADLite`:
+Reading order: the position encoding, then :class:`VADLite` (its layers are in
+:mod:`rsd.models.layers`, its planning head in :mod:`rsd.models.plan_head`):
 
 ``bev (B, 7, 160, 64)`` -> encoder (stride-2 stem, residual stages) -> features
 ``(B, C, 40, 16)`` -> heads: detection (CenterNet-style centre heatmap + box regression), map
@@ -20,54 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsd.data.raster import EgoStatusField
 from rsd.models.config import BackboneConfig
-from rsd.models.protocol import Batch, Outputs
-from rsd.scene import KEYFRAME_DT, Command
+from rsd.models.layers import ConvBN, ResBlock
+from rsd.models.plan_head import EgoQuery, PlanOutput
+from rsd.models.protocol import Features, Outputs
 
-EGO_STATUS_SCALE = (1 / 30.0, 1 / 3.0, 1 / 0.3, 1 / 2.0)
-"""Rough inverse spreads of ``ego_status`` columns (speed, accel, yaw rate, lane offset)."""
 _HEAT_PRIOR = 0.1
 """Initial centre-heatmap probability (CenterNet's bias trick: stable focal loss at start)."""
-
-
-class ConvBN(nn.Sequential):
-    """conv k x k -> BatchNorm -> ReLU (optional)."""
-
-    def __init__(
-        self,
-        c_in: int,
-        c_out: int,
-        k: int = 3,
-        stride: int = 1,
-        dilation: int = 1,
-        relu: bool = True,
-    ) -> None:
-        pad = dilation * (k // 2)
-        layers: list[nn.Module] = [
-            nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dilation, bias=False),
-            nn.BatchNorm2d(c_out),
-        ]
-        if relu:
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
-
-
-class ResBlock(nn.Module):
-    """Two 3x3 convs with a skip; ``stride`` 2 halves H and W (1x1 projection on the skip)."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> None:
-        super().__init__()
-        self.conv1 = ConvBN(c_in, c_out, stride=stride, dilation=1 if stride > 1 else dilation)
-        self.conv2 = ConvBN(c_out, c_out, dilation=dilation, relu=False)
-        self.skip = (
-            ConvBN(c_in, c_out, k=1, stride=stride, relu=False)
-            if stride > 1 or c_in != c_out
-            else nn.Identity()
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.conv2(self.conv1(x)) + self.skip(x))
 
 
 def pos_encoding(rc: Tensor, dim: int) -> Tensor:
@@ -82,78 +41,6 @@ def grid_positions(h: int, w: int, device: torch.device | None = None) -> Tensor
     r = (torch.arange(h, device=device) + 0.5) / h
     c = (torch.arange(w, device=device) + 0.5) / w
     return torch.stack(torch.meshgrid(r, c, indexing="ij"), dim=-1).reshape(-1, 2)
-
-
-def waypoints_from_steps(steps: Tensor, speed: Tensor | None, step_scale: float) -> Tensor:
-    """Waypoints = constant-speed prior + cumulative predicted steps.
-
-    Args:
-        steps: (B, M, T, 2) raw network outputs, one (dx, dy) step per waypoint.
-        speed: (B,) ego speed m/s, or None (no prior: the network predicts the motion itself).
-        step_scale: metres per unit of ``steps``.
-
-    Returns (B, M, T, 2) ``(x, y)`` in the ego frame (m). With ``steps == 0`` the plan drives
-    straight on at the current speed, so an untrained planner is already a sensible baseline
-    and the network learns only the deviation.
-    """
-    traj = torch.cumsum(steps * step_scale, dim=2)
-    if speed is not None:
-        t = torch.arange(1, steps.shape[2] + 1, device=steps.device, dtype=steps.dtype)
-        traj = traj + F.pad((speed[:, None] * KEYFRAME_DT * t)[:, None, :, None], (0, 1))
-    return traj
-
-
-class PlanOutput(nn.Module):
-    """Per-mode query (B, M, D) -> ``plan_traj``, ``plan_scale``, ``plan_logits``, ``plan``."""
-
-    def __init__(self, dim: int, cfg: BackboneConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        t = cfg.horizon
-        self.mlp = nn.Sequential(
-            nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, 4 * t + 1)
-        )
-        nn.init.zeros_(self.mlp[-1].weight)  # start from the prior: straight on, equal modes
-        nn.init.zeros_(self.mlp[-1].bias)
-
-    def forward(self, query: Tensor, batch: Batch) -> Outputs:
-        b, m, _ = query.shape
-        out = self.mlp(query)
-        t = self.cfg.horizon
-        steps = out[..., : 2 * t].reshape(b, m, t, 2)
-        scale = F.softplus(out[..., 2 * t : 4 * t].reshape(b, m, t, 2)) + self.cfg.scale_floor
-        logits = out[..., -1]
-        speed = batch["ego_status"][:, EgoStatusField.SPEED] if self.cfg.use_ego_status else None
-        traj = waypoints_from_steps(steps, speed, self.cfg.step_scale)
-        best = logits.argmax(dim=1)
-        plan = traj[torch.arange(b, device=traj.device), best]
-        return {"plan_traj": traj, "plan_scale": scale, "plan_logits": logits, "plan": plan}
-
-
-class EgoQuery(nn.Module):
-    """M ego queries (B, M, D): command embedding + ego-status MLP + a learned mode embedding."""
-
-    def __init__(self, dim: int, cfg: BackboneConfig) -> None:
-        super().__init__()
-        self.command = nn.Embedding(len(Command), dim)
-        # as large as the command embedding: with tiny mode embeddings the M queries are near
-        # copies, the logits move in unison and the mode classifier cannot learn (plan_cls
-        # stuck at log M)
-        self.modes = nn.Parameter(torch.randn(cfg.n_modes, dim))
-        self.status = (
-            nn.Sequential(
-                nn.Linear(len(EgoStatusField), dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)
-            )
-            if cfg.use_ego_status
-            else None
-        )
-        self.register_buffer("status_scale", torch.tensor(EGO_STATUS_SCALE), persistent=False)
-
-    def forward(self, batch: Batch) -> Tensor:
-        q = self.command(batch["command"])
-        if self.status is not None:
-            q = q + self.status(batch["ego_status"].float() * self.status_scale)
-        return q[:, None, :] + self.modes
 
 
 class _CrossBlock(nn.Module):
@@ -214,38 +101,38 @@ class VADLite(nn.Module):
         )
         self.plan_out = PlanOutput(d, cfg)
 
-    def encode(self, batch: Batch) -> Tensor:
+    def encode(self, features: Features) -> Tensor:
         """``bev`` (B, C_in, H, W) -> features (B, C, H / stride, W / stride)."""
-        return self.encoder(batch["bev"])
+        return self.encoder(features["bev"])
 
-    def decode(self, features: Tensor, batch: Batch) -> Outputs:
-        """All heads on ``features`` (B, C, Hf, Wf); keys as in :mod:`rsd.models.protocol`."""
+    def decode(self, feats: Tensor, features: Features) -> Outputs:
+        """All heads on ``feats`` (B, C, Hf, Wf); keys as in :mod:`rsd.models.protocol`."""
         out: Outputs = {}
-        det = self.det_head(features)
+        det = self.det_head(feats)
         heat, offset, size, yaw, vel = det.split(self.det_split, dim=1)
         out.update(det_heatmap=heat, det_offset=offset, det_size=size, det_yaw=yaw, det_vel=vel)
-        h, w = batch["bev"].shape[-2:]
+        h, w = features["bev"].shape[-2:]
         out["map_logits"] = F.interpolate(
-            self.map_head(features), size=(h, w), mode="bilinear", align_corners=False
+            self.map_head(feats), size=(h, w), mode="bilinear", align_corners=False
         )
-        out.update(self._plan(features, det, batch))
+        out.update(self._plan(feats, det, features))
         return out
 
-    def forward(self, batch: Batch) -> Outputs:
-        return self.decode(self.encode(batch), batch)
+    def forward(self, features: Features) -> Outputs:
+        return self.decode(self.encode(features), features)
 
-    def _plan(self, features: Tensor, det: Tensor, batch: Batch) -> Outputs:
-        b, _, hf, wf = features.shape
-        pos = pos_encoding(grid_positions(hf, wf, features.device), self.cfg.plan_dim)
-        tokens = self.bev_proj(features).flatten(2).transpose(1, 2)  # (B, Hf*Wf, D)
+    def _plan(self, feats: Tensor, det: Tensor, features: Features) -> Outputs:
+        b, _, hf, wf = feats.shape
+        pos = pos_encoding(grid_positions(hf, wf, feats.device), self.cfg.plan_dim)
+        tokens = self.bev_proj(feats).flatten(2).transpose(1, 2)  # (B, Hf*Wf, D)
         bev_tokens = tokens + pos
         agents = self._agent_tokens(tokens, det.detach(), pos)
-        q = self.ego_query(batch)
+        q = self.ego_query(features)
         for agent_attn, bev_attn, ffn in zip(self.agent_attn, self.bev_attn, self.ffn, strict=True):
             q = agent_attn(q, agents)
             q = bev_attn(q, bev_tokens)
             q = q + ffn(q)
-        return self.plan_out(q, batch)
+        return self.plan_out(q, features)
 
     def _agent_tokens(self, tokens: Tensor, det: Tensor, pos: Tensor) -> Tensor:
         """Top-k heatmap peaks as tokens (B, k, D): the feature there, its decoded box

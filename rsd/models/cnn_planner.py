@@ -14,10 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsd.data.raster import InputChannel
-from rsd.models.backbone import EgoQuery, PlanOutput
+from rsd.geometry import InputChannel
 from rsd.models.config import BackboneConfig
-from rsd.models.protocol import Batch, Outputs
+from rsd.models.plan_head import EgoQuery, PlanOutput
+from rsd.models.protocol import Features, Outputs
 
 _MAP_CHANNELS = (InputChannel.DRIVABLE, InputChannel.LANE_LINES)
 
@@ -71,24 +71,24 @@ class CNNPlanner(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(inplace=True), nn.Linear(d, d))
         self.plan_out = PlanOutput(d, cfg)
 
-    def encode(self, batch: Batch) -> Tensor:
+    def encode(self, features: Features) -> Tensor:
         """``bev`` (B, C_in, H, W) -> features (B, C, H / stride, W / stride)."""
-        bev = batch["bev"]
+        bev = features["bev"]
         n_map = len(_MAP_CHANNELS)
         fused = torch.cat([self.sensor_branch(bev[:, n_map:]), self.map_branch(bev[:, :n_map])], 1)
         return self.fuse(fused)
 
-    def decode(self, features: Tensor, batch: Batch) -> Outputs:
-        """Map head + pooled planner on ``features`` (B, C, Hf, Wf); no detection keys."""
-        h, w = batch["bev"].shape[-2:]
+    def decode(self, feats: Tensor, features: Features) -> Outputs:
+        """Map head + pooled planner on ``feats`` (B, C, Hf, Wf); no detection keys."""
+        h, w = features["bev"].shape[-2:]
         map_logits = F.interpolate(
-            self.map_head(features), size=(h, w), mode="bilinear", align_corners=False
+            self.map_head(feats), size=(h, w), mode="bilinear", align_corners=False
         )
-        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)
+        pooled = torch.cat([feats.mean(dim=(2, 3)), feats.amax(dim=(2, 3))], dim=1)
         scene = self.pool_proj(pooled)  # (B, D)
-        q = self.ego_query(batch)  # (B, M, D)
+        q = self.ego_query(features)  # (B, M, D)
         q = q + self.mlp(torch.cat([q, scene[:, None].expand_as(q)], dim=-1))
-        return {"map_logits": map_logits, **self.plan_out(q, batch)}
+        return {"map_logits": map_logits, **self.plan_out(q, features)}
 
-    def forward(self, batch: Batch) -> Outputs:
-        return self.decode(self.encode(batch), batch)
+    def forward(self, features: Features) -> Outputs:
+        return self.decode(self.encode(features), features)

@@ -1,20 +1,17 @@
-"""Model configs (frozen dataclasses, loadable with :func:`rsd.config.load_config`) and
-:func:`build_model`, the one place that turns a config into a module."""
+"""Model configs (frozen dataclasses, loadable with :func:`rsd.config.load_config`); the module
+that turns them into models is :mod:`rsd.models.build`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from torch import nn
-
-from rsd.data.raster import BEVGrid
+from rsd.config import ConfigError
+from rsd.scene import FUTURE_STEPS, AgentClass
 
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
-        from rsd.config import ConfigError
-
         raise ConfigError(message)
 
 
@@ -35,10 +32,10 @@ class BackboneConfig:
     """BEV cells per feature cell: 4 -> (160, 64) input gives (40, 16) features. 2 or 4."""
     n_modes: int = 6
     """M planning modes."""
-    horizon: int = 6
-    """T waypoints (0.5 s apart)."""
-    n_classes: int = 3
-    """Detection classes (:class:`rsd.scene.AgentClass`)."""
+    horizon: int = FUTURE_STEPS
+    """T waypoints (0.5 s apart): the frames' :data:`rsd.scene.FUTURE_STEPS`, checked."""
+    n_classes: int = len(AgentClass)
+    """Detection classes: the :class:`rsd.scene.AgentClass` members, checked."""
     use_ego_status: bool = True
     """Let the planner read ``ego_status``; off, it sees only the raster and the command."""
     agent_tokens: int = 16
@@ -55,6 +52,17 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         _check(self.feature_stride in (2, 4), "backbone.feature_stride must be 2 or 4")
+        # the targets have these sizes: another value would fail deep inside a loss
+        _check(
+            self.horizon == FUTURE_STEPS,
+            f"backbone.horizon must equal rsd.scene.FUTURE_STEPS = {FUTURE_STEPS},"
+            f" got {self.horizon}",
+        )
+        _check(
+            self.n_classes == len(AgentClass),
+            f"backbone.n_classes must equal the {len(AgentClass)} rsd.scene.AgentClass members,"
+            f" got {self.n_classes}",
+        )
         for name in ("stem_channels", "channels", "n_modes", "horizon", "n_classes", "plan_dim"):
             _check(getattr(self, name) > 0, f"backbone.{name} must be > 0")
         _check(
@@ -99,18 +107,3 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in ("vad", "cnn"), f"model.kind must be vad or cnn, got {self.kind!r}")
-
-
-def build_model(cfg: ModelConfig, in_channels: int, grid: BEVGrid | None = None) -> nn.Module:
-    """The model of ``cfg`` for a ``bev`` input of ``in_channels`` channels on ``grid``
-    (default :class:`BEVGrid`); with ``cfg.risk`` the backbone is wrapped in
-    :class:`~rsd.models.risk_head.RiskDistilled`. Every result is a ``BEVBackbone``."""
-    from rsd.models.backbone import VADLite
-    from rsd.models.cnn_planner import CNNPlanner
-    from rsd.models.risk_head import attach_risk_head
-
-    backbone_cls = VADLite if cfg.kind == "vad" else CNNPlanner
-    model = backbone_cls(in_channels, cfg.backbone)
-    if cfg.risk:
-        return attach_risk_head(model, cfg.risk_head, grid or BEVGrid())
-    return model

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid, pixel_to_world
 from rsd.models.protocol import Outputs
 
 
@@ -18,9 +18,7 @@ def peak_mask(heat: Tensor) -> Tensor:
 
 def cells_to_world(rc: Tensor, grid: BEVGrid, stride: int) -> Tensor:
     """(..., 2) continuous feature-grid ``(row, col)`` -> (..., 2) ego ``(x, y)`` in metres."""
-    x = grid.x_max - rc[..., 0] * stride * grid.resolution
-    y = grid.y_max - rc[..., 1] * stride * grid.resolution
-    return torch.stack([x, y], dim=-1)
+    return pixel_to_world(rc * stride, grid)
 
 
 def decode_detections(

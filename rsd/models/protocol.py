@@ -1,19 +1,28 @@
 """The contract between driving models, the RiskHead plug-in, the losses and training.
 
-A driving model is a :class:`BEVBackbone`: it turns a batch into BEV features (``encode``) and
-reads (possibly modulated) BEV features with its heads (``decode``). The RiskHead plug-in sits
-between the two without editing the model.
+A driving model is a :class:`BEVBackbone`: it turns input features into BEV feature maps
+(``encode``) and reads (possibly modulated) feature maps with its heads (``decode``). The
+RiskHead plug-in sits between the two without editing the model. Models receive **features
+only** (what the car senses, never ground truth): ``model(features)``, ``encode(features)``,
+``decode(feats, features)``; the losses take ``(outputs, targets, ...)``.
 
-Batch (from ``rsd.data.dataset.collate`` over ``BEVDataset`` / ``RiskTargetDataset``), shapes:
+Features (``batch["features"]`` from ``rsd.data.dataset.collate``, built by
+``rsd.data.features.build_features``), shapes:
 
-* ``bev`` (B, C, H, W) float — rasterised input, H along x (row 0 = far front), W along y
-  (col 0 = far left); grid ``rsd.data.raster.BEVGrid`` (default 160 x 64 at 0.5 m).
+* ``bev`` (B, C, H, W) float: rasterised input, H along x (row 0 = far front), W along y
+  (col 0 = far left); grid ``rsd.geometry.BEVGrid`` (default 160 x 64 at 0.5 m), channels
+  ``rsd.geometry.InputChannel``.
 * ``command`` (B,) long (``rsd.scene.Command``); ``ego_status`` (B, 4) = speed m/s, accel
-  m/s^2, yaw rate rad/s, lane offset m; ``ego_size`` (B, 3) = l, w, h.
-* targets: ``ego_future`` (B, T=6, 3) x, y, yaw; ``ego_future_valid`` (B, T); ``agent_boxes``
-  (B, K, 8) = x, y, l, w, h, yaw, vx, vy; ``agent_cls`` (B, K) (-1 pad); ``agent_mask``,
-  ``agent_in_grid`` (B, K) bool; ``agent_future`` (B, K, T, 3) + ``agent_future_valid``;
-  ``target_maps`` (B, 2, H, W) = drivable area, lane boundaries.
+  m/s^2, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``).
+
+Targets (``batch["targets"]``, built by ``rsd.data.targets.build_targets`` and, for RSD, by
+``rsd.teacher.risk_map.RiskTargetDataset``), never seen by a model:
+
+* ``ego_future`` (B, T=6, 3) x, y, yaw; ``ego_future_valid`` (B, T); ``ego_past`` (B, P=4, 3)
+  + ``ego_past_valid``; ``ego_size`` (B, 3) = l, w, h; ``agent_boxes`` (B, K, 8) = x, y, l, w,
+  h, yaw, vx, vy (``rsd.geometry.BoxField``); ``agent_cls`` (B, K) (-1 pad); ``agent_ids``;
+  ``agent_mask``, ``agent_in_grid`` (B, K) bool; ``agent_future`` (B, K, T, 3) +
+  ``agent_future_valid``; ``target_maps`` (B, 2, H, W) = drivable area, lane boundaries.
 * risk targets (RSD variant): ``risk_map`` (B, 1, H, W) in [0, 1]; ``agent_risk`` (B, K);
   ``agent_rank`` (B, K) (1 = most risky, 0 = unknown); ``agent_risk_valid`` (B, K);
   ``risk_valid`` (B,) bool; ``scene_risk`` (B,).
@@ -31,9 +40,8 @@ Model outputs (dict of tensors; keys a model does not produce are absent):
 * map (auxiliary): ``map_logits`` (B, 2, H, W) drivable / boundary logits
   (``target_maps`` channels).
 * risk (RiskHead attached): ``risk_logits`` (B, 1, H, W) and ``risk_map`` (sigmoid) on the
-  full BEV grid; with ``agent_boxes`` in the batch, ``agent_risk_logits`` (B, K) = the
-  ``risk_logits`` read out bilinearly at each agent's centre and ``agent_risk_pred`` (B, K)
-  its sigmoid, in [0, 1] (valid where ``agent_mask & agent_in_grid``).
+  full BEV grid. The per-agent risk at the ground-truth agents is read out on the loss side
+  (``rsd.losses.risk.agent_risk_readout``), since the model never sees the agents' boxes.
 
 Detection target conventions (encoded by ``rsd.losses.detection_targets``, decoded by
 ``rsd.models.detection.decode_detections``; one agent = one row of ``agent_boxes`` with
@@ -57,27 +65,28 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor
 
-Batch = dict[str, Any]
+Features = dict[str, Any]
+"""``bev``, ``command``, ``ego_status`` (see the module doc)."""
 Outputs = dict[str, Tensor]
 
 
 @runtime_checkable
 class BEVBackbone(Protocol):
-    """Any driving model that hands over its BEV features before its planner reads them."""
+    """Any driving model that hands over its BEV feature maps before its planner reads them."""
 
     bev_channels: int
     """C of the features returned by :meth:`encode`."""
     feature_stride: int
     """BEV grid cells per feature cell: features are (H / stride, W / stride)."""
 
-    def encode(self, batch: Batch) -> Tensor:
-        """(B, C, Hf, Wf) BEV features."""
+    def encode(self, features: Features) -> Tensor:
+        """(B, C, Hf, Wf) BEV feature maps."""
         ...
 
-    def decode(self, features: Tensor, batch: Batch) -> Outputs:
-        """All heads (detection, planning...) reading ``features``; see the module doc."""
+    def decode(self, feats: Tensor, features: Features) -> Outputs:
+        """All heads (detection, planning...) reading ``feats``; see the module doc."""
         ...
 
-    def forward(self, batch: Batch) -> Outputs:
-        """``decode(encode(batch), batch)``."""
+    def forward(self, features: Features) -> Outputs:
+        """``decode(encode(features), features)``."""
         ...

@@ -7,10 +7,10 @@ a 1x1 conv to one risk logit per feature cell.
 
 :class:`RiskDistilled` wraps a model without editing it::
 
-    features = model.encode(batch)                       # (B, C, Hf, Wf)
-    A = sigmoid(head(features))                          # (B, 1, Hf, Wf)
-    outputs = model.decode(features * (1 + gate * A), batch)
-    outputs += risk_logits / risk_map (B, 1, H, W), agent_risk_pred (B, K)
+    feats = model.encode(features)                       # (B, C, Hf, Wf)
+    A = sigmoid(head(feats))                             # (B, 1, Hf, Wf)
+    outputs = model.decode(feats * (1 + gate * A), features)
+    outputs += risk_logits / risk_map (B, 1, H, W)
 
 ``detach(attach_risk_head(model))`` is ``model`` itself, untouched, so the baseline's outputs
 are exactly what they were.
@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsd.data.raster import BEVGrid
-from rsd.models.backbone import ConvBN
+from rsd.geometry import BEVGrid
 from rsd.models.config import RiskHeadConfig
-from rsd.models.protocol import Batch, BEVBackbone, Outputs
+from rsd.models.layers import ConvBN
+from rsd.models.protocol import BEVBackbone, Features, Outputs
 
 
 def _reference_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -115,25 +115,12 @@ class RiskHead(nn.Module):
         return features * (1 + self.gate[:, None, None] * logits.sigmoid())
 
 
-def sample_at_points(maps: Tensor, xy: Tensor, grid: BEVGrid) -> Tensor:
-    """Bilinear read-out of ``maps`` (B, N, H, W) on ``grid`` at ego-frame points ``xy``
-    (B, K, 2) in metres -> (B, N, K). Points outside the grid read the nearest border cell."""
-    rows = (grid.x_max - xy[..., 0]) / grid.resolution
-    cols = (grid.y_max - xy[..., 1]) / grid.resolution
-    h, w = maps.shape[-2:]
-    loc = torch.stack([cols / w * 2 - 1, rows / h * 2 - 1], dim=-1)[:, :, None]  # (B, K, 1, 2)
-    loc = loc.to(maps.dtype)
-    out = F.grid_sample(maps, loc, mode="bilinear", padding_mode="border", align_corners=False)
-    return out[..., 0]
-
-
 class RiskDistilled(nn.Module):
     """A ``BEVBackbone`` with a :class:`RiskHead` between its encoder and its heads.
 
     Adds to the model's outputs: ``risk_logits`` and ``risk_map`` (B, 1, H, W) on the full BEV
-    grid (bilinear upsampling of the head's feature-grid logits), and, when the batch carries
-    ``agent_boxes`` (B, K, 8), ``agent_risk_logits`` / ``agent_risk_pred`` (B, K) read out at
-    the agents' centres (meaningful where ``agent_mask & agent_in_grid``).
+    grid (bilinear upsampling of the head's feature-grid logits). It sees features only: the
+    read-out at ground-truth agents is :func:`rsd.losses.risk.agent_risk_readout`.
     """
 
     def __init__(self, model: BEVBackbone, head: RiskHead, grid: BEVGrid | None = None) -> None:
@@ -147,33 +134,29 @@ class RiskDistilled(nn.Module):
         self.bev_channels = model.bev_channels
         self.feature_stride = model.feature_stride
 
-    def encode(self, batch: Batch) -> Tensor:
-        return self.model.encode(batch)
+    def encode(self, features: Features) -> Tensor:
+        return self.model.encode(features)
 
-    def decode(self, features: Tensor, batch: Batch) -> Outputs:
-        size = batch["bev"].shape[-2:]
+    def decode(self, feats: Tensor, features: Features) -> Outputs:
+        size = features["bev"].shape[-2:]
         if tuple(size) != self.grid.shape:
             raise ValueError(f"bev is {tuple(size)} but the RiskHead's grid is {self.grid.shape}")
-        logits = self.head(features)
-        out = dict(self.model.decode(self.head.modulate(features, logits), batch))
+        logits = self.head(feats)
+        out = dict(self.model.decode(self.head.modulate(feats, logits), features))
         risk_logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         out["risk_logits"] = risk_logits
         out["risk_map"] = risk_logits.sigmoid()
-        if "agent_boxes" in batch:
-            agent = sample_at_points(risk_logits, batch["agent_boxes"][..., :2], self.grid)[:, 0]
-            out["agent_risk_logits"] = agent
-            out["agent_risk_pred"] = agent.sigmoid()
         return out
 
-    def forward(self, batch: Batch) -> Outputs:
-        return self.decode(self.encode(batch), batch)
+    def forward(self, features: Features) -> Outputs:
+        return self.decode(self.encode(features), features)
 
 
 def attach_risk_head(
     model: BEVBackbone, cfg: RiskHeadConfig | None = None, grid: BEVGrid | None = None
 ) -> RiskDistilled:
     """Wrap ``model`` (not copied, not edited) with a fresh :class:`RiskHead` sized to its
-    ``bev_channels``; ``grid`` is the BEV grid of the batches (for the agent read-out)."""
+    ``bev_channels``; ``grid`` is the BEV grid of the ``bev`` input (checked in ``decode``)."""
     return RiskDistilled(model, RiskHead(model.bev_channels, cfg), grid)
 
 

@@ -3,7 +3,7 @@
 Left, the scene image a VLM teacher is shown (:func:`rsd.teacher.render.render_scene`, with
 its numbered marks); middle, the teacher's per-object table (rank, id, risk, category,
 rationale); right, the BEV risk map the student learns from
-(:func:`rsd.teacher.risk_map.risk_map` on the default :class:`~rsd.data.raster.BEVGrid`) with
+(:func:`rsd.teacher.risk_map.risk_map` on the default :class:`~rsd.geometry.BEVGrid`) with
 the agent boxes and ids. A frame not yet in the cache is annotated (and cached) first.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 
 from rsd.config import ConfigError
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid, box_corners
 from rsd.pipeline.annotate import FrameSource, check_answers
-from rsd.scene import Frame, box_corners
+from rsd.scene import Frame
 from rsd.teacher.cache import AnnotationCache
 from rsd.teacher.render import RenderConfig, render_scene
 from rsd.teacher.risk_map import RiskMapConfig, risk_map

@@ -269,7 +269,8 @@ def _step(run: _Run, batch: dict[str, Any], lr: float, stop: bool) -> dict[str, 
         g["lr"] = lr
     batch = to_device(batch, run.d.device)
     stride = int(getattr(run.model, "feature_stride", 1))
-    terms = run.loss_fn(run.net(batch), batch, cfg.loss, cfg.grid, stride, cfg.variant)
+    outputs = run.net(batch["features"])
+    terms = run.loss_fn(outputs, batch["targets"], cfg.loss, cfg.grid, stride, cfg.variant)
     run.optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf

@@ -120,7 +120,12 @@ def make_loader(ds: Dataset, cfg: TrainConfig, d: Dist, epoch: int, skip_batches
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """``batch`` with every tensor on ``device``, nested dicts (features, targets) included."""
     return {
-        k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+        k: to_device(v, device)
+        if isinstance(v, dict)
+        else v.to(device, non_blocking=True)
+        if isinstance(v, torch.Tensor)
+        else v
         for k, v in batch.items()
     }

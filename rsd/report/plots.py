@@ -14,9 +14,8 @@ import torch
 
 from rsd.checkpoint import load_for_eval
 from rsd.data.dataset import collate
-from rsd.data.raster import InputChannel
+from rsd.geometry import InputChannel, box_corners
 from rsd.pipeline.evaluate_data import open_eval_data, resolve_rig
-from rsd.scene import box_corners
 
 VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
 NOT_TERMS = {"step", "epoch", "lr", "grad_norm", "samples_per_s", "seconds"}
@@ -125,11 +124,11 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
         return None
     stride = max(len(ds) // scan, 1)  # spread over the split: neighbouring keyframes look alike
     samples = [ds[i] for i in range(0, len(ds), stride)]
-    samples.sort(key=lambda s: -float(s["risk_map"].max()))
+    samples.sort(key=lambda s: -float(s["targets"]["risk_map"].max()))
     samples = samples[:n]
     batch = collate(samples)
     with torch.inference_mode():
-        out = ev.model(batch)
+        out = ev.model(batch["features"])
     if "risk_map" not in out:
         return None
     g = cfg.grid
@@ -140,9 +139,10 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
     titles = ("input", "teacher", "student")
     risk_axes, im = [], None
     for r, s in enumerate(samples):
-        mask = batch["agent_mask"][r].numpy()
-        boxes = batch["agent_boxes"][r].numpy()[mask]
-        pics = [_bev_rgb(s["bev"].numpy()), s["risk_map"][0].numpy(), out["risk_map"][r, 0].numpy()]
+        mask = batch["targets"]["agent_mask"][r].numpy()
+        boxes = batch["targets"]["agent_boxes"][r].numpy()[mask]
+        bev, teacher = s["features"]["bev"].numpy(), s["targets"]["risk_map"][0].numpy()
+        pics = [_bev_rgb(bev), teacher, out["risk_map"][r, 0].numpy()]
         for c, pic in enumerate(pics):
             ax = fig.add_subplot(1, 3 * len(samples), 3 * r + c + 1)
             kw = {} if c == 0 else {"cmap": "inferno", "vmin": 0.0, "vmax": 1.0}

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from rsd.data.raster import BEVGrid, draw_map
-from rsd.scene import Command, Frame, box_corners
+from rsd.data.targets import map_targets
+from rsd.geometry import BEVGrid, box_corners
+from rsd.scene import Command, Frame
 
 SCALE = 4
 """Pixels per BEV cell."""
@@ -28,9 +29,8 @@ _EGO_RGB = (0, 114, 178)
 
 def render_step(frame: Frame, plan: Any, grid: Any = None, caption: str = "") -> Image.Image:
     """One picture: ``frame`` (live, ego frame) and ``plan`` (a ``PlanOutput``)."""
-
     grid = grid or BEVGrid()
-    drivable, lines = draw_map(frame, grid)
+    drivable, lines = map_targets(frame, grid)
     rgb = np.full((*grid.shape, 3), 236.0)
     rgb[drivable > 0] = (158, 158, 163)
     risk = getattr(plan, "risk_map", None)

@@ -23,7 +23,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from rsd.scene import AgentClass, Frame, LineKind, box_corners
+from rsd.geometry import box_corners
+from rsd.scene import AgentClass, Frame, LineKind
 
 BACKGROUND = (214, 222, 204)
 ROAD = (92, 94, 100)
@@ -65,6 +66,11 @@ class PixelTransform:
     """Exact mapping between ego-frame metres ``(x fwd, y left)`` and pixels ``(u, v)``.
 
     ``u = (y_left - y) * px_per_m``, ``v = (x_top - x) * px_per_m``.
+
+    The same axes as :func:`rsd.geometry.world_to_pixel`, but not the same transform: the
+    picture's own extent and scale (pixels per metre, any size), ``(u, v)`` = (col, row) order
+    for PIL, and no cell grid; kept apart so that the teacher's pictures do not depend on the
+    model's BEV grid.
     """
 
     px_per_m: float

@@ -1,6 +1,6 @@
 """BEV risk targets: a teacher's per-object risks -> a risk map and per-agent target vectors.
 
-The map is ``(H, W)`` float32 in [0, 1] on the dataset's :class:`~rsd.data.raster.BEVGrid`
+The map is ``(H, W)`` float32 in [0, 1] on the dataset's :class:`~rsd.geometry.BEVGrid`
 (row 0 the far front, column 0 the far left). Each object's oriented footprint is painted with
 its risk; optionally the area it sweeps over its next ``sweep_steps`` future keyframes (0.5 s
 each) is painted with ``risk * sweep_decay**k``; where footprints overlap, the map holds the
@@ -25,8 +25,9 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
+from rsd.config import ConfigError
 from rsd.data.dataset import BEVDataset
-from rsd.data.raster import BEVGrid, BoxField
+from rsd.geometry import BEVGrid, BoxField, box_corners
 from rsd.scene import Frame
 from rsd.teacher.schema import RiskAssessment
 
@@ -45,23 +46,10 @@ class RiskMapConfig:
     """Standard deviation of the smoothing (m); 0 switches it off."""
 
     def __post_init__(self) -> None:
-        from rsd.config import ConfigError
-
         if self.sweep_steps < 0 or not 0.0 <= self.sweep_decay <= 1.0 or self.sigma_m < 0:
             raise ConfigError(
                 "risk_map: need sweep_steps >= 0, 0 <= sweep_decay <= 1 and sigma_m >= 0"
             )
-
-
-def _corners(xy: np.ndarray, yaw: np.ndarray, length: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """(N, 4, 2) corners of N oriented boxes (m)."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    hl, hw = length / 2, width / 2
-    lx = np.stack([hl, -hl, -hl, hl], axis=-1)
-    ly = np.stack([hw, hw, -hw, -hw], axis=-1)
-    x = xy[:, None, 0] + c[:, None] * lx - s[:, None] * ly
-    y = xy[:, None, 1] + s[:, None] * lx + c[:, None] * ly
-    return np.stack([x, y], axis=-1)
 
 
 def _hull(points: np.ndarray) -> np.ndarray:
@@ -124,7 +112,7 @@ def paint_risk(
         b = boxes[keep]
         length, width = b[:, BoxField.LENGTH], b[:, BoxField.WIDTH]
         polys: list[tuple[float, np.ndarray]] = []
-        now = _corners(b[:, :2], b[:, BoxField.YAW], length, width)
+        now = box_corners(b[:, BoxField.X], b[:, BoxField.Y], b[:, BoxField.YAW], length, width)
         polys += [(float(r), c) for r, c in zip(risks[keep], now, strict=True)]
         if cfg.sweep_future and cfg.sweep_steps > 0 and future is not None:
             steps = min(cfg.sweep_steps, future.shape[1])
@@ -134,16 +122,14 @@ def paint_risk(
             )
             prev = now
             for k in range(steps):
-                cur = _corners(fut[:, k, :2], fut[:, k, 2], length, width)
+                cur = box_corners(fut[:, k, 0], fut[:, k, 1], fut[:, k, 2], length, width)
                 for j in np.flatnonzero(ok[:, k] & ok[:, :k].all(axis=1)):
                     hull = _hull(np.concatenate([prev[j], cur[j]]))
                     polys.append((float(risks[keep[j]] * cfg.sweep_decay ** (k + 1)), hull))
                 prev = cur
         draw = ImageDraw.Draw(img)
         for value, corners in sorted(polys, key=lambda p: p[0]):  # the highest value wins
-            col = (grid.y_max - corners[:, 1]) / grid.resolution - 0.5
-            row = (grid.x_max - corners[:, 0]) / grid.resolution - 0.5
-            draw.polygon(np.column_stack([col, row]).ravel().tolist(), fill=value)
+            draw.polygon(grid.pil_xy(corners).ravel().tolist(), fill=value)
     out = np.asarray(img, dtype=np.float32).copy()
     if cfg.sigma_m > 0 and len(keep):
         out = np.maximum(out, _blur(out, cfg.sigma_m / grid.resolution))
@@ -196,12 +182,13 @@ def risk_map(
 
 
 class RiskTargetDataset(Dataset):
-    """A :class:`BEVDataset` whose samples also carry the teacher's targets.
+    """A :class:`BEVDataset` whose samples also carry the teacher's targets (a target builder).
 
-    Added keys: ``risk_map`` (1, H, W) float32, ``agent_risk`` (K,) float32, ``agent_rank`` (K,)
-    int64, ``agent_risk_valid`` (K,) bool, ``scene_risk`` () float32 and ``risk_valid`` () bool
-    (False, with a zero map, when ``assessments`` has no usable entry for the frame). Batch with
-    :func:`rsd.data.dataset.collate` (pads every ``agent_*`` key).
+    Added to ``sample["targets"]``: ``risk_map`` (1, H, W) float32, ``agent_risk`` (K,)
+    float32, ``agent_rank`` (K,) int64, ``agent_risk_valid`` (K,) bool, ``scene_risk`` ()
+    float32 and ``risk_valid`` () bool (False, with a zero map, when ``assessments`` has no
+    usable entry for the frame). Batch with :func:`rsd.data.dataset.collate` (pads every
+    ``agent_*`` target).
 
     Args:
         base: the BEV dataset (its grid is used).
@@ -231,25 +218,33 @@ class RiskTargetDataset(Dataset):
         sample = self.base[i]
         found = self.assessments.get(sample["frame_id"])
         assessment = found if found is not None and found.usable else None
-        ids = sample["agent_ids"].numpy()
-        targets = _aligned(ids, assessment)
+        sample["targets"].update(self.teacher_targets(sample["targets"], assessment))
+        return sample
+
+    def teacher_targets(
+        self, gt: Mapping[str, torch.Tensor], assessment: RiskAssessment | None
+    ) -> dict[str, torch.Tensor]:
+        """The teacher's targets of one sample from its ground-truth ``gt`` (agent boxes,
+        futures and ids) and the frame's usable ``assessment`` (None: zeros, not valid)."""
+        per_agent = _aligned(gt["agent_ids"].numpy(), assessment)
         grid = self.base.grid
         if assessment is None:
             heat = np.zeros(grid.shape, np.float32)
         else:
             heat = paint_risk(
-                sample["agent_boxes"].numpy(),
-                targets["risk"],
+                gt["agent_boxes"].numpy(),
+                per_agent["risk"],
                 grid,
                 self.cfg,
-                sample["agent_future"].numpy(),
-                sample["agent_future_valid"].numpy(),
+                gt["agent_future"].numpy(),
+                gt["agent_future_valid"].numpy(),
             )
-        sample["risk_map"] = torch.from_numpy(heat)[None]
-        sample["agent_risk"] = torch.from_numpy(targets["risk"])
-        sample["agent_rank"] = torch.from_numpy(targets["rank"])
-        sample["agent_risk_valid"] = torch.from_numpy(targets["valid"])
         scene = assessment.scene_risk if assessment is not None else 0.0
-        sample["scene_risk"] = torch.tensor(scene, dtype=torch.float32)
-        sample["risk_valid"] = torch.tensor(assessment is not None)
-        return sample
+        return {
+            "risk_map": torch.from_numpy(heat)[None],
+            "agent_risk": torch.from_numpy(per_agent["risk"]),
+            "agent_rank": torch.from_numpy(per_agent["rank"]),
+            "agent_risk_valid": torch.from_numpy(per_agent["valid"]),
+            "scene_risk": torch.tensor(scene, dtype=torch.float32),
+            "risk_valid": torch.tensor(assessment is not None),
+        }

@@ -11,9 +11,10 @@ import pytest
 from rsd.config import ConfigError
 from rsd.data.augment import AugmentConfig, Augmenter, perturb_frame
 from rsd.data.dataset import BEVDataset
-from rsd.data.raster import EgoStatusField, rasterise
+from rsd.data.features import build_features
 from rsd.data.rigs import load_rig
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
+from rsd.geometry import EgoStatusField
 
 
 def _pairwise(frame) -> np.ndarray:
@@ -76,7 +77,7 @@ def test_label_starts_ahead_and_rejoins_the_expert_path():
 def test_raster_sees_the_displacement():
     f = synthetic_frame(ego_speed=20.0)
     rig = load_rig("dense360")
-    a, b = rasterise(f, rig), rasterise(perturb_frame(f, 1.0, 0.0), rig)
+    a, b = build_features(f, rig), build_features(perturb_frame(f, 1.0, 0.0), rig)
     assert b["ego_status"][EgoStatusField.LANE_OFFSET] == pytest.approx(1.0)
     assert not np.array_equal(a["bev"], b["bev"])
 
@@ -111,11 +112,11 @@ def test_dataset_draws_per_epoch():
     frames = [random_frame(s, n_agents=4) for s in range(4)]
     ds = BEVDataset(frames, augment=Augmenter(AugmentConfig(prob=1.0), seed=0))
     plain = BEVDataset(frames)
-    a0 = ds[0]["ego_future"].clone()
-    assert torch_equal(ds[0]["ego_future"], a0)  # same epoch: same sample
+    a0 = ds[0]["targets"]["ego_future"].clone()
+    assert torch_equal(ds[0]["targets"]["ego_future"], a0)  # same epoch: same sample
     ds.set_epoch(1)
-    assert not torch_equal(ds[0]["ego_future"], a0)
-    assert not torch_equal(plain[0]["ego_future"], a0)
+    assert not torch_equal(ds[0]["targets"]["ego_future"], a0)
+    assert not torch_equal(plain[0]["targets"]["ego_future"], a0)
 
 
 def torch_equal(a, b) -> bool:

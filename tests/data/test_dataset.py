@@ -6,8 +6,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsd.data.dataset import BEVDataset, collate, split_indices, split_of
-from rsd.data.raster import BoxField
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
+from rsd.geometry import BoxField
 
 
 class _Source:
@@ -35,20 +35,23 @@ def test_collate_pads_and_masks():
     ds = BEVDataset(_Source(_frames_with_agents([2, 0, 5])), rig="dense360")
     samples = [ds[i] for i in range(3)]
     batch = collate(samples)
-    c, h, w = samples[0]["bev"].shape
-    assert batch["bev"].shape == (3, c, h, w)
-    assert batch["agent_boxes"].shape == (3, 5, len(BoxField))
-    assert batch["agent_future"].shape == (3, 5, 6, 3)
+    assert set(batch) == {"features", "targets", "frame_id", "index"}
+    assert set(batch["features"]) == {"bev", "command", "ego_status"}  # no ground truth
+    feats, gt = batch["features"], batch["targets"]
+    c, h, w = samples[0]["features"]["bev"].shape
+    assert feats["bev"].shape == (3, c, h, w)
+    assert gt["agent_boxes"].shape == (3, 5, len(BoxField))
+    assert gt["agent_future"].shape == (3, 5, 6, 3)
     expected_mask = torch.tensor([[1, 1, 0, 0, 0], [0, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=bool)
-    assert torch.equal(batch["agent_mask"], expected_mask)
-    assert torch.equal(batch["agent_boxes"][0, :2], samples[0]["agent_boxes"])
-    assert torch.equal(batch["agent_boxes"][2], samples[2]["agent_boxes"])
-    assert (batch["agent_boxes"][0, 2:] == 0).all() and (batch["agent_boxes"][1] == 0).all()
-    assert (batch["agent_cls"][~batch["agent_mask"]] == -1).all()
-    assert (batch["agent_ids"][batch["agent_mask"]] >= 10).all()
-    assert not batch["agent_future_valid"][~batch["agent_mask"]].any()
+    assert torch.equal(gt["agent_mask"], expected_mask)
+    assert torch.equal(gt["agent_boxes"][0, :2], samples[0]["targets"]["agent_boxes"])
+    assert torch.equal(gt["agent_boxes"][2], samples[2]["targets"]["agent_boxes"])
+    assert (gt["agent_boxes"][0, 2:] == 0).all() and (gt["agent_boxes"][1] == 0).all()
+    assert (gt["agent_cls"][~gt["agent_mask"]] == -1).all()
+    assert (gt["agent_ids"][gt["agent_mask"]] >= 10).all()
+    assert not gt["agent_future_valid"][~gt["agent_mask"]].any()
     assert batch["frame_id"] == [s["frame_id"] for s in samples]
-    assert batch["command"].shape == (3,) and batch["ego_future"].shape == (3, 6, 3)
+    assert feats["command"].shape == (3,) and gt["ego_future"].shape == (3, 6, 3)
     assert torch.equal(batch["index"], torch.tensor([0, 1, 2]))
 
 
@@ -59,19 +62,20 @@ def test_same_index_same_tensors():
     for i in range(4):
         x, y = a[i], b[i]
         assert x["frame_id"] == y["frame_id"] == frames[i].frame_id
-        for key, value in x.items():
-            if isinstance(value, torch.Tensor):
-                assert torch.equal(value, y[key]), key
-    assert not torch.equal(a[0]["bev"], a[1]["bev"])
+        for part in ("features", "targets"):
+            for key, value in x[part].items():
+                assert torch.equal(value, y[part][key]), key
+        assert torch.equal(x["index"], y["index"])
+    assert not torch.equal(a[0]["features"]["bev"], a[1]["features"]["bev"])
 
 
 def test_workers_give_identical_batches():
     ds = BEVDataset([random_frame(s) for s in range(6)], rig="sparse_noisy")
     direct = collate([ds[i] for i in range(6)])
     loader = DataLoader(ds, batch_size=3, num_workers=2, collate_fn=collate)
-    bevs = torch.cat([b["bev"] for b in loader])
+    bevs = torch.cat([b["features"]["bev"] for b in loader])
     ids = [fid for b in loader for fid in b["frame_id"]]
-    assert torch.equal(bevs, direct["bev"]) and ids == direct["frame_id"]
+    assert torch.equal(bevs, direct["features"]["bev"]) and ids == direct["frame_id"]
 
 
 def test_split_is_by_episode_seed():

@@ -1,4 +1,5 @@
-"""BEV rasteriser: axis convention, hits where agents are, maps, free space, targets."""
+"""BEV rasteriser, feature and target builders: axis convention, hits where agents are, maps,
+free space, targets."""
 
 from __future__ import annotations
 
@@ -6,23 +7,34 @@ import numpy as np
 import pytest
 
 from rsd.config import ConfigError
-from rsd.data.raster import (
+from rsd.data.features import build_features
+from rsd.data.raster import RasterConfig
+from rsd.data.rigs import SensorRig, load_rig
+from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
+from rsd.data.targets import build_targets
+from rsd.geometry import (
     BEVGrid,
     BoxField,
     EgoStatusField,
     InputChannel,
-    RasterConfig,
     TargetChannel,
     hits_channel,
     input_channel_names,
-    rasterise,
 )
-from rsd.data.rigs import load_rig
-from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
-from rsd.scene import Command, LaneGeometry, LineKind
+from rsd.scene import Command, Frame, LaneGeometry, LineKind
 
 GRID = BEVGrid()
 CLEAN = load_rig("dense360", ["sensors.0.noise_std_m=0.0"])
+
+
+def rasterise(
+    frame: Frame, rig: SensorRig, grid: BEVGrid = GRID, cfg: RasterConfig | None = None
+) -> dict[str, np.ndarray]:
+    """Features and targets of one frame in one dict (they share no key)."""
+    features = build_features(frame, rig, grid, cfg)
+    targets = build_targets(frame, grid)
+    assert not set(features) & set(targets)
+    return {**features, **targets}
 
 
 def _cell(x: float, y: float) -> tuple[int, int]:
@@ -60,7 +72,7 @@ def test_bad_grid_and_history_are_config_errors():
 
 def test_channel_layout():
     cfg = RasterConfig(history=4)
-    names = input_channel_names(cfg)
+    names = input_channel_names(cfg.history)
     bev = rasterise(synthetic_frame(), CLEAN, GRID, cfg)["bev"]
     assert bev.shape == (len(names), 160, 64) == (7, 160, 64)
     assert names[InputChannel.VISIBLE] == "visible" and names[hits_channel(2)] == "hits_t-1s"

@@ -1,4 +1,5 @@
-"""Hand-made batches and model outputs for the loss tests (shapes as in rsd.models.protocol).
+"""Hand-made targets (``make_batch``: a batch's ``targets``) and model outputs for the loss
+tests (shapes as in rsd.models.protocol).
 
 Scene: the default grid (160 x 64 at 0.5 m), T = 6 steps, the expert drives straight ahead at
 10 m/s along y = 0; agent 0 is a car in the right-hand lane (y = -4) at x = 20 that keeps pace,
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid
 
 GRID = BEVGrid()
 STRIDE = 4

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rsd.data.raster import BEVGrid
-from rsd.losses._bev import inside_grid, sample_bev, world_to_pixel
+from rsd.geometry import BEVGrid, inside_grid, world_to_pixel
+from rsd.losses._bev import sample_bev
 
 GRID = BEVGrid()
 

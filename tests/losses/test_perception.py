@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rsd.data.raster import BEVGrid
+from rsd.geometry import BEVGrid
 from rsd.losses.perception import (
     detection_losses,
     detection_targets,

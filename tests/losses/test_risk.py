@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rsd.losses.risk import (
+    agent_risk_readout,
     distill_agent_loss,
     distill_map_loss,
     rank_loss,
@@ -149,3 +150,15 @@ def test_risk_mass_gradient_moves_probability_to_the_safe_mode() -> None:
         _modes(), logits, _risky_block(), torch.ones(1, dtype=torch.bool), GRID
     ).backward()
     assert logits.grad[0, 0] > 0 > logits.grad[0, 1]
+
+
+def test_agent_risk_readout_reads_the_cell_under_each_centre() -> None:
+    h, w = GRID.shape
+    rows, cols = torch.meshgrid(torch.arange(float(h)), torch.arange(float(w)), indexing="ij")
+    maps = torch.stack([rows, cols])[None]  # (1, 2, H, W): value = own row / col index
+    # Centre of cell (10, 20), a point a quarter cell further along both axes, a cell corner.
+    rc = torch.tensor([[10.5, 20.5], [10.75, 20.75], [40.0, 8.0]], dtype=torch.float64)
+    xy = torch.from_numpy(GRID.pixel_to_world(rc.numpy())).float()[None]
+    boxes = torch.cat([xy, torch.zeros(1, 3, 6)], dim=-1)  # (1, 3, 8): centres only matter
+    out = torch.stack([agent_risk_readout(maps[:, c : c + 1], boxes, GRID) for c in range(2)], 1)
+    torch.testing.assert_close(out[0].T, (rc - 0.5).float())

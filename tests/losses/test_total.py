@@ -11,7 +11,7 @@ import torch
 
 from rsd.config import ConfigError
 from rsd.data.dataset import BEVDataset, collate
-from rsd.losses import TERMS, LossWeights, loss_terms, total_loss
+from rsd.losses import TERMS, LossWeights, agent_risk_readout, loss_terms, total_loss
 from rsd.teacher.risk_map import RiskTargetDataset
 from rsd.teacher.schema import ObjectRisk, RiskAssessment
 from tests.data.frames import make_frame
@@ -174,11 +174,27 @@ def test_a_collated_dataset_batch_goes_through() -> None:
     )
     data = RiskTargetDataset(BEVDataset(frames, grid=GRID), {frames[0].frame_id: answer})
     batch = collate([data[0], data[1]])
-    assert batch["risk_valid"].tolist() == [True, False]
+    assert batch["targets"]["risk_valid"].tolist() == [True, False]
     outputs = make_outputs(2)
     outputs["agent_risk_pred"] = torch.rand(2, 3, requires_grad=True)
-    out = total_loss(outputs, batch, W, GRID, STRIDE, "rsd")
+    out = total_loss(outputs, batch["targets"], W, GRID, STRIDE, "rsd")
     assert set(out) == DETECTION | PLANNING | DISTILL | {"map", "traj_nll", "loss"}
     out["loss"].backward()
     assert all(torch.isfinite(t.grad).all() for t in outputs.values())
     assert outputs["agent_risk_pred"].grad[1].abs().sum() == 0  # no answer for frame 1
+
+
+def test_the_agent_risk_is_read_out_of_the_risk_logits_at_the_target_boxes() -> None:
+    """Models never see boxes: without ``agent_risk_pred`` the loss reads the student's map at
+    ``agent_boxes`` and scores exactly what the read-out gives."""
+    outputs, batch = make_outputs(2, risk=False), make_batch(2)
+    logits = torch.randn(2, 1, *GRID.shape, generator=torch.Generator().manual_seed(3))
+    outputs["risk_logits"] = logits.requires_grad_()
+    outputs["risk_map"] = logits.sigmoid()
+    read = loss_terms(outputs, batch, W, GRID, STRIDE)
+    pred = agent_risk_readout(logits.detach(), batch["agent_boxes"], GRID).sigmoid()
+    given = loss_terms(dict(outputs, agent_risk_pred=pred), batch, W, GRID, STRIDE)
+    for name in ("distill_agent", "distill_rank"):
+        assert _item(read[name]) == pytest.approx(_item(given[name])), name
+    read["distill_agent"].backward()
+    assert outputs["risk_logits"].grad.abs().sum() > 0

@@ -14,7 +14,7 @@ from rsd.metrics.detection import (
     average_precision,
     box_tp_errors,
     detection_metrics,
-    gts_from_batch,
+    gts_from_targets,
     match_greedy,
     scale_iou,
     tp_error_curve,
@@ -148,7 +148,7 @@ def test_torch_inputs_and_batch_ground_truth():
         "agent_mask": torch.tensor([[True, True, False], [True, True, True]]),
         "agent_in_grid": torch.tensor([[True, True, True], [True, False, True]]),
     }
-    gts = gts_from_batch(batch)
+    gts = gts_from_targets(batch)
     assert [len(g["boxes"]) for g in gts] == [2, 2]
     preds = [
         {

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rsd.config import ConfigError, from_dict
+from rsd.losses.risk import agent_risk_readout
 from rsd.models import (
     BackboneConfig,
     BEVBackbone,
@@ -17,8 +18,9 @@ from rsd.models import (
     build_model,
     detach,
 )
-from rsd.models.backbone import waypoints_from_steps
-from tests.models.batches import GRID, IN_CHANNELS, make_batch
+from rsd.models.plan_head import waypoints_from_steps
+from rsd.scene import FUTURE_STEPS, AgentClass
+from tests.models.batches import GRID, IN_CHANNELS, make_agent_boxes, make_features
 
 H, W = GRID.shape
 M, T = 6, 6
@@ -40,10 +42,14 @@ def _n_params(m: torch.nn.Module) -> int:
 def test_output_shapes(kind: str, risk: bool, b: int) -> None:
     model = _model(kind, risk)
     assert isinstance(model, BEVBackbone)
-    batch = make_batch(b, k=5)
+    batch = make_features(b)
     with torch.no_grad():
         feats = model.encode(batch)
         out = model(batch)
+        # the per-agent read-out of the risk map happens on the loss side, at the target boxes
+        agent_risk = (
+            agent_risk_readout(out["risk_logits"], make_agent_boxes(b, k=5), GRID) if risk else None
+        )
     s = model.feature_stride
     assert feats.shape == (b, model.bev_channels, H // s, W // s)
     expected = {
@@ -66,9 +72,8 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
         expected |= {
             "risk_logits": (b, 1, H, W),
             "risk_map": (b, 1, H, W),
-            "agent_risk_logits": (b, 5),
-            "agent_risk_pred": (b, 5),
         }
+        assert agent_risk.shape == (b, 5)
     assert {k: tuple(v.shape) for k, v in out.items()} == expected
     assert (out["plan_scale"] >= 0.05).all()
     best = out["plan_logits"].argmax(1)
@@ -80,7 +85,7 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
 def test_feature_stride_2() -> None:
     model = _model("vad", True, feature_stride=2)
     with torch.no_grad():
-        out = model(make_batch(2))
+        out = model(make_features(2))
     assert out["det_heatmap"].shape == (2, 3, H // 2, W // 2)
     assert out["risk_map"].shape == (2, 1, H, W)
 
@@ -88,7 +93,7 @@ def test_feature_stride_2() -> None:
 @pytest.mark.parametrize("kind", ["vad", "cnn"])
 def test_untrained_plan_is_the_constant_speed_prior(kind: str) -> None:
     """The output layer starts at zero: every mode drives straight on at the current speed."""
-    batch = make_batch(2)
+    batch = make_features(2)
     with torch.no_grad():
         out = _model(kind, False)(batch)
     speed = batch["ego_status"][:, 0]
@@ -109,7 +114,7 @@ def test_plan_reads_command_and_ego_status_only_when_asked(kind: str) -> None:
     for use_status in (True, False):
         model = _model(kind, False, use_ego_status=use_status)
         torch.nn.init.normal_(model.plan_out.mlp[-1].weight)  # leave the zero start
-        a = make_batch(2)
+        a = make_features(2)
         b = dict(a, ego_status=a["ego_status"] + 1.0)
         c = dict(a, command=(a["command"] + 1) % 5)
         with torch.no_grad():
@@ -121,7 +126,7 @@ def test_plan_reads_command_and_ego_status_only_when_asked(kind: str) -> None:
 @pytest.mark.parametrize("kind", ["vad", "cnn"])
 def test_attach_then_detach_restores_the_baseline_exactly(kind: str) -> None:
     base = _model(kind, False)
-    batch = make_batch(3)
+    batch = make_features(3)
     with torch.no_grad():
         before = base(batch)
     state = {k: v.clone() for k, v in base.state_dict().items()}
@@ -145,7 +150,7 @@ def test_attach_then_detach_restores_the_baseline_exactly(kind: str) -> None:
 def test_gradients_reach_the_risk_head_and_the_gate(kind: str) -> None:
     model = _model(kind, True).train()
     assert isinstance(model, RiskDistilled)
-    out = model(make_batch(2))
+    out = model(make_features(2))
     # Distillation loss alone: every head parameter but the gate learns.
     out["risk_map"].mean().backward(retain_graph=True)
     head = model.head
@@ -185,7 +190,16 @@ def test_config_from_dict_and_validation() -> None:
 
 def test_risk_head_refuses_a_batch_on_another_grid() -> None:
     model = _model("cnn", True)
-    batch = make_batch(1)
+    batch = make_features(1)
     batch["bev"] = batch["bev"][..., :32]
     with pytest.raises(ValueError, match="grid"):
         model(batch)
+
+
+def test_horizon_and_classes_must_match_the_scene() -> None:
+    assert BackboneConfig().horizon == FUTURE_STEPS
+    assert BackboneConfig().n_classes == len(AgentClass)
+    with pytest.raises(ConfigError, match="backbone.horizon"):
+        BackboneConfig(horizon=FUTURE_STEPS + 1)
+    with pytest.raises(ConfigError, match="backbone.n_classes"):
+        from_dict(ModelConfig, {"backbone": {"n_classes": 2}})

@@ -6,8 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from rsd.models import RiskHead, RiskHeadConfig
-from rsd.models.risk_head import DeformableSampling, sample_at_points
-from tests.models.batches import GRID
+from rsd.models.risk_head import DeformableSampling
 
 
 def test_deformable_sampling_with_zero_offsets_reads_its_own_cell() -> None:
@@ -29,17 +28,6 @@ def test_deformable_sampling_offset_of_one_row_reads_the_next_row() -> None:
         value = block.value(x)
         shifted = F.pad(value[:, :, 1:], (0, 0, 0, 1))  # row r reads row r + 1; zeros past the end
         torch.testing.assert_close(block(x), x + block.out(shifted))
-
-
-def test_sample_at_points_reads_the_cell_under_each_centre() -> None:
-    h, w = GRID.shape
-    rows, cols = torch.meshgrid(torch.arange(float(h)), torch.arange(float(w)), indexing="ij")
-    maps = torch.stack([rows, cols])[None]  # (1, 2, H, W): value = own row / col index
-    # Centre of cell (10, 20), a point a quarter cell further along both axes, a cell corner.
-    rc = torch.tensor([[10.5, 20.5], [10.75, 20.75], [40.0, 8.0]], dtype=torch.float64)
-    xy = torch.from_numpy(GRID.pixel_to_world(rc.numpy())).float()[None]
-    out = sample_at_points(maps, xy, GRID)  # (1, 2, 3)
-    torch.testing.assert_close(out[0].T, (rc - 0.5).float())
 
 
 def _synthetic_scenes(n: int, c: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -168,7 +168,7 @@ def test_drive_loads_a_trained_run(tmp_path):
     from rsd.checkpoint import checkpoint_path, rig_hash, save_checkpoint
     from rsd.config import to_dict
     from rsd.data.rigs import load_rig
-    from rsd.models.config import BackboneConfig, ModelConfig, build_model
+    from rsd.models import BackboneConfig, ModelConfig, build_model
     from rsd.train_config import TrainConfig, resolve
 
     bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rsd.data.dataset import BEVDataset, collate
-from rsd.data.raster import BEVGrid, BoxField
+from rsd.geometry import BEVGrid, BoxField
 from rsd.scene import Frame
 from rsd.sim.recorder import record_episode
 from rsd.teacher.privileged import PrivilegedTeacher
@@ -150,7 +150,7 @@ def test_dataset_wrapper_batches(frames: list[Frame]) -> None:
     )
     base = BEVDataset(chosen, rig="front_short")
     ds = RiskTargetDataset(base, assessments)
-    batch = collate([ds[i] for i in range(3)])
+    batch = collate([ds[i] for i in range(3)])["targets"]  # teacher targets are targets
     k = max(len(f.agents) for f in chosen)
     h, w = GRID.shape
     assert batch["risk_map"].shape == (3, 1, h, w) and batch["risk_map"].dtype == torch.float32
@@ -165,4 +165,5 @@ def test_dataset_wrapper_batches(frames: list[Frame]) -> None:
     expected = risk_map(chosen[0], assessments[chosen[0].frame_id], GRID)
     np.testing.assert_allclose(batch["risk_map"][0, 0].numpy(), expected, atol=1e-6)
     ds_failed = RiskTargetDataset(base, {**assessments, failed.frame_id: failed})
-    assert not ds_failed[1]["risk_valid"] and not ds_failed[1]["risk_map"].any()
+    failed_targets = ds_failed[1]["targets"]
+    assert not failed_targets["risk_valid"] and not failed_targets["risk_map"].any()

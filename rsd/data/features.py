@@ -1,0 +1,58 @@
+"""Input features of a frame: what the car senses through its sensor rig, never ground truth.
+
+The feature builder of navsim's split: a model receives these and nothing else
+(``model(features)``); labels come from :mod:`rsd.data.targets`. A closed-loop planner turns a
+live :class:`~rsd.scene.Frame` into model input with :func:`build_features` followed by
+:func:`batch_of_one`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+# SensorRig through raster: rigs.py is also the `rsd rigs` command, which only the CLI imports
+from rsd.data.raster import RasterConfig, SensorRig, input_raster
+from rsd.geometry import BEVGrid
+from rsd.scene import Frame
+
+FEATURE_KEYS = ("bev", "command", "ego_status")
+"""What :func:`build_features` returns; every model input is among them."""
+
+
+def ego_status(frame: Frame) -> np.ndarray:
+    """(4,) float32 ego status, columns :class:`~rsd.geometry.EgoStatusField`: speed (m/s),
+    acceleration (m/s^2), yaw rate (rad/s), lane offset (m): odometry and localisation."""
+    ego = frame.ego
+    return np.array([ego.speed, ego.accel, ego.yaw_rate, ego.lane_offset], dtype=np.float32)
+
+
+def build_features(
+    frame: Frame,
+    rig: SensorRig,
+    grid: BEVGrid | None = None,
+    raster: RasterConfig | None = None,
+) -> dict[str, np.ndarray]:
+    """The model input of one frame, as numpy arrays:
+
+    * ``bev`` (C, H, W) float32, channels :class:`~rsd.geometry.InputChannel`
+      (C = 3 + ``raster.history``; defaults: ``BEVGrid()``, ``RasterConfig()``): the rig's
+      map layers and sensor returns;
+    * ``command`` () int64 (:class:`~rsd.scene.Command`);
+    * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`).
+    """
+    grid, raster = grid or BEVGrid(), raster or RasterConfig()
+    return {
+        "bev": input_raster(frame, rig, grid, raster),
+        "command": np.array(int(frame.command), dtype=np.int64),
+        "ego_status": ego_status(frame),
+    }
+
+
+def batch_of_one(
+    features: Mapping[str, np.ndarray], device: str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Features of one frame as a batch of one for ``model(features)`` (a leading B = 1)."""
+    return {k: torch.from_numpy(np.asarray(v))[None].to(device) for k, v in features.items()}
