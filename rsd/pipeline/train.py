@@ -261,9 +261,9 @@ def _restore_rng(run: _Run, ckpt: Any) -> None:
 # -- the loop ------------------------------------------------------------------------------
 
 
-def _step(run: _Run, batch: dict[str, Any], lr: float, stop: bool) -> dict[str, float]:
+def _step(run: _Run, batch: dict[str, Any], lr: float, flag: StopFlag) -> dict[str, float]:
     """One optimiser update: every loss term, ``loss``, ``grad_norm`` (averaged over the
-    processes) and ``stop`` (> 0 when any process was asked to stop)."""
+    processes) and ``stop`` (> 0 when any process was asked to stop, up to the reduction)."""
     cfg = run.cfg
     for g in run.optimizer.param_groups:
         g["lr"] = lr
@@ -277,7 +277,7 @@ def _step(run: _Run, batch: dict[str, Any], lr: float, stop: bool) -> dict[str, 
     gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
     names = [n for n in terms if n != "loss"] + ["loss", "grad_norm", "stop"]
     parts = [torch.as_tensor(terms[n]).detach().float().cpu() for n in names[:-2]]
-    parts += [gnorm.detach().float().cpu(), torch.tensor(float(stop))]
+    parts += [gnorm.detach().float().cpu(), torch.tensor(float(flag.requested))]
     values = dict(
         zip(names, (run.d.all_sum(torch.stack(parts)) / run.d.world).tolist(), strict=True)
     )
@@ -340,7 +340,7 @@ def _epoch(run: _Run, flag: StopFlag, meter: _Meter, log: RunLog, bar: tqdm) -> 
     skip = run.step - epoch * run.steps_per_epoch
     for batch in make_loader(run.ds, cfg, run.d, epoch, skip):
         lr = lr_at(cfg, run.step, run.total)
-        values = _step(run, batch, lr, flag.requested)
+        values = _step(run, batch, lr, flag)
         meter.add(values)
         bar.update(1)
         bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}")
