@@ -40,7 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "closed-loop driving of a trained run (or the expert): DS, SR, efficiency, comfort, GIFs",
     ),
     "eval": (
-        "rsd.evaluate",
+        "rsd.commands.evaluate",
         "open-loop metrics of a run on the held-out split (planning, detection, risk, speed)",
     ),
     "report": (

@@ -14,7 +14,7 @@ from rsd.cli import main
 from rsd.config import ConfigError, load_config
 from rsd.data.dataset import split_indices
 from rsd.data.store import FrameStore
-from rsd.evaluate import evaluate
+from rsd.pipeline.evaluate import evaluate
 from rsd.pipeline.train import train
 from rsd.train_config import TrainConfig
 from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
