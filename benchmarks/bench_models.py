@@ -40,7 +40,7 @@ def _batch(b: int, channels_last: bool) -> Features:
 
 def _model(kind: str, risk: bool, channels_last: bool = False) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(kind=kind, risk=risk), IN_CHANNELS)
+    model = build_model(ModelConfig(kind=kind), IN_CHANNELS, risk_head=risk)
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 

@@ -69,8 +69,6 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from rsd.data.store import FrameStore
-    from rsd.losses import total_loss
-    from rsd.models import build_model
     from rsd.pipeline.dist import METRICS_NAME, Dist
     from rsd.pipeline.generate import GenerateConfig
     from rsd.pipeline.train import train
@@ -96,17 +94,14 @@ def main() -> None:
     loader_rate = n / (time.perf_counter() - t0)
 
     # one optimiser step on a fixed batch
-    from rsd.train_config import resolve
-
-    rcfg = resolve(cfg)
-    model = build_model(rcfg.model, rcfg.in_channels, rcfg.grid).to(dev).train()
+    model = cfg.task.build_model(cfg).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     batch = to_device(next(iter(make_loader(ds, cfg, d, 0, 0))), dev)
     stride = int(getattr(model, "feature_stride", 1))
 
     def one_step() -> None:
         outputs = model(batch["features"])
-        terms = total_loss(outputs, batch["targets"], cfg.loss, cfg.grid, stride, cfg.variant)
+        terms = cfg.task.loss(outputs, batch["targets"], cfg, stride)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         opt.step()

@@ -276,7 +276,6 @@ def load_for_eval(
     against the checkpoint first; a mismatch raises :class:`CheckpointError` naming it.
     """
     from rsd.config import from_dict
-    from rsd.models import build_model
     from rsd.train_config import TrainConfig
 
     path = Path(run_dir)
@@ -284,6 +283,6 @@ def load_for_eval(
     ckpt = load_checkpoint(path, optimizer=False)
     check_compatible({**ckpt.meta, "path": str(path)}, expect_rig, expect_model)
     cfg = from_dict(TrainConfig, ckpt.config)
-    model = build_model(cfg.model, cfg.in_channels, cfg.grid)
+    model = cfg.task.build_model(cfg)
     model.load_state_dict(ckpt.model)
     return EvalModel(model=model.to(device).eval(), config=cfg, meta=ckpt.meta)

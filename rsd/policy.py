@@ -87,7 +87,8 @@ def tiny_model_planner(rig: str = "dense360", seed: int = 0) -> ModelPlanner:
     """An untrained small VADLite + RiskHead (weights from ``seed``) as a planner."""
     torch.manual_seed(seed)
     bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
-    model = build_model(ModelConfig(backbone=bb), len(input_channel_names(RasterConfig().history)))
+    in_channels = len(input_channel_names(RasterConfig().history))
+    model = build_model(ModelConfig(backbone=bb), in_channels, risk_head=True)
     return ModelPlanner(model, load_rig(rig))
 
 

@@ -12,7 +12,6 @@ picks it up exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -22,10 +21,11 @@ from rsd.data.raster import RasterConfig
 from rsd.geometry import BEVGrid, input_channel_names
 from rsd.losses import LossWeights
 from rsd.models.config import ModelConfig
+from rsd.tasks import TASKS, Task, task_named
 from rsd.teacher.risk_map import RiskMapConfig
 
-VARIANTS = ("baseline", "rsd")
-"""``baseline``: the driving model alone; ``rsd``: with the RiskHead and the teacher's targets."""
+VARIANTS = tuple(TASKS)
+"""The tasks a run can train (:mod:`rsd.tasks`): ``baseline``, ``rsd``, ``constraint_only``."""
 
 RUN_CONTROL_KEYS = frozenset({"stop_after_steps", "log_every", "num_workers"})
 """Keys that may change between a run and its resume: they do not change what is computed."""
@@ -36,10 +36,8 @@ class TrainConfig:
     """One training run. Units: steps are optimiser updates (one batch per process)."""
 
     variant: str = "rsd"
-    """``baseline`` or ``rsd``; ``model.risk`` follows it (see :func:`resolve`)."""
-    risk_head: bool = True
-    """``rsd`` only: ``False`` trains with the teacher's targets in the trajectory likelihood
-    constraint but without the RiskHead (an ablation; no distillation terms then apply)."""
+    """The task (:mod:`rsd.tasks`): ``baseline``, ``rsd`` or ``constraint_only``; it decides
+    the RiskHead, the teacher's targets and the loss terms."""
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     epochs: int = 20
@@ -79,8 +77,7 @@ class TrainConfig:
     time-boxed jobs. ``rsd train --resume`` goes on to the end unless given a new one."""
 
     def __post_init__(self) -> None:
-        if self.variant not in VARIANTS:
-            raise ConfigError(f"variant: {self.variant!r} is not one of {', '.join(VARIANTS)}")
+        task_named(self.variant)
         checks = [
             ("epochs", self.epochs >= 1, "must be >= 1"),
             ("batch_size", self.batch_size >= 1, "must be >= 1"),
@@ -105,18 +102,14 @@ class TrainConfig:
                 raise ConfigError(f"{name}: {why}, got {getattr(self, name)!r}")
 
     @property
+    def task(self) -> Task:
+        """The task this run trains (model, targets, loss)."""
+        return task_named(self.variant)
+
+    @property
     def in_channels(self) -> int:
         """C of the ``bev`` input under ``raster``."""
         return len(input_channel_names(self.raster.history))
-
-
-def resolve(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with ``model.risk`` set by the variant (the RiskHead exists only for ``rsd``,
-    and there only when ``risk_head`` is on)."""
-    want = cfg.variant == "rsd" and cfg.risk_head
-    if getattr(cfg.model, "risk", want) == want:
-        return cfg
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, risk=want))
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -187,7 +187,8 @@ def test_default_arms_and_teacher_ids():
     assert cfg.arms["rsd_noisy25"]["teacher"] == noisy_teacher_id(0.25)
     tc = cfg.train_config("rsd_noisy50", 2)
     assert tc.teacher == noisy_teacher_id(0.5) and tc.seed == 2 and tc.epochs == 6
-    assert cfg.train_config("constraint_only", 0).model.risk is False
+    tc = cfg.train_config("constraint_only", 0)
+    assert tc.task.teacher_targets and not tc.task.risk_head
     assert cfg.train_config("rsd_no_constraint", 0).loss.traj_risk_mass == 0
     assert cfg.train_config("baseline", 0).model.backbone.channels == 32
     # the built-in default YAML is the dataclass default

@@ -100,11 +100,11 @@ def test_sigint_saves_at_the_next_step_and_resume_is_exact(data, reference, tmp_
 
     calls = []
 
-    def interrupting(*args):
+    def interrupting(*args, **kw):
         calls.append(1)
         if len(calls) == 4:  # during step 4 (the first of epoch 2)
             os.kill(os.getpid(), signal.SIGINT)
-        return total_loss(*args)
+        return total_loss(*args, **kw)
 
     run = tmp_path / "run"
     first = train(cfg_of("epochs=2"), data, run, progress=False, loss_fn=interrupting)
@@ -119,8 +119,8 @@ def test_nan_stops_naming_step_and_term_and_keeps_the_last_checkpoint(data, tmp_
 
     calls = []
 
-    def poisoned(*args):
-        terms = total_loss(*args)
+    def poisoned(*args, **kw):
+        terms = total_loss(*args, **kw)
         calls.append(1)
         if len(calls) == 5:
             name = next(n for n in terms if n != "loss")
@@ -161,7 +161,7 @@ def test_rsd_variant_without_annotations_says_what_to_run(tmp_path, capsys):
     assert f"rsd annotate {ds}" in capsys.readouterr().err
     assert main([*args, "--variant", "baseline", *BASE, "epochs=2", "stop_after_steps=1"]) == 0
     cfg = load_config(TrainConfig, tmp_path / "r" / "config.yaml")
-    assert cfg.variant == "baseline" and cfg.model.risk is False and cfg.stop_after_steps == 1
+    assert cfg.variant == "baseline" and cfg.task.risk_head is False and cfg.stop_after_steps == 1
     assert list((tmp_path / "r" / "tb").glob("events.out.tfevents.*"))
     # --resume takes the run's config.yaml, without the spent stop, and finishes the run
     assert main([*args, "--resume"]) == 0

@@ -21,7 +21,9 @@ from rsd.train_config import VARIANTS, TrainConfig
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset dir")
-    parser.add_argument("--variant", choices=VARIANTS, help="default: the config's (rsd)")
+    parser.add_argument(
+        "--variant", choices=VARIANTS, help="the task (rsd.tasks); default: the config's (rsd)"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
     parser.add_argument("--config", metavar="YAML", help="a TrainConfig YAML file")
     parser.add_argument(

@@ -11,17 +11,19 @@ applies (:func:`loss_terms`: detection, map, planning and distillation steps), w
 * :mod:`rsd.losses.risk`: risk distillation (map L1, agent L1, pairwise ranking) and the
   trajectory likelihood constraint (risk-weighted NLL, risk-mass penalty).
 
-Variants: ``"baseline"`` trains the driving model alone (its likelihood term is ``plan_nll``,
-the plain mixture NLL); ``"rsd"`` adds the distillation terms and replaces ``plan_nll`` by
-``traj_nll``, the same NLL weighted per sample by ``1 + risk_alpha * scene_risk``, plus the
-risk-mass penalty ``traj_risk_mass``. So the two variants differ only by what RSD adds.
+``risk=False`` trains the driving model alone (its likelihood term is ``plan_nll``, the plain
+mixture NLL); ``risk=True`` (the teacher's risk targets enter the loss) replaces ``plan_nll`` by
+``traj_nll``, the same NLL weighted per sample by ``1 + risk_alpha * scene_risk``, adds the
+risk-mass penalty ``traj_risk_mass`` and, for a model with a RiskHead, the distillation terms.
+So the two differ only by what RSD adds. Which applies to a training run is its task's choice
+(:mod:`rsd.tasks`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -45,9 +47,6 @@ from rsd.losses.risk import (
     risk_weighted_nll,
     risk_weights,
 )
-
-Variant = Literal["baseline", "rsd"]
-VARIANTS: tuple[str, ...] = ("baseline", "rsd")
 
 TERMS = (
     "det_heatmap",
@@ -93,16 +92,16 @@ class LossWeights:
     distill_agent: float = 0.5
     distill_rank: float = 0.5
     traj_nll: float = 0.1
-    """Risk-weighted mixture NLL (rsd variant; replaces ``plan_nll``)."""
+    """Risk-weighted mixture NLL (``risk=True``; replaces ``plan_nll``)."""
     traj_risk_mass: float = 1.0
 
     risk_alpha: float = 1.0
     """``traj_nll`` weighs a sample by ``1 + risk_alpha * scene_risk``."""
     risk_imitation_alpha: float = 0.0
-    """rsd only: ``plan_l1`` and ``plan_cls`` weigh a sample by ``1 + risk_imitation_alpha *
-    scene_risk`` too (0: unweighted). The NLL carries weight 0.1, so ``risk_alpha`` alone
-    barely changes what the planner learns; this puts the teacher's risk on the main
-    imitation terms."""
+    """``risk=True`` only: ``plan_l1`` and ``plan_cls`` weigh a sample by
+    ``1 + risk_imitation_alpha * scene_risk`` too (0: unweighted). The NLL carries weight 0.1,
+    so ``risk_alpha`` alone barely changes what the planner learns; this puts the teacher's
+    risk on the main imitation terms."""
     distill_balance: float = 0.0
     """With > 0, ``distill_map`` averages the cells whose teacher risk exceeds this and the
     other cells separately and adds the two means (see :func:`distill_map_loss`); 0: the
@@ -143,10 +142,11 @@ def loss_terms(
     weights: LossWeights,
     grid: BEVGrid,
     stride: int,
-    variant: Variant = "rsd",
+    *,
+    risk: bool,
 ) -> dict[str, Tensor]:
     """Unweighted terms (scalars) that apply to ``outputs`` and ``targets``; names in
-    :data:`TERMS`. Which terms appear depends only on the keys present, the variant and the
+    :data:`TERMS`. Which terms appear depends only on the keys present, ``risk`` and the
     nonzero weights, never on the batch's content: a term with nothing to score (no agents, no
     frame with a teacher answer) is a 0 that still backpropagates.
 
@@ -155,19 +155,19 @@ def loss_terms(
     * ``map``: BCE (nats) of ``map_logits`` vs ``target_maps``;
     * ``plan_l1`` (m), ``plan_cls`` (nats): winner-takes-all on ``plan_traj`` / ``plan_logits``
       (a model with only ``plan`` (B, T, 2) counts as one mode);
-    * ``plan_nll`` (baseline) or ``traj_nll`` (rsd, risk-weighted): mixture NLL (nats), with
-      ``plan_scale``;
+    * ``plan_nll`` (``risk=False``) or ``traj_nll`` (``risk=True``, risk-weighted): mixture
+      NLL (nats), with ``plan_scale``;
     * ``plan_collision`` (m), ``plan_boundary`` (in [0, 1]): on the most likely mode;
-    * rsd only, frames with ``risk_valid``: ``distill_map`` (L1 of ``risk_map``),
+    * ``risk=True`` only, frames with ``risk_valid``: ``distill_map`` (L1 of ``risk_map``),
       ``distill_agent`` (L1 of the student's agent risk over agents the teacher judged, real and
       in the grid), ``distill_rank`` (ranking hinge on it, same agents), ``traj_risk_mass``
       (probability mass on risky cells, in [0, 1]). The student's agent risk is
       ``outputs["agent_risk_pred"]`` when given, else read out of ``risk_logits`` at the
       target ``agent_boxes`` (:func:`~rsd.losses.risk.agent_risk_readout`).
     """
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    rsd = variant == "rsd"
+    if not isinstance(risk, bool):
+        raise ValueError(f"risk must be True or False, got {risk!r}")
+    rsd = risk
     terms = detection_terms(outputs, targets, weights, grid, stride)
     if "map_logits" in outputs and "target_maps" in targets and _on(weights, "map"):
         terms["map"] = map_loss(outputs["map_logits"], targets["target_maps"])
@@ -229,7 +229,7 @@ def planning_terms(
     rsd: bool,
 ) -> dict[str, Tensor]:
     """``plan_l1``, ``plan_cls``, ``plan_nll`` / ``traj_nll``, ``plan_collision``,
-    ``plan_boundary`` and (``rsd``) ``traj_risk_mass`` of :func:`loss_terms`."""
+    ``plan_boundary`` and (``rsd``: ``risk=True``) ``traj_risk_mass`` of :func:`loss_terms`."""
     traj, logits = _plan_modes(outputs)
     if traj is None or "ego_future" not in targets:
         return {}
@@ -298,7 +298,8 @@ def student_agent_risk(
 def distillation_terms(
     outputs: dict[str, Tensor], targets: dict[str, Any], weights: LossWeights, grid: BEVGrid
 ) -> dict[str, Tensor]:
-    """``distill_map``, ``distill_agent``, ``distill_rank`` of :func:`loss_terms` (rsd)."""
+    """``distill_map``, ``distill_agent``, ``distill_rank`` of :func:`loss_terms`
+    (``risk=True``)."""
     w, terms = weights, {}
     if targets.get("risk_valid") is None:
         return terms
@@ -332,12 +333,13 @@ def total_loss(
     weights: LossWeights,
     grid: BEVGrid,
     stride: int,
-    variant: Variant = "rsd",
+    *,
+    risk: bool,
 ) -> dict[str, Tensor]:
     """Every term of :func:`loss_terms` multiplied by its weight, plus ``"loss"``, their sum
     (what training backpropagates). ``stride``: BEV cells per detection feature cell
     (the model's ``feature_stride``)."""
-    terms = loss_terms(outputs, targets, weights, grid, stride, variant)
+    terms = loss_terms(outputs, targets, weights, grid, stride, risk=risk)
     out = {name: getattr(weights, name) * value for name, value in terms.items()}
     if not out:
         raise ValueError("no loss term applies: outputs and targets share no known keys")
@@ -353,9 +355,7 @@ __all__ = [
     "distillation_terms",
     "planning_terms",
     "student_agent_risk",
-    "VARIANTS",
     "LossWeights",
-    "Variant",
     "boundary_loss",
     "collision_loss",
     "detection_losses",

@@ -11,12 +11,16 @@ from rsd.models.config import ModelConfig
 from rsd.models.risk_head import attach_risk_head
 
 
-def build_model(cfg: ModelConfig, in_channels: int, grid: BEVGrid | None = None) -> nn.Module:
+def build_model(
+    cfg: ModelConfig, in_channels: int, grid: BEVGrid | None = None, *, risk_head: bool = False
+) -> nn.Module:
     """The model of ``cfg`` for a ``bev`` input of ``in_channels`` channels on ``grid``
-    (default :class:`BEVGrid`); with ``cfg.risk`` the backbone is wrapped in
-    :class:`~rsd.models.risk_head.RiskDistilled`. Every result is a ``BEVBackbone``."""
+    (default :class:`BEVGrid`); with ``risk_head`` the backbone is wrapped in
+    :class:`~rsd.models.risk_head.RiskDistilled` (configured by ``cfg.risk_head``). Every
+    result is a ``BEVBackbone``. Whether a training run has the RiskHead is its task's choice
+    (:mod:`rsd.tasks`)."""
     backbone_cls = VADLite if cfg.kind == "vad" else CNNPlanner
     model = backbone_cls(in_channels, cfg.backbone)
-    if cfg.risk:
+    if risk_head:
         return attach_risk_head(model, cfg.risk_head, grid or BEVGrid())
     return model

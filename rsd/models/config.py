@@ -97,13 +97,11 @@ class RiskHeadConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which backbone, and whether the RiskHead is attached (the RSD variant)."""
+    """Which backbone, and how the RiskHead is built where a task attaches one."""
 
     kind: Literal["vad", "cnn"] = "vad"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
     risk_head: RiskHeadConfig = field(default_factory=RiskHeadConfig)
-    risk: bool = True
-    """Attach the RiskHead; False gives the plain baseline."""
 
     def __post_init__(self) -> None:
         _check(self.kind in ("vad", "cnn"), f"model.kind must be vad or cnn, got {self.kind!r}")

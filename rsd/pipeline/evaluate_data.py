@@ -12,7 +12,6 @@ from rsd.data.dataset import BEVDataset, split_indices
 from rsd.data.rigs import load_rig
 from rsd.data.store import open_store
 from rsd.teacher.cache import CACHE_NAME, AnnotationCache
-from rsd.teacher.risk_map import RiskTargetDataset
 
 
 def resolve_rig(rig: str | Path | None, train_rig: str) -> Any:
@@ -41,7 +40,7 @@ def open_eval_data(
         raise ConfigError(f"dataset {data_dir}: no frames in the {split!r} split")
     ds: Any = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
     path = Path(data_dir) / CACHE_NAME
-    if not cfg.model.risk:
+    if not cfg.task.risk_head:
         return ds, False, "no RiskHead"
     if not path.exists():
         return ds, False, f"no {CACHE_NAME} in {data_dir}"
@@ -53,4 +52,4 @@ def open_eval_data(
     if not usable:
         return ds, False, f"no usable answers of {cfg.teacher}/{cfg.prompt_version}"
     note = f"{cfg.teacher}/{cfg.prompt_version}: {len(usable)} of {len(indices)} frames"
-    return RiskTargetDataset(ds, usable, cfg.risk_map), True, note
+    return cfg.task.with_targets(ds, usable, cfg), True, note

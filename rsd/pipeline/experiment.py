@@ -110,7 +110,7 @@ class Experiment(StageRunner):
         need: list[tuple[str, str]] = []
         for arm in self.cfg.arms:
             tc = self.cfg.train_config(arm, self.cfg.seeds[0])
-            if tc.variant == "rsd" and (tc.teacher, tc.prompt_version) not in need:
+            if tc.task.teacher_targets and (tc.teacher, tc.prompt_version) not in need:
                 need.append((tc.teacher, tc.prompt_version))
         return need
 

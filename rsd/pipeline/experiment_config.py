@@ -25,7 +25,7 @@ from rsd.config import (
     to_dict,
 )
 from rsd.teacher.ids import noisy_teacher_id
-from rsd.train_config import TrainConfig, resolve
+from rsd.train_config import TrainConfig
 
 BASELINE = "baseline"
 """The arm every other arm is compared with (required)."""
@@ -39,7 +39,7 @@ def _default_arms() -> dict[str, dict[str, Any]]:
         "baseline": {"variant": "baseline"},
         "rsd": {"variant": "rsd"},
         "rsd_no_constraint": {"variant": "rsd", "loss.traj_risk_mass": 0, "loss.risk_alpha": 0},
-        "constraint_only": {"variant": "rsd", "risk_head": False},
+        "constraint_only": {"variant": "constraint_only"},
         "rsd_noisy25": {"variant": "rsd", "teacher": noisy_teacher_id(0.25)},
         "rsd_noisy50": {"variant": "rsd", "teacher": noisy_teacher_id(0.5)},
         "rsd_riskweighted": {"variant": "rsd", "loss.risk_imitation_alpha": 4.0},
@@ -135,9 +135,9 @@ class ExperimentConfig:
         return [f"rig={self.rig}", *common, *own, f"seed={seed}"]
 
     def train_config(self, arm: str, seed: int) -> TrainConfig:
-        """The resolved ``TrainConfig`` of ``arm`` at training seed ``seed``."""
+        """The ``TrainConfig`` of ``arm`` at training seed ``seed``."""
         try:
-            return resolve(load_config(TrainConfig, None, self.train_overrides(arm, seed)))
+            return load_config(TrainConfig, None, self.train_overrides(arm, seed))
         except ConfigError as e:
             raise ConfigError(f"experiment.arms.{arm}: {e}") from None
 

@@ -53,11 +53,9 @@ from rsd.checkpoint import (
 )
 from rsd.config import ConfigError, dump_yaml, to_dict
 from rsd.data.shard import atomic_write
-from rsd.losses import total_loss
-from rsd.models import build_model
 from rsd.pipeline.dist import Dist, RunLog, StopFlag, setup_dist
 from rsd.pipeline.train_data import make_loader, open_training_data, to_device
-from rsd.train_config import TrainConfig, check_resumable, lr_at, resolve
+from rsd.train_config import TrainConfig, check_resumable, lr_at
 
 CONFIG_NAME = "config.yaml"
 
@@ -91,12 +89,14 @@ def train(
 ) -> TrainResult:
     """Train under ``cfg`` on the dataset ``data`` into the run directory ``out``.
 
-    ``loss_fn`` replaces :func:`rsd.losses.total_loss` (same signature). Raises ConfigError for
+    The model, targets and loss are those of ``cfg``'s task (:mod:`rsd.tasks`); ``loss_fn``
+    replaces :func:`rsd.losses.total_loss` (same signature, called with the task's ``risk``
+    flag). Raises ConfigError for
     an unusable config, dataset or run directory, and :class:`TrainingDiverged` on NaN / inf.
     """
     d = setup_dist()
     try:
-        run = _setup(resolve(cfg), Path(data), Path(out), resume, d, loss_fn or total_loss)
+        run = _setup(cfg, Path(data), Path(out), resume, d, loss_fn)
         return _loop(run, progress)
     finally:
         if d.owns_group:
@@ -119,7 +119,7 @@ class _Run:
     model: nn.Module
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    loss_fn: LossFn
+    loss_fn: LossFn | None
     step: int
     steps_per_epoch: int
     total: int
@@ -209,7 +209,9 @@ def _deterministic() -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def _setup(cfg: TrainConfig, data: Path, out: Path, resume: bool, d: Dist, loss_fn: LossFn) -> _Run:
+def _setup(
+    cfg: TrainConfig, data: Path, out: Path, resume: bool, d: Dist, loss_fn: LossFn | None
+) -> _Run:
     """Data, model, optimizer and step of a new or resumed run (RNG draws in a fixed order)."""
     ckpt = _checkpoint_to_resume(cfg, out, resume, d)
     if cfg.deterministic:
@@ -223,7 +225,7 @@ def _setup(cfg: TrainConfig, data: Path, out: Path, resume: bool, d: Dist, loss_
                                 ("rig", rig_id, ckpt.meta["rig"])):  # fmt: skip
             if now != then:
                 raise CheckpointError(f"--resume: the {what} changed: checkpoint {then}, now {now}")
-    model = build_model(cfg.model, cfg.in_channels, cfg.grid).to(d.device)
+    model = cfg.task.build_model(cfg).to(d.device)
     _seed_all(cfg.seed + d.rank)  # per-process streams (dropout) after a common init
     optimizer = _optimizer(model, cfg)
     if ckpt is not None:
@@ -270,7 +272,11 @@ def _step(run: _Run, batch: dict[str, Any], lr: float, flag: StopFlag) -> dict[s
     batch = to_device(batch, run.d.device)
     stride = int(getattr(run.model, "feature_stride", 1))
     outputs = run.net(batch["features"])
-    terms = run.loss_fn(outputs, batch["targets"], cfg.loss, cfg.grid, stride, cfg.variant)
+    if run.loss_fn is None:
+        terms = cfg.task.loss(outputs, batch["targets"], cfg, stride)
+    else:
+        risk = cfg.task.teacher_targets
+        terms = run.loss_fn(outputs, batch["targets"], cfg.loss, cfg.grid, stride, risk=risk)
     run.optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf

@@ -37,14 +37,14 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
     ds: Dataset = BEVDataset(
         store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices, augment=augment
     )
-    if cfg.variant == "rsd":
+    if cfg.task.teacher_targets:
         from rsd.teacher.cache import AnnotationCache
-        from rsd.teacher.risk_map import RiskTargetDataset
 
         path = data_dir / CACHE_NAME
         if not path.exists():
             raise ConfigError(
-                f"{path}: no risk annotations; the rsd variant learns from a teacher's answers."
+                f"{path}: no risk annotations; the {cfg.variant} task learns from a teacher's"
+                " answers."
                 f" Run 'rsd annotate {data_dir}' first (the offline privileged teacher), or"
                 " train --variant baseline"
             )
@@ -64,7 +64,7 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
                 f"rsd train: {len(ids) - len(usable)} of {len(ids)} training frames have no usable"
                 f" answer of {cfg.teacher}; they train without risk targets"
             )
-        ds = RiskTargetDataset(ds, usable, cfg.risk_map)
+        ds = cfg.task.with_targets(ds, usable, cfg)
     identity = dataset_identity(store.manifest, len(store), len(indices))
     return ds, identity, rig
 

@@ -30,7 +30,7 @@ def _item(t: torch.Tensor) -> float:
 @pytest.mark.parametrize("b", [1, 3])
 def test_every_term_is_a_finite_scalar_with_finite_gradients(b: int) -> None:
     outputs = make_outputs(b)
-    out = total_loss(outputs, make_batch(b), W, GRID, STRIDE, "rsd")
+    out = total_loss(outputs, make_batch(b), W, GRID, STRIDE, risk=True)
     assert set(out) == DETECTION | PLANNING | DISTILL | {"map", "traj_nll", "loss"}
     assert all(v.shape == () and torch.isfinite(v) for v in out.values())
     out["loss"].backward()
@@ -42,8 +42,8 @@ def test_every_term_is_a_finite_scalar_with_finite_gradients(b: int) -> None:
 def test_loss_is_the_weighted_sum_of_the_terms() -> None:
     weights = LossWeights(det_size=0.3, plan_l1=2.0, distill_rank=0.7, traj_risk_mass=5.0)
     outputs, batch = make_outputs(2), make_batch(2)
-    raw = loss_terms(outputs, batch, weights, GRID, STRIDE, "rsd")
-    out = total_loss(outputs, batch, weights, GRID, STRIDE, "rsd")
+    raw = loss_terms(outputs, batch, weights, GRID, STRIDE, risk=True)
+    out = total_loss(outputs, batch, weights, GRID, STRIDE, risk=True)
     assert set(out) == set(raw) | {"loss"} and set(raw) <= set(TERMS)
     expected = 0.0
     for name, value in raw.items():
@@ -53,27 +53,27 @@ def test_loss_is_the_weighted_sum_of_the_terms() -> None:
 
 
 def test_baseline_has_no_distillation_and_the_plain_nll() -> None:
-    out = total_loss(make_outputs(2), make_batch(2), W, GRID, STRIDE, "baseline")
+    out = total_loss(make_outputs(2), make_batch(2), W, GRID, STRIDE, risk=False)
     assert not DISTILL & set(out) and "traj_nll" not in out and "plan_nll" in out
 
 
 def test_rsd_nll_is_the_baseline_nll_weighted_by_scene_risk() -> None:
     outputs, batch = make_outputs(2), make_batch(2)
     weights = LossWeights(risk_alpha=2.0)
-    plain = loss_terms(outputs, batch, weights, GRID, STRIDE, "baseline")["plan_nll"]
+    plain = loss_terms(outputs, batch, weights, GRID, STRIDE, risk=False)["plan_nll"]
     batch["scene_risk"] = torch.tensor([1.0, 1.0])
-    weighted = loss_terms(outputs, batch, weights, GRID, STRIDE, "rsd")["traj_nll"]
+    weighted = loss_terms(outputs, batch, weights, GRID, STRIDE, risk=True)["traj_nll"]
     assert _item(weighted) == pytest.approx(3.0 * _item(plain), rel=1e-5)
     batch["risk_valid"][:] = False  # no teacher answer: weight 1
-    unweighted = loss_terms(outputs, batch, weights, GRID, STRIDE, "rsd")["traj_nll"]
+    unweighted = loss_terms(outputs, batch, weights, GRID, STRIDE, risk=True)["traj_nll"]
     assert _item(unweighted) == pytest.approx(_item(plain), rel=1e-5)
 
 
 def test_risk_imitation_alpha_weighs_the_imitation_terms_per_sample() -> None:
     outputs, batch = make_outputs(2), make_batch(2)
-    plain = loss_terms(outputs, batch, W, GRID, STRIDE, "rsd")
+    plain = loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)
     base = loss_terms(
-        outputs, batch, LossWeights(risk_imitation_alpha=3.0), GRID, STRIDE, "baseline"
+        outputs, batch, LossWeights(risk_imitation_alpha=3.0), GRID, STRIDE, risk=False
     )
     batch["scene_risk"] = torch.tensor([1.0, 0.0])  # only sample 0 is risky: weight 4 vs 1
     w = LossWeights(risk_imitation_alpha=3.0)
@@ -85,8 +85,8 @@ def test_risk_imitation_alpha_weighs_the_imitation_terms_per_sample() -> None:
             for k, v in one.items()
         }
         so = {k: v[i : i + 1] for k, v in outputs.items()}
-        per.append(loss_terms(so, sub, W, GRID, STRIDE, "rsd"))
-    weighted = loss_terms(outputs, batch, w, GRID, STRIDE, "rsd")
+        per.append(loss_terms(so, sub, W, GRID, STRIDE, risk=True))
+    weighted = loss_terms(outputs, batch, w, GRID, STRIDE, risk=True)
     for name in ("plan_l1", "plan_cls"):
         want = (4.0 * _item(per[0][name]) + _item(per[1][name])) / 2
         assert _item(weighted[name]) == pytest.approx(want, rel=1e-5), name
@@ -98,59 +98,61 @@ def test_terms_are_skipped_when_outputs_or_weights_are_absent() -> None:
     outputs = make_outputs(2, risk=False)
     for key in ("det_heatmap", "det_offset", "det_size", "det_yaw", "det_vel", "plan_scale"):
         del outputs[key]
-    out = total_loss(outputs, make_batch(2), W, GRID, STRIDE, "rsd")
+    out = total_loss(outputs, make_batch(2), W, GRID, STRIDE, risk=True)
     # no risk outputs: only the planning-side risk mass of the rsd terms remains
     assert set(out) == PLANNING | {"map", "traj_risk_mass", "loss"}
-    out = total_loss(make_outputs(2), make_batch(2), LossWeights(map=0.0), GRID, STRIDE)
+    out = total_loss(make_outputs(2), make_batch(2), LossWeights(map=0.0), GRID, STRIDE, risk=True)
     assert "map" not in out
     only_plan = {"plan_traj": make_outputs(1)["plan_traj"]}
     batch = {k: make_batch(1)[k] for k in ("ego_future", "ego_future_valid")}
-    assert set(total_loss(only_plan, batch, W, GRID, STRIDE)) == {"plan_l1", "loss"}
+    assert set(total_loss(only_plan, batch, W, GRID, STRIDE, risk=True)) == {"plan_l1", "loss"}
     # a single-mode planner with only ``plan``: one mode, no classification
     plan = {"plan": make_outputs(2)["plan_traj"][:, 0]}
-    assert set(total_loss(plan, make_batch(2), W, GRID, STRIDE)) == PLANNING - {"plan_cls"} | {
+    assert set(total_loss(plan, make_batch(2), W, GRID, STRIDE, risk=True)) == PLANNING - {
+        "plan_cls"
+    } | {
         "traj_risk_mass",
         "loss",
     }
     with pytest.raises(ValueError, match="no loss term"):
-        total_loss({}, make_batch(1), W, GRID, STRIDE)
+        total_loss({}, make_batch(1), W, GRID, STRIDE, risk=True)
 
 
 def test_frames_without_a_teacher_answer_contribute_no_distillation() -> None:
     outputs, batch = make_outputs(2), make_batch(2)
     batch["risk_valid"] = torch.tensor([True, False])
-    both = loss_terms(outputs, batch, W, GRID, STRIDE, "rsd")
+    both = loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)
     # changing frame 1's teacher targets and risk outputs changes no distillation term
     batch["risk_map"][1] = 1.0 - batch["risk_map"][1]
     batch["agent_risk"][1] = 1.0 - batch["agent_risk"][1]
     batch["agent_rank"][1] = torch.tensor([2, 1, 0])
     changed = dict(outputs, risk_map=outputs["risk_map"].detach().clone())
     changed["risk_map"][1] = 0.0
-    again = loss_terms(changed, batch, W, GRID, STRIDE, "rsd")
+    again = loss_terms(changed, batch, W, GRID, STRIDE, risk=True)
     for name in DISTILL:
         assert _item(again[name]) == pytest.approx(_item(both[name])), name
     batch["risk_valid"][:] = False
-    none = loss_terms(outputs, batch, W, GRID, STRIDE, "rsd")
+    none = loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)
     assert all(_item(none[name]) == 0.0 for name in DISTILL)
 
 
 def test_agents_outside_the_grid_are_not_distilled() -> None:
     outputs, batch = make_outputs(1), make_batch(1)
     outputs["agent_risk_pred"] = torch.tensor([[0.9, 0.2, 0.0]], requires_grad=True)
-    assert _item(loss_terms(outputs, batch, W, GRID, STRIDE)["distill_agent"]) == 0.0
+    assert _item(loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)["distill_agent"]) == 0.0
     batch["agent_in_grid"][0, 1] = False
     outputs["agent_risk_pred"] = torch.tensor([[0.5, 0.9, 0.0]], requires_grad=True)
-    terms = loss_terms(outputs, batch, W, GRID, STRIDE)
+    terms = loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)
     # only agent 0 counts: |0.5 - 0.9|; no pair left to rank
     assert _item(terms["distill_agent"]) == pytest.approx(0.4)
     assert _item(terms["distill_rank"]) == 0.0
 
 
 def test_bad_inputs_fail_clearly() -> None:
-    with pytest.raises(ValueError, match="variant"):
-        total_loss(make_outputs(1), make_batch(1), W, GRID, STRIDE, "vad")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="risk must be True or False"):
+        total_loss(make_outputs(1), make_batch(1), W, GRID, STRIDE, risk="vad")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="det_heatmap"):
-        total_loss(make_outputs(1), make_batch(1), W, GRID, 2)
+        total_loss(make_outputs(1), make_batch(1), W, GRID, 2, risk=True)
     with pytest.raises(ConfigError, match="plan_l1"):
         LossWeights(plan_l1=-1.0)
     with pytest.raises(ConfigError, match="det_min_overlap"):
@@ -177,7 +179,7 @@ def test_a_collated_dataset_batch_goes_through() -> None:
     assert batch["targets"]["risk_valid"].tolist() == [True, False]
     outputs = make_outputs(2)
     outputs["agent_risk_pred"] = torch.rand(2, 3, requires_grad=True)
-    out = total_loss(outputs, batch["targets"], W, GRID, STRIDE, "rsd")
+    out = total_loss(outputs, batch["targets"], W, GRID, STRIDE, risk=True)
     assert set(out) == DETECTION | PLANNING | DISTILL | {"map", "traj_nll", "loss"}
     out["loss"].backward()
     assert all(torch.isfinite(t.grad).all() for t in outputs.values())
@@ -191,9 +193,9 @@ def test_the_agent_risk_is_read_out_of_the_risk_logits_at_the_target_boxes() -> 
     logits = torch.randn(2, 1, *GRID.shape, generator=torch.Generator().manual_seed(3))
     outputs["risk_logits"] = logits.requires_grad_()
     outputs["risk_map"] = logits.sigmoid()
-    read = loss_terms(outputs, batch, W, GRID, STRIDE)
+    read = loss_terms(outputs, batch, W, GRID, STRIDE, risk=True)
     pred = agent_risk_readout(logits.detach(), batch["agent_boxes"], GRID).sigmoid()
-    given = loss_terms(dict(outputs, agent_risk_pred=pred), batch, W, GRID, STRIDE)
+    given = loss_terms(dict(outputs, agent_risk_pred=pred), batch, W, GRID, STRIDE, risk=True)
     for name in ("distill_agent", "distill_rank"):
         assert _item(read[name]) == pytest.approx(_item(given[name])), name
     read["distill_agent"].backward()

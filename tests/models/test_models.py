@@ -28,8 +28,8 @@ M, T = 6, 6
 
 def _model(kind: str, risk: bool, **backbone) -> torch.nn.Module:
     torch.manual_seed(0)
-    cfg = ModelConfig(kind=kind, risk=risk, backbone=BackboneConfig(**backbone))
-    return build_model(cfg, IN_CHANNELS, GRID).eval()
+    cfg = ModelConfig(kind=kind, backbone=BackboneConfig(**backbone))
+    return build_model(cfg, IN_CHANNELS, GRID, risk_head=risk).eval()
 
 
 def _n_params(m: torch.nn.Module) -> int:
@@ -179,7 +179,7 @@ def test_backbones_are_small_and_different() -> None:
 
 
 def test_config_from_dict_and_validation() -> None:
-    cfg = from_dict(ModelConfig, {"kind": "cnn", "risk": False, "backbone": {"channels": 32}})
+    cfg = from_dict(ModelConfig, {"kind": "cnn", "backbone": {"channels": 32}})
     model = build_model(cfg, IN_CHANNELS)
     assert isinstance(model, CNNPlanner) and model.bev_channels == 32
     with pytest.raises(ConfigError, match="feature_stride"):

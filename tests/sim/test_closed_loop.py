@@ -168,12 +168,12 @@ def test_drive_loads_a_trained_run(tmp_path):
     from rsd.checkpoint import checkpoint_path, rig_hash, save_checkpoint
     from rsd.config import to_dict
     from rsd.data.rigs import load_rig
-    from rsd.models import BackboneConfig, ModelConfig, build_model
-    from rsd.train_config import TrainConfig, resolve
+    from rsd.models import BackboneConfig, ModelConfig
+    from rsd.train_config import TrainConfig
 
     bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
-    cfg = resolve(TrainConfig(model=ModelConfig(backbone=bb)))
-    model = build_model(cfg.model, cfg.in_channels, cfg.grid)
+    cfg = TrainConfig(model=ModelConfig(backbone=bb))
+    model = cfg.task.build_model(cfg)
     rig = load_rig(cfg.rig)
     meta = {"config": to_dict(cfg), "rig": {"name": rig.name, "hash": rig_hash(rig)}}
     save_checkpoint(
