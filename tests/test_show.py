@@ -7,10 +7,10 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from rsd import show
 from rsd.commands import show as show_command
 from rsd.data.rigs import load_rig
 from rsd.data.synthetic import random_frame
+from rsd.report import frame as show
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

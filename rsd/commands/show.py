@@ -1,13 +1,5 @@
-"""``rsd show``: one keyframe as a PNG a person can read at a glance.
-
-Left: the scene in BEV (forward up, left on the left): ground-truth drivable area and lane
-lines, the free space the rig sees now, sensor hits (now in red, past keyframes fading), agent
-boxes with ``id`` and class, their futures, the ego box and the expert's future. Right: every
-BEV input channel as the model receives it, labelled, and the map targets. Title: scenario,
-frame id, time, ego speed, command and rig.
-
-``render_frame(frame, rig, grid)`` works on any :class:`~rsd.scene.Frame` (no store needed).
-"""
+"""``rsd show``: one keyframe as a PNG a person can read at a glance (the picture:
+:func:`rsd.report.frame.render_frame`)."""
 
 from __future__ import annotations
 
@@ -17,7 +9,7 @@ from pathlib import Path
 
 from rsd.data.rigs import load_rig
 from rsd.data.store import FrameStore
-from rsd.show import render_frame
+from rsd.report.frame import render_frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
