@@ -37,7 +37,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from rsd.config import ConfigError, dump_yaml, to_dict
+from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
+from rsd.data.rigs import SensorRig, load_rig
+from rsd.train_config import TrainConfig, config_diff
 
 FORMAT = "rsd-checkpoint/1"
 CHECKPOINT_DIR = "checkpoints"
@@ -234,8 +236,6 @@ class EvalModel:
 
 def check_compatible(meta: Mapping[str, Any], expect_rig: Any = None, expect_model: Any = None):
     """Raise :class:`CheckpointError` naming what differs from the expected rig / model."""
-    from rsd.data.rigs import SensorRig, load_rig
-    from rsd.train_config import config_diff
 
     where = meta.get("path", "checkpoint")
     if expect_rig is not None:
@@ -275,8 +275,6 @@ def load_for_eval(
     ``expect_rig`` (a SensorRig or rig name) and ``expect_model`` (a ModelConfig) are checked
     against the checkpoint first; a mismatch raises :class:`CheckpointError` naming it.
     """
-    from rsd.config import from_dict
-    from rsd.train_config import TrainConfig
 
     path = Path(run_dir)
     path = path if path.is_file() else checkpoint_path(path)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rsd.config import ConfigError
 from rsd.geometry import box_corners
 from rsd.scene import KEYFRAME_DT, Frame
 
@@ -53,8 +54,6 @@ class AugmentConfig:
     """An ego slower than this (m/s) is never displaced."""
 
     def __post_init__(self) -> None:
-        from rsd.config import ConfigError
-
         checks = [
             ("prob", 0.0 <= self.prob <= 1.0, "must be in [0, 1]"),
             ("max_lateral", self.max_lateral >= 0.0, "must be >= 0"),

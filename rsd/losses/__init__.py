@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rsd.config import ConfigError
 from rsd.geometry import BEVGrid, TargetChannel
 from rsd.losses.perception import detection_losses, detection_targets, focal_loss, map_loss
 from rsd.losses.planning import (
@@ -124,8 +125,6 @@ class LossWeights:
     focal_beta: float = 4.0
 
     def __post_init__(self) -> None:
-        from rsd.config import ConfigError
-
         for f in fields(self):
             value = getattr(self, f.name)
             if not math.isfinite(value) or value < 0:

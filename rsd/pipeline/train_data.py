@@ -13,7 +13,12 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from rsd.checkpoint import dataset_identity
 from rsd.config import ConfigError
+from rsd.data.augment import Augmenter
+from rsd.data.dataset import BEVDataset, collate, split_indices
+from rsd.data.rigs import load_rig
+from rsd.data.store import open_store
 from rsd.pipeline.dist import Dist
+from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.train_config import TrainConfig
 
 # -- data ----------------------------------------------------------------------------------
@@ -21,25 +26,18 @@ from rsd.train_config import TrainConfig
 
 def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], None]):
     """(dataset, dataset identity, rig) of the train split of ``data_dir`` under ``cfg``."""
-    from rsd.data.dataset import BEVDataset, split_indices
-    from rsd.data.rigs import load_rig
-    from rsd.data.store import open_store
-    from rsd.teacher.cache import CACHE_NAME
 
     rig = load_rig(cfg.rig)
     store = open_store(data_dir)
     indices = split_indices(store, "train")[: cfg.max_samples]
     if not indices:
         raise ConfigError(f"dataset {data_dir}: no frames in the train split")
-    from rsd.data.augment import Augmenter
 
     augment = Augmenter(cfg.augment, seed=cfg.seed) if cfg.augment.prob > 0 else None
     ds: Dataset = BEVDataset(
         store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices, augment=augment
     )
     if cfg.task.teacher_targets:
-        from rsd.teacher.cache import AnnotationCache
-
         path = data_dir / CACHE_NAME
         if not path.exists():
             raise ConfigError(
@@ -100,7 +98,6 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(ds: Dataset, cfg: TrainConfig, d: Dist, epoch: int, skip_batches: int):
-    from rsd.data.dataset import collate
 
     sampler = DistributedSampler(ds, num_replicas=d.world, rank=d.rank, seed=cfg.seed)
     sampler.set_epoch(epoch)  # the permutation is a function of (seed, epoch) alone
