@@ -18,13 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor, nn
 
 from rsd.config import ConfigError
+from rsd.data.dataset import BEVDataset, split_indices
+from rsd.data.store import open_store
 from rsd.losses import total_loss
 from rsd.models import build_model
+from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.risk_map import RiskTargetDataset
 from rsd.teacher.schema import RiskAssessment
 
@@ -69,3 +73,34 @@ def task_named(name: str) -> Task:
     if name not in TASKS:
         raise ConfigError(f"variant: {name!r} is not one of {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def eval_dataset(
+    data_dir: Path, cfg: Any, rig: Any, split: str, max_samples: int | None
+) -> tuple[Any, bool, str]:
+    """(dataset, whether it carries teacher targets, teacher note) for ``split`` of
+    ``data_dir`` under ``rig``, for a model trained with ``cfg`` (a TrainConfig): with the
+    teacher's risk targets when its task has a RiskHead and the dataset holds usable answers.
+    What ``rsd eval`` and the report's risk-map figure read."""
+    store = open_store(Path(data_dir))
+    try:
+        indices = split_indices(store, split)[:max_samples]
+    except ValueError as e:
+        raise ConfigError(f"--split: {e}") from None
+    if not indices:
+        raise ConfigError(f"dataset {data_dir}: no frames in the {split!r} split")
+    ds: Any = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
+    path = Path(data_dir) / CACHE_NAME
+    if not cfg.task.risk_head:
+        return ds, False, "no RiskHead"
+    if not path.exists():
+        return ds, False, f"no {CACHE_NAME} in {data_dir}"
+    with AnnotationCache(path) as cache:
+        found = cache.get_many(
+            [store.frame_ids[i] for i in indices], cfg.teacher, cfg.prompt_version
+        )
+    usable = {k: a for k, a in found.items() if a.usable}
+    if not usable:
+        return ds, False, f"no usable answers of {cfg.teacher}/{cfg.prompt_version}"
+    note = f"{cfg.teacher}/{cfg.prompt_version}: {len(usable)} of {len(indices)} frames"
+    return cfg.task.with_targets(ds, usable, cfg), True, note

@@ -13,8 +13,8 @@ import argparse
 from pathlib import Path
 
 from rsd.config import ConfigError
+from rsd.data.jsonio import write_json
 from rsd.pipeline.evaluate import evaluate
-from rsd.pipeline.files import write_json
 from rsd.report.tables import eval_table
 
 

@@ -129,3 +129,15 @@ def rig_summary(rig: SensorRig) -> list[str]:
     reach = "whole grid" if m.range_m is None else f"within {m.range_m:.0f} m"
     lines.append(f"  map        {', '.join(layers) or 'none'} ({reach})")
     return lines
+
+
+def resolve_rig(rig: str | Path | None, train_rig: str) -> SensorRig:
+    """The :class:`SensorRig` to evaluate with: ``rig`` (built-in name or YAML
+    path) or the run's own. A malformed file raises ConfigError naming the bad field."""
+    if rig is not None and Path(rig).suffix in (".yaml", ".yml") and not Path(rig).exists():
+        raise ConfigError(f"rig file {rig}: no such file")
+    try:
+        return load_rig(train_rig if rig is None else rig)
+    except ConfigError as e:
+        where = f"rig file {rig}" if rig is not None and Path(rig).exists() else "rig"
+        raise ConfigError(f"{where}: {e}") from None

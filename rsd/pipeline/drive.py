@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rsd.data.jsonio import write_json
 from rsd.data.store import atomic_write
 from rsd.metrics.driving import driving_metrics
-from rsd.pipeline.files import write_json
 from rsd.policy import PlannerSpec
 from rsd.sim.closed_loop import drive
 

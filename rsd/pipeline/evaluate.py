@@ -40,14 +40,15 @@ from tqdm import tqdm
 from rsd.checkpoint import load_for_eval, rig_hash
 from rsd.config import ConfigError
 from rsd.data.dataset import collate
+from rsd.data.jsonio import clean
+from rsd.data.rigs import resolve_rig
 from rsd.geometry import BEVGrid
 from rsd.losses import student_agent_risk
 from rsd.metrics.detection import detection_metrics, gts_from_targets
 from rsd.metrics.planning import planning_metrics
 from rsd.metrics.risk import near_miss_labels, risk_map_l1, risk_metrics
 from rsd.models.detection import decode_detections
-from rsd.pipeline.evaluate_data import open_eval_data, resolve_rig
-from rsd.pipeline.files import clean
+from rsd.tasks import eval_dataset
 
 PLAN_KEYS = ("ego_future", "ego_future_valid", "ego_size")
 AGENT_KEYS = ("agent_boxes", "agent_future", "agent_future_valid", "agent_mask")
@@ -185,7 +186,7 @@ def evaluate(
     ev = load_for_eval(run_dir)  # no expect_rig: another rig is the point of the exercise
     cfg, model = ev.config, ev.model
     sensor_rig = resolve_rig(rig, cfg.rig)
-    ds, has_teacher, teacher_note = open_eval_data(data_dir, cfg, sensor_rig, split, max_samples)
+    ds, has_teacher, teacher_note = eval_dataset(data_dir, cfg, sensor_rig, split, max_samples)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
     seen = _Collector(cfg.grid, model.feature_stride, has_teacher)
     model_s, t0 = 0.0, time.perf_counter()

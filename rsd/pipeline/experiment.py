@@ -25,11 +25,11 @@ import torch
 import yaml
 
 from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
+from rsd.data.jsonio import read_json
 from rsd.data.store import FrameStore
 from rsd.pipeline.annotate import annotate
 from rsd.pipeline.drive import drive_to_dir
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
-from rsd.pipeline.files import read_json
 from rsd.pipeline.generate import GenerateConfig, generate
 from rsd.pipeline.layout import ExperimentLayout
 from rsd.pipeline.pool import run_in_pool

@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 from rsd.config import to_dict
+from rsd.data.jsonio import read_json, write_json
 from rsd.metrics.stats import aggregate
 from rsd.pipeline.experiment_config import BASELINE, COMPATIBLE_KEYS
-from rsd.pipeline.files import read_json, write_json
 from rsd.pipeline.layout import ExperimentLayout
 from rsd.pipeline.stages import STAGE_DIR, time_totals
 from rsd.pipeline.summary import ALSO_CHECKED, check_targets, pool_outcomes, run_metrics

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rsd.checkpoint import checkpoint_path, load_checkpoint
+from rsd.data.jsonio import write_json
 from rsd.pipeline.evaluate import evaluate
-from rsd.pipeline.files import write_json
 from rsd.pipeline.train import train
 
 

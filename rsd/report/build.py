@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rsd.config import ConfigError
-from rsd.pipeline.files import clean, write_json
+from rsd.data.jsonio import clean, write_json
 from rsd.report.page import render_page
 from rsd.report.plots import read_curves, risk_examples, training_curves
 from rsd.report.runs import load_run, summarise_runs

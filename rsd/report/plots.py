@@ -14,8 +14,9 @@ import torch
 
 from rsd.checkpoint import load_for_eval
 from rsd.data.dataset import collate
+from rsd.data.rigs import resolve_rig
 from rsd.geometry import InputChannel, box_corners
-from rsd.pipeline.evaluate_data import open_eval_data, resolve_rig
+from rsd.tasks import eval_dataset
 
 VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
 NOT_TERMS = {"step", "epoch", "lr", "grad_norm", "samples_per_s", "seconds"}
@@ -119,7 +120,7 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
 
     ev = load_for_eval(run_dir)
     cfg = ev.config
-    ds, has_teacher, _ = open_eval_data(data_dir, cfg, resolve_rig(None, cfg.rig), "val", None)
+    ds, has_teacher, _ = eval_dataset(data_dir, cfg, resolve_rig(None, cfg.rig), "val", None)
     if not has_teacher:
         return None
     stride = max(len(ds) // scan, 1)  # spread over the split: neighbouring keyframes look alike

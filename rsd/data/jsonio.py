@@ -1,4 +1,5 @@
-"""Strict-JSON result files of the pipeline: written atomically, read back leniently."""
+"""Strict-JSON result files (evaluations, summaries, results): written atomically, read back
+leniently."""
 
 from __future__ import annotations
 
@@ -34,8 +35,3 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> dict:
     """The JSON object at ``path``; ``{}`` when there is no file."""
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def num(x: Any) -> float:
-    """``x`` as a float; NaN for None, booleans and anything not a number."""
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else math.nan
