@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from rsd.geometry import BEVGrid
-from rsd.metrics.plan_score import event_windows, plan_scores, summarise_plan_scores
+from rsd.metrics.events import event_windows
+from rsd.metrics.plan_score import plan_scores, summarise_plan_scores
 
 GRID = BEVGrid()
 T, SPEED = 6, 10.0
