@@ -1,5 +1,8 @@
 """Statistics over runs and episodes: mean and sample std over seeds, relative changes, ratios,
-binomial rates with a Wilson interval, and the per-arm aggregate of ``rsd experiment``.
+binomial rates with a Wilson interval, the per-arm aggregate of ``rsd experiment``, and paired
+comparisons of two arms: differences on the same training seeds and the same units (scenario
+episodes, frames), a hierarchical bootstrap (seeds, then units) and effect sizes with 95 %
+intervals (:func:`paired_effect`).
 
 Pure functions on plain numbers; a value that cannot be computed is ``nan`` (never an
 exception), and ``None`` / NaN inputs are left out where a mean is taken. ``scipy.stats`` does
@@ -13,6 +16,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from scipy.stats import binomtest, norm
 
 Z95 = 1.96
@@ -113,3 +117,92 @@ def aggregate(
             for cell in cells.values():
                 cell["delta_pct"] = delta_pct(cell["mean"], base)
     return out
+
+
+# ---- paired comparisons: arm vs arm on the same training seeds and the same scenarios/frames
+
+
+def paired_differences(
+    arm: Mapping[Any, Mapping[Any, Any]], base: Mapping[Any, Mapping[Any, Any]]
+) -> dict[Any, tuple[np.ndarray, np.ndarray]]:
+    """``{seed: (arm values, base values)}`` (two aligned (U,) float arrays) over the training
+    seeds present in both ``{seed: {unit: value}}`` maps and, within a seed, the units (scenario
+    episodes, frames) present in both with finite values, in sorted unit order. Seeds left with
+    no unit are dropped."""
+    out: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+    for seed in sorted(set(arm) & set(base), key=str):
+        a, b = arm[seed], base[seed]
+        units = sorted(set(a) & set(b), key=str)
+        pairs = [(as_number(a[u]), as_number(b[u])) for u in units]
+        pairs = [(x, y) for x, y in pairs if math.isfinite(x) and math.isfinite(y)]
+        if pairs:
+            out[seed] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+    return out
+
+
+def hierarchical_bootstrap(
+    groups: Sequence[np.ndarray], n_boot: int = 2000, seed: int = 0
+) -> np.ndarray:
+    """(n_boot,) bootstrap replicates of the two-level mean of ``groups`` (one (U_i,) array of
+    per-unit values per training seed): each replicate draws the seeds with replacement, then,
+    for every seed drawn, its units with replacement, and averages the seeds' unit means (every
+    seed weighs the same). ``seed`` seeds the generator: the same call gives the same draws."""
+    rng = np.random.default_rng(seed)
+    s = len(groups)
+    picks = rng.integers(0, s, size=(n_boot, s))
+    means = np.empty((n_boot, s))
+    for i, values in enumerate(groups):
+        slots = picks == i
+        k = int(slots.sum())
+        if k:  # every slot that drew seed i resamples its units afresh
+            draws = rng.integers(0, len(values), size=(k, len(values)))
+            means[slots] = values[draws].mean(axis=1)
+    return means.mean(axis=1)
+
+
+def paired_effect(
+    arm: Mapping[Any, Mapping[Any, Any]],
+    base: Mapping[Any, Mapping[Any, Any]],
+    n_boot: int = 2000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Paired effect of ``arm`` against ``base`` (both ``{training seed: {unit: value}}``,
+    :func:`paired_differences`): ``diff`` the two-level mean of arm - base (seeds weigh the
+    same), ``ci95`` its percentile interval from :func:`hierarchical_bootstrap`, ``base_mean``
+    and ``rel_pct`` = 100 diff / |base_mean| with ``rel_ci95_pct`` (the interval over the same
+    fixed base mean), ``d_z`` the standardised effect (diff over the sample std of the unit
+    differences; NaN when they do not vary) with ``d_z_ci95`` (``ci95`` over the same std), ``p_boot`` the two-sided share
+    of replicates on the far side of 0, ``seeds`` and ``units``. NaNs when nothing pairs.
+    With one training seed the interval covers the units only (that seed's model is fixed)."""
+    pairs = paired_differences(arm, base)
+    nan2 = [math.nan, math.nan]
+    out: dict[str, Any] = {"diff": math.nan, "ci95": nan2, "base_mean": math.nan}
+    out |= {"rel_pct": math.nan, "rel_ci95_pct": nan2, "d_z": math.nan, "d_z_ci95": nan2}
+    out |= {
+        "p_boot": math.nan,
+        "seeds": len(pairs),
+        "units": sum(len(a) for a, _ in pairs.values()),
+    }
+    if not pairs:
+        return out
+    diffs = [a - b for a, b in pairs.values()]
+    diff = float(np.mean([d.mean() for d in diffs]))
+    base_mean = float(np.mean([b.mean() for _, b in pairs.values()]))
+    boot = hierarchical_bootstrap(diffs, n_boot, seed)
+    tail = 100 * (1 - confidence) / 2
+    lo, hi = (float(v) for v in np.percentile(boot, [tail, 100 - tail]))
+    sd = float(np.concatenate(diffs).std(ddof=1)) if out["units"] > 1 else math.nan
+    scale = 100 / abs(base_mean) if base_mean else math.nan
+    out |= {"diff": diff, "ci95": [lo, hi], "base_mean": base_mean}
+    out |= {"rel_pct": diff * scale, "rel_ci95_pct": [lo * scale, hi * scale]}
+    if sd > 0:
+        out |= {"d_z": diff / sd, "d_z_ci95": [lo / sd, hi / sd]}
+    out["p_boot"] = float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
+    return out
+
+
+def excludes_zero(interval: Sequence[Any]) -> bool:
+    """Whether a ``[lo, hi]`` interval lies wholly on one side of 0 (False with a NaN end)."""
+    lo, hi = (as_number(v) for v in interval)
+    return math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or hi < 0)
