@@ -174,7 +174,8 @@ def paired_effect(
     fixed base mean), ``d_z`` the standardised effect (diff over the sample std of the unit
     differences; NaN when they do not vary) with ``d_z_ci95`` (``ci95`` over the same std),
     ``p_boot`` the two-sided share of replicates on the far side of 0, ``seeds`` and
-    ``units``. NaNs when nothing pairs. With one training seed the interval covers the units only (that seed's model is fixed)."""
+    ``units``. NaNs when nothing pairs. With one training seed the interval covers the units
+    only (that seed's model is fixed)."""
     pairs = paired_differences(arm, base)
     nan2 = [math.nan, math.nan]
     out: dict[str, Any] = {"diff": math.nan, "ci95": nan2, "base_mean": math.nan}
