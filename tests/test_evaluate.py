@@ -104,3 +104,29 @@ def test_cli_writes_json_and_a_bad_rig_file_names_the_field(run, data, tmp_path,
     no_val = tiny_dataset(tmp_path / "no_val", episodes=2, annotate=False)  # seeds 0, 1
     with pytest.raises(ConfigError, match="no frames in the 'val' split"):
         evaluate(run, no_val, progress=False)
+
+
+def test_per_frame_values_beside_the_json_agree_with_it(run, data, tmp_path):
+    import numpy as np
+
+    from rsd.pipeline.evaluate import per_frame_path
+
+    out = tmp_path / "eval_x.json"
+    assert main(["eval", str(run), "--data", str(data), "--out", str(out), "--no-progress"]) == 0
+    written = json.loads(out.read_text())
+    frames = np.load(per_frame_path(out))
+    store = FrameStore(data)
+    assert list(frames["frame_id"]) == [store.frame_ids[i] for i in split_indices(store, "val")]
+    # the split's ADE is the mean of the per-frame ADEs; the plan score the mean of its frames
+    assert np.nanmean(frames["ade"]) == pytest.approx(written["planning"]["ade"])
+    ps = written["plan_score"]
+    scored = ~np.isnan(frames["pdm_score"])
+    assert ps["pdm_frames"] == scored.sum() > 0
+    assert np.nanmean(frames["pdm_score"]) == pytest.approx(ps["pdm_score"])
+    assert 0 <= ps["pdm_score"] <= 1
+    in_window = frames["in_event_window"] & scored
+    assert ps["pdm_frames_events"] == in_window.sum()
+    # PDMS is NC x DAC x the weighted mean, frame by frame
+    f = {k: frames[k][scored] for k in ("pdm_score", "nc", "dac", "ttc", "ep", "comfort")}
+    weighted = (5 * f["ttc"] + 5 * f["ep"] + 2 * f["comfort"]) / 12
+    assert np.allclose(f["pdm_score"], f["nc"] * f["dac"] * weighted)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rsd.config import ConfigError
 from rsd.data.jsonio import write_json
-from rsd.pipeline.evaluate import evaluate
+from rsd.pipeline.evaluate import evaluate, per_frame_path
 from rsd.report.tables import eval_table
 
 
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_samples=args.max_samples,
         progress=not args.no_progress,
+        per_frame_out=per_frame_path(args.out),
     )
     write_json(args.out, result)
     print(eval_table(result))

@@ -17,6 +17,12 @@ split at once (no average of per-batch averages):
   the VAD collision rate (:func:`rsd.metrics.planning.planning_metrics`);
 * ``detection`` (models with a detection head): nuScenes-style mAP, mATE, mASE, mAOE, mAVE,
   NDS and per-class entries (:func:`rsd.metrics.detection.detection_metrics`);
+* ``plan_score``: a navsim-style PDM score of every frame's plan against the logged agent
+  futures (:func:`rsd.metrics.plan_score.plan_scores`): ``pdm_score`` and its sub-scores
+  ``pdm_nc``, ``pdm_dac``, ``pdm_ttc``, ``pdm_ep``, ``pdm_comfort`` over all scored frames
+  (``pdm_frames``), and the same with the suffix ``_events`` over the frames within 3 s of a
+  scripted brake or cut-in or a merge / crossing conflict
+  (:func:`rsd.metrics.events.is_event_frame`, :func:`~rsd.metrics.events.event_windows`);
 * ``risk`` (models with a RiskHead, when ``DIR`` holds the teacher's answers): student vs
   teacher per-object MAE, Kendall tau-b, top-1 agreement, risk-map L1, and the AUROC of the
   student's risk for agents that come within 2 m of the expert's future (near misses).
@@ -24,10 +30,15 @@ split at once (no average of per-batch averages):
 Plus meta: ``run``, ``data``, ``rig``, ``train_rig``, ``unseen_rig``, ``split``, ``n_samples``,
 ``samples_per_s`` (model forward only, at ``batch_size``), ``end_to_end_samples_per_s`` (with
 rasterising). Metrics with nothing to average are ``null`` in the JSON.
+
+Per-frame values (what ``rsd compare`` pairs arms on) go to an ``.npz`` beside the JSON
+(:func:`per_frame_path`): ``frame_id``, ``episode`` (``scenario-seed``), ``in_event_window``,
+``ade`` and ``fde`` (m) and the plan score with its sub-scores (NaN where a frame is not scored).
 """
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -42,15 +53,59 @@ from rsd.config import ConfigError
 from rsd.data.dataset import collate
 from rsd.data.jsonio import clean
 from rsd.data.rigs import resolve_rig
-from rsd.geometry import BEVGrid
+from rsd.data.shard import atomic_write
+from rsd.data.store import open_store
+from rsd.geometry import BEVGrid, EgoStatusField, TargetChannel
 from rsd.losses import student_agent_risk
 from rsd.metrics.detection import detection_metrics, gts_from_targets
+from rsd.metrics.events import event_windows, is_event_frame
+from rsd.metrics.plan_score import SUB_SCORES, plan_scores, summarise_plan_scores
 from rsd.metrics.planning import planning_metrics
 from rsd.metrics.risk import near_miss_labels, risk_map_l1, risk_metrics
 from rsd.models.detection import decode_detections
 from rsd.tasks import eval_dataset
 
 PLAN_KEYS = ("ego_future", "ego_future_valid", "ego_size")
+PER_FRAME_SUFFIX = ".frames.npz"
+EVENT_WINDOW_S = 3.0
+"""Frames within this many seconds of an event frame of their episode are in its window."""
+
+
+def per_frame_path(json_path: Path) -> Path:
+    """Where the per-frame values of the evaluation written to ``json_path`` go:
+    ``eval_x.json`` -> ``eval_x.frames.npz``."""
+    return Path(json_path).with_suffix(PER_FRAME_SUFFIX)
+
+
+def _frame_scores(
+    out: dict[str, torch.Tensor], targets: dict[str, Any], features: dict[str, Any], grid: BEVGrid
+) -> dict[str, np.ndarray]:
+    """Per-frame plan score (:func:`plan_scores`), ADE and FDE (m) of one batch."""
+    t = {k: v.detach().cpu().numpy() for k, v in targets.items() if hasattr(v, "detach")}
+    plan = out["plan"].detach().float().cpu().numpy()
+    scores = plan_scores(
+        plan,
+        t["ego_future"],
+        t["ego_future_valid"],
+        t["agent_boxes"],
+        t["agent_future"],
+        t["agent_future_valid"],
+        t["agent_mask"],
+        t["target_maps"][:, TargetChannel.DRIVABLE],
+        grid,
+        ego_size=t["ego_size"],
+        ego_speed=features["ego_status"][:, EgoStatusField.SPEED].cpu().numpy(),
+        ego_past=t["ego_past"],
+        ego_past_valid=t["ego_past_valid"],
+    )
+    err = np.linalg.norm(plan[..., :2] - t["ego_future"][..., :2], axis=-1)
+    valid = t["ego_future_valid"]
+    n_valid = valid.sum(1)
+    ade = np.where(n_valid > 0, (err * valid).sum(1) / np.maximum(n_valid, 1), np.nan)
+    fde = np.where(valid[:, -1], err[:, -1], np.nan)
+    return {k: v for k, v in scores.items() if k != "valid"} | {"ade": ade, "fde": fde}
+
+
 AGENT_KEYS = ("agent_boxes", "agent_future", "agent_future_valid", "agent_mask")
 
 
@@ -108,8 +163,18 @@ class _Collector:
         self.det_gts: list[dict] = []
         self.risk_parts: list[dict] = []
         self.map_l1, self.map_n = 0.0, 0
+        self.frame_ids: list[str] = []
+        self.per_frame: list[dict[str, np.ndarray]] = []
 
-    def add(self, out: dict[str, torch.Tensor], targets: dict[str, Any]) -> None:
+    def add(
+        self,
+        out: dict[str, torch.Tensor],
+        targets: dict[str, Any],
+        features: dict[str, Any],
+        frame_ids: list[str],
+    ) -> None:
+        self.frame_ids += list(frame_ids)
+        self.per_frame.append(_frame_scores(out, targets, features, self.grid))
         self.plans.append(out["plan"].float().cpu().numpy())
         self.plan_in.append(_numpy(targets, PLAN_KEYS))
         self.agent_in.append(_numpy(targets, AGENT_KEYS))
@@ -143,9 +208,27 @@ class _Collector:
             ego_size=flat.get("ego_size"),
         )
 
-    def metrics(self) -> dict[str, Any]:
-        """``planning``, and ``detection`` / ``risk`` where the model has those heads."""
-        res: dict[str, Any] = {"planning": self.planning()}
+    def frames(self, data_dir: Path) -> dict[str, np.ndarray]:
+        """Every frame's values (:func:`_frame_scores`), ``frame_id``, ``episode`` and
+        ``in_event_window`` (frames of ``data_dir`` read again for their events)."""
+        per = {k: np.concatenate([p[k] for p in self.per_frame]) for k in self.per_frame[0]}
+        store = open_store(data_dir)
+        frames = [store[store.index_of(f)] for f in self.frame_ids]
+        episode = np.array([f"{f.scenario}-{f.seed:05d}" for f in frames])
+        is_event = [is_event_frame(f) for f in frames]
+        window = event_windows(episode, [f.t for f in frames], is_event, EVENT_WINDOW_S)
+        ids = np.array(self.frame_ids)
+        return per | {"frame_id": ids, "episode": episode, "in_event_window": window}
+
+    def metrics(self, per_frame: dict[str, np.ndarray]) -> dict[str, Any]:
+        """``planning``, ``plan_score``, and ``detection`` / ``risk`` where the model has those
+        heads."""
+        scores = {k: per_frame[k] for k in ("pdm_score", *SUB_SCORES)}
+        scores["valid"] = ~np.isnan(per_frame["pdm_score"])
+        window = per_frame["in_event_window"]
+        events = summarise_plan_scores(scores, window, "_events")
+        plan_score = summarise_plan_scores(scores) | events
+        res: dict[str, Any] = {"planning": self.planning(), "plan_score": plan_score}
         if self.det_preds:
             res["detection"] = detection_metrics(self.det_preds, self.det_gts)
         if self.risk_parts:
@@ -170,11 +253,13 @@ def evaluate(
     batch_size: int = 16,
     max_samples: int | None = None,
     progress: bool = True,
+    per_frame_out: Path | None = None,
 ) -> dict:
     """Open-loop metrics of the model of ``run_dir`` on ``split`` of ``data_dir`` (module doc).
 
     ``rig``: a built-in rig name or YAML path; default the run's training rig. Returns the
-    JSON-ready dict (``nan`` -> ``None``) that ``rsd eval`` writes.
+    JSON-ready dict (``nan`` -> ``None``) that ``rsd eval`` writes; ``per_frame_out``: where to
+    write the per-frame values (module doc), atomically.
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size: expected >= 1, got {batch_size}")
@@ -196,7 +281,7 @@ def evaluate(
             t = time.perf_counter()
             out = model(batch["features"])
             model_s += time.perf_counter() - t
-            seen.add(out, batch["targets"])
+            seen.add(out, batch["targets"], batch["features"], batch["frame_id"])
             bar.update(len(batch["features"]["bev"]))
     bar.close()
     wall, n = time.perf_counter() - t0, seen.n_samples
@@ -219,4 +304,10 @@ def evaluate(
         "wall_s": wall,
         "teacher": teacher_note,
     }
-    return clean(result | seen.metrics())
+    per_frame = seen.frames(data_dir)
+    if per_frame_out is not None:
+        buf = io.BytesIO()
+        np.savez(buf, **per_frame)
+        Path(per_frame_out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(per_frame_out, buf.getvalue())
+    return clean(result | seen.metrics(per_frame))

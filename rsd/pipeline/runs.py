@@ -9,7 +9,7 @@ from typing import Any
 
 from rsd.checkpoint import checkpoint_path, load_checkpoint
 from rsd.data.jsonio import write_json
-from rsd.pipeline.evaluate import evaluate
+from rsd.pipeline.evaluate import evaluate, per_frame_path
 from rsd.pipeline.train import train
 
 
@@ -41,6 +41,14 @@ def evaluate_run(
     run: Path, data: Path, rig: str, path: Path, max_samples: int | None, progress: bool
 ) -> None:
     """Open-loop evaluation of ``run`` on the validation split of ``data`` under ``rig``,
-    written atomically to ``path``."""
-    res = evaluate(run, data, rig=rig, split="val", max_samples=max_samples, progress=progress)
+    written atomically to ``path`` (per-frame values first, beside it: :func:`per_frame_path`)."""
+    res = evaluate(
+        run,
+        data,
+        rig=rig,
+        split="val",
+        max_samples=max_samples,
+        progress=progress,
+        per_frame_out=per_frame_path(path),
+    )
     write_json(path, res)
