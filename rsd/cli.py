@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.commands.evaluate",
         "open-loop metrics of a run on the held-out split (planning, detection, risk, speed)",
     ),
+    "compare": (
+        "rsd.commands.compare",
+        "arm vs arm: paired effects with hierarchical bootstrap 95 % CIs",
+    ),
     "report": (
         "rsd.commands.report",
         "one HTML page (+ summary.md/json) comparing runs: baseline vs RSD, open and closed loop",

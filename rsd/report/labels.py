@@ -111,3 +111,43 @@ def experiment_label(key: str) -> str:
 
 POOLED_OUTCOMES = ("vehicle_collision", "offroad", "success")
 """Episode outcomes ``rsd experiment`` pools over seeds (rates with Wilson intervals)."""
+
+
+# ---- plan score and paired comparisons (issue 12, items 4-5) ----
+
+PLAN_SCORE_LABELS = {
+    "pdm_score": "PDM-style score",
+    "pdm_nc": "no at-fault collision (NC)",
+    "pdm_dac": "drivable-area compliance (DAC)",
+    "pdm_ttc": "time to collision within bound (TTC)",
+    "pdm_ep": "ego progress (EP)",
+    "pdm_comfort": "comfort (C)",
+    "pdm_frames": "frames scored",
+    "nc": "NC",
+    "dac": "DAC",
+    "ttc": "TTC",
+    "ep": "EP",
+    "comfort": "C",
+}
+"""Labels of the plan-score keys (``rsd eval``'s ``plan_score`` group, per-frame values);
+a key with the suffix ``_events`` is the same over event windows."""
+COMPARE_GROUPS = {
+    "closed_loop_overall": "Closed loop, all scenarios (paired by scenario + seed)",
+    "closed_loop_long_tail": "Closed loop, long-tail scenarios (paired by scenario + seed)",
+}
+"""Titles of ``rsd compare``'s groups; ``open_loop[<rig>]`` groups are titled by rig."""
+LOWER_IS_BETTER = {"ade", "fde", "collision_rate", "offroad_rate", "collision_vad_avg_pct"}
+"""Metric keys where a negative paired difference is an improvement."""
+
+
+def plan_score_label(key: str) -> str:
+    """Label of a plan-score key, ``..._events`` as ``... (event windows)``."""
+    base, events = (key[: -len("_events")], True) if key.endswith("_events") else (key, False)
+    label = PLAN_SCORE_LABELS.get(base) or experiment_label(base)
+    return f"{label} (event windows)" if events else label
+
+
+def compare_group_title(group: str) -> str:
+    if group.startswith("open_loop["):
+        return f"Open loop on rig {group[len('open_loop[') : -1]} (paired by frame)"
+    return COMPARE_GROUPS.get(group, group)

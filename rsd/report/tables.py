@@ -10,14 +10,17 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rsd.metrics.stats import as_number
+from rsd.metrics.stats import as_number, excludes_zero
 from rsd.report.labels import (
     CLOSED_LOOP,
     EVAL_TABLE,
     EXPERIMENT_GROUPS,
+    LOWER_IS_BETTER,
     OPEN_LOOP,
     POOLED_OUTCOMES,
+    compare_group_title,
     experiment_label,
+    plan_score_label,
 )
 
 BASELINE = "baseline"
@@ -202,3 +205,40 @@ def eval_table(result: dict) -> str:
     if "risk" not in result:
         lines.append(f"  risk      not measured ({result['teacher']})")
     return "\n".join(lines)
+
+
+# -- rsd compare, paired intervals in results.md ----------------------------------------------
+
+
+def paired_verdict(row: Mapping[str, Any]) -> str:
+    """``better`` / ``worse`` where the 95 % interval of the paired difference excludes 0
+    (by the metric's direction), else ``-`` (no colour: the data do not tell)."""
+    if not excludes_zero(row["ci95"]):
+        return "-"
+    lower = row["metric"] in LOWER_IS_BETTER
+    return "better" if (as_number(row["diff"]) < 0) == lower else "worse"
+
+
+def paired_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Markdown tables (one per group) of paired effects (``rsd.pipeline.compare``): difference
+    arm - base with its 95 % interval, relative effect with its interval, d_z, seeds, units,
+    and a verdict only where the interval excludes zero."""
+    parts: list[str] = []
+    for group in dict.fromkeys(r["group"] for r in rows):
+        parts += ["", f"### {compare_group_title(group)}", ""]
+        parts += [
+            "| metric | arm vs base | base mean | difference [95 % CI] | relative % [95 % CI]"
+            " | d_z | seeds | units | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in (r for r in rows if r["group"] == group):
+            lo, hi = r["ci95"]
+            rlo, rhi = r["rel_ci95_pct"]
+            parts.append(
+                f"| {plan_score_label(r['metric'])} | {r['arm']} vs {r['base']} "
+                f"| {fmt_number(r['base_mean'])} "
+                f"| {fmt_number(r['diff'])} [{fmt_number(lo)}, {fmt_number(hi)}] "
+                f"| {fmt_pct(r['rel_pct'])} [{fmt_pct(rlo)}, {fmt_pct(rhi)}] "
+                f"| {fmt_number(r['d_z'])} | {r['seeds']} | {r['units']} | {paired_verdict(r)} |"
+            )
+    return "\n".join(parts).lstrip("\n")

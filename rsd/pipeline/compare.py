@@ -1,0 +1,131 @@
+"""Arm vs arm over an experiment directory (``rsd compare``, the experiment's aggregate):
+paired effects (:func:`rsd.metrics.stats.paired_effect`) of every metric, paired by training
+seed and then by unit.
+
+* closed loop: ``runs/<arm>/seed<S>/drive/episodes.jsonl``; a unit is an episode, identified
+  by scenario and scenario seed (``cut_in-10003``); per episode ``driving_score``
+  (route completion x the infraction penalties, as :mod:`rsd.metrics.driving`), and 0/100
+  indicators ``success_rate``, ``collision_rate``, ``offroad_rate``; over all episodes and
+  over the long-tail scenarios only;
+* open loop: ``runs/<arm>/seed<S>/eval_<rig>.frames.npz`` (written by ``rsd eval``); a unit is
+  a frame id; ``pdm_score`` and its sub-scores, ``ade``, ``fde`` (m), and ``pdm_score_events``
+  over the frames in event windows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rsd.config import ConfigError
+from rsd.metrics.driving import driving_metrics
+from rsd.metrics.plan_score import SUB_SCORES
+from rsd.metrics.stats import paired_effect
+from rsd.pipeline.evaluate import PER_FRAME_SUFFIX
+from rsd.sim.closed_loop import EpisodeLog
+
+Units = dict[int, dict[str, dict[str, float]]]
+"""``{training seed: {metric: {unit: value}}}`` of one arm and one group."""
+
+OPEN_LOOP_KEYS = ("pdm_score", *SUB_SCORES, "ade", "fde")
+OUTCOME_RATES = {
+    "success_rate": "success",
+    "collision_rate": "vehicle_collision",
+    "offroad_rate": "offroad",
+}
+"""Per-episode 0/100 indicators: metric id -> the episode outcome it counts."""
+
+
+def seed_dirs(out: Path, arm: str) -> dict[int, Path]:
+    """``{seed: runs/<arm>/seed<S>}`` of ``out`` (an experiment directory)."""
+    found = {}
+    for d in sorted((Path(out) / "runs" / arm).glob("seed*")):
+        m = re.fullmatch(r"seed(\d+)", d.name)
+        if m and d.is_dir():
+            found[int(m.group(1))] = d
+    return found
+
+
+def arms_of(out: Path) -> list[str]:
+    """The arms with at least one run directory under ``out/runs``."""
+    root = Path(out) / "runs"
+    if not root.is_dir():
+        raise ConfigError(f"{out}: not an experiment directory (no runs/)")
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and seed_dirs(out, d.name))
+
+
+def episode_values(logs: Sequence[EpisodeLog]) -> dict[str, dict[str, float]]:
+    """``{metric: {episode id: value}}`` of closed-loop episodes (module doc)."""
+    out: dict[str, dict[str, float]] = {k: {} for k in ("driving_score", *OUTCOME_RATES)}
+    for log in logs:
+        ds = driving_metrics([log])["overall"].get("driving_score", np.nan)
+        out["driving_score"][log.episode_id] = float(ds)
+        for key, outcome in OUTCOME_RATES.items():
+            out[key][log.episode_id] = 100.0 * (log.outcome == outcome)
+    return out
+
+
+def read_episodes(path: Path) -> list[EpisodeLog]:
+    return [EpisodeLog.from_json(line) for line in path.read_text().splitlines() if line]
+
+
+def closed_loop_units(out: Path, arm: str, long_tail: Sequence[str]) -> dict[str, Units]:
+    """``{"closed_loop_overall" | "closed_loop_long_tail": Units}`` of ``arm``."""
+    groups: dict[str, Units] = {"closed_loop_overall": {}, "closed_loop_long_tail": {}}
+    for seed, d in seed_dirs(out, arm).items():
+        path = d / "drive" / "episodes.jsonl"
+        if not path.exists():
+            continue
+        logs = read_episodes(path)
+        groups["closed_loop_overall"][seed] = episode_values(logs)
+        tail = [lg for lg in logs if lg.scenario in long_tail]
+        groups["closed_loop_long_tail"][seed] = episode_values(tail)
+    return groups
+
+
+def open_loop_units(out: Path, arm: str) -> dict[str, Units]:
+    """``{"open_loop[<rig>]": Units}`` of ``arm``, one group per rig with per-frame values."""
+    groups: dict[str, Units] = {}
+    for seed, d in seed_dirs(out, arm).items():
+        for path in sorted(d.glob(f"eval_*{PER_FRAME_SUFFIX}")):
+            rig = path.name[len("eval_") : -len(PER_FRAME_SUFFIX)]
+            with np.load(path) as f:
+                ids = [str(i) for i in f["frame_id"]]
+                vals = {k: dict(zip(ids, f[k].tolist(), strict=True)) for k in OPEN_LOOP_KEYS}
+                window = f["in_event_window"]
+                vals["pdm_score_events"] = {
+                    i: v for i, v, w in zip(ids, f["pdm_score"].tolist(), window, strict=True) if w
+                }
+            groups.setdefault(f"open_loop[{rig}]", {})[seed] = vals
+    return groups
+
+
+def arm_units(out: Path, arm: str, long_tail: Sequence[str]) -> dict[str, Units]:
+    return closed_loop_units(out, arm, long_tail) | open_loop_units(out, arm)
+
+
+def compare_arms(
+    out: Path,
+    arm: str,
+    base: str,
+    long_tail: Sequence[str] = (),
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Rows ``{"group", "metric", "arm", "base", **paired_effect(...)}`` of ``arm`` against
+    ``base`` for every metric both arms have (module doc)."""
+    a, b = arm_units(out, arm, long_tail), arm_units(out, base, long_tail)
+    rows = []
+    for group in [g for g in a if g in b]:
+        metrics = {m for units in a[group].values() for m in units}
+        metrics &= {m for units in b[group].values() for m in units}
+        for metric in sorted(metrics):
+            per_a = {s: units.get(metric, {}) for s, units in a[group].items()}
+            per_b = {s: units.get(metric, {}) for s, units in b[group].items()}
+            effect = paired_effect(per_a, per_b, n_boot=n_boot, seed=seed)
+            rows.append({"group": group, "metric": metric, "arm": arm, "base": base} | effect)
+    return rows
