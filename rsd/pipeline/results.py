@@ -10,6 +10,7 @@ from typing import Any
 from rsd.config import to_dict
 from rsd.data.jsonio import read_json, write_json
 from rsd.metrics.stats import aggregate
+from rsd.pipeline.compare import compare_arms
 from rsd.pipeline.experiment_config import BASELINE, COMPATIBLE_KEYS
 from rsd.pipeline.layout import ExperimentLayout
 from rsd.pipeline.stages import STAGE_DIR, time_totals
@@ -82,6 +83,13 @@ def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
     for arm in ALSO_CHECKED:
         if arm in runs:
             targets += check_targets(agg, arm)
+    # paired by training seed, then scenario episode / frame: the intervals the report colours by
+    paired = [
+        row
+        for arm in runs
+        if arm != BASELINE and BASELINE in runs
+        for row in compare_arms(layout.out, arm, BASELINE, layout.cfg.long_tail)
+    ]
     times = stage_times(layout)
     res = {
         "command": command,
@@ -95,12 +103,13 @@ def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
         },
         "metrics": agg,
         "pooled": pooled,
+        "paired": paired,
         "targets": targets,
         "time": times,
         "inputs_digest": inputs_digest(layout),
     }
     write_json(layout.out / "results.json", res)
-    md = results_markdown(agg, targets, times, command, list(runs), pooled)
+    md = results_markdown(agg, targets, times, command, list(runs), pooled, paired)
     (layout.out / "results.md").write_text(md)
     layout.report_dir.mkdir(parents=True, exist_ok=True)
     (layout.report_dir / "results.html").write_text(markdown_page(md, "rsd experiment results"))

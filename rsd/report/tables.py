@@ -154,14 +154,27 @@ def results_markdown(
     command: str,
     arms: Sequence[str],
     pooled: Mapping[str, Any] | None = None,
+    paired: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """``results.md``: a table per metric group, the closed-loop outcomes pooled over seeds,
-    the targets, the time spent, the command."""
+    """``results.md``: the paired effects against the baseline (where runs pair), a table per
+    metric group, the closed-loop outcomes pooled over seeds (Wilson intervals: used where
+    nothing pairs), the targets, the time spent, the command."""
     parts = [
         "# rsd experiment",
         "",
-        "Cells: mean ± sample std over seeds (change of the mean vs baseline, %).",
     ]
+    if paired:
+        parts += [
+            "",
+            "## Paired effects against the baseline",
+            "",
+            "Arm - baseline on the same training seeds and the same scenario episodes (closed"
+            " loop) or frames (open loop); 95 % intervals from a hierarchical bootstrap over"
+            " seeds, then units; a verdict only where the interval excludes 0.",
+            "",
+            paired_table(paired),
+        ]
+    parts += ["", "Cells: mean ± sample std over seeds (change of the mean vs baseline, %)."]
     for g, title in EXPERIMENT_GROUPS.items():
         if g in agg:
             parts += ["", f"## {title}", "", format_table(agg, g, arms)]

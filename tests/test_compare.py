@@ -1,0 +1,88 @@
+"""``rsd compare`` on a hand-made experiment directory whose answer is known: the rsd arm's
+plan score is the baseline's + 0.1 on every frame, its episodes collide where the baseline's
+do not in one scenario of one seed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rsd.cli import main
+from rsd.pipeline.compare import compare_arms
+from rsd.sim.episode_log import EpisodeLog
+
+
+def _frames(path, ids, pdm, window):
+    n = len(ids)
+    values = {k: np.ones(n) for k in ("nc", "dac", "ttc", "ep", "comfort", "ade", "fde")}
+    np.savez(
+        path,
+        frame_id=np.array(ids),
+        episode=np.array([i.rsplit("-", 1)[0] for i in ids]),
+        in_event_window=np.array(window),
+        pdm_score=np.array(pdm, float),
+        **values,
+    )
+
+
+def _episode(scenario, seed, outcome):
+    log = EpisodeLog(scenario, "nominal", seed, "model", outcome, 100.0, 100.0, 100.0, True, 10.0)
+    return log.to_json()
+
+
+@pytest.fixture
+def exp(tmp_path):
+    rng = np.random.default_rng(0)
+    for seed in (0, 1, 2):
+        ids = [f"highway-00004-{k:04d}" for k in range(20)]
+        base = rng.uniform(0.3, 0.8, len(ids))
+        window = [k < 5 for k in range(20)]
+        for arm, shift, extra in (("baseline", 0.0, ["merge-00004-0000"]), ("rsd", 0.1, [])):
+            d = tmp_path / "runs" / arm / f"seed{seed}"
+            (d / "drive").mkdir(parents=True)
+            pdm = list(base + shift) + [0.5] * len(extra)  # a frame the other arm lacks
+            _frames(d / "eval_dense360.frames.npz", ids + extra, pdm, window + [True] * len(extra))
+            crash = arm == "rsd" and seed == 0
+            lines = [
+                _episode("cut_in", 10000, "vehicle_collision" if crash else "success"),
+                _episode("highway", 10000, "success"),
+            ]
+            (d / "drive" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def test_a_constant_per_frame_gain_is_found_exactly(exp):
+    rows = {(r["group"], r["metric"]): r for r in compare_arms(exp, "rsd", "baseline", ["cut_in"])}
+    pdm = rows[("open_loop[dense360]", "pdm_score")]
+    assert pdm["diff"] == pytest.approx(0.1) and pdm["ci95"] == pytest.approx([0.1, 0.1])
+    assert pdm["seeds"] == 3 and pdm["units"] == 60  # the unpaired merge frame is left out
+    events = rows[("open_loop[dense360]", "pdm_score_events")]
+    assert events["units"] == 15 and events["diff"] == pytest.approx(0.1)
+    nc = rows[("open_loop[dense360]", "nc")]
+    assert nc["diff"] == 0 and nc["ci95"] == [0, 0]
+
+
+def test_closed_loop_pairs_episodes_by_scenario_and_seed(exp):
+    rows = {(r["group"], r["metric"]): r for r in compare_arms(exp, "rsd", "baseline", ["cut_in"])}
+    tail = rows[("closed_loop_long_tail", "collision_rate")]
+    # seed 0: +100 on its one long-tail episode, seeds 1-2: 0 -> two-level mean 100 / 3
+    assert tail["diff"] == pytest.approx(100 / 3) and tail["units"] == 3
+    lo, hi = tail["ci95"]
+    assert lo == 0 and hi == pytest.approx(100)  # one seed in three: the data do not tell
+    overall = rows[("closed_loop_overall", "collision_rate")]
+    assert overall["diff"] == pytest.approx(50 / 3) and overall["units"] == 6
+
+
+def test_cli_prints_a_verdict_only_where_the_interval_excludes_zero(exp, capsys, tmp_path):
+    out = tmp_path / "rows.json"
+    assert main(["compare", str(exp), "--boot", "500", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    pdm_line = next(ln for ln in text.splitlines() if ln.startswith("| PDM-style score |"))
+    assert pdm_line.rstrip().endswith("| better |")
+    crash = [ln for ln in text.splitlines() if ln.startswith("| collision (%)")]
+    assert crash and all(ln.rstrip().endswith("| - |") for ln in crash)
+    assert len(json.loads(out.read_text())["rows"]) > 10
+    assert main(["compare", str(exp), "--base", "nope"]) == 2
+    assert "--base nope" in capsys.readouterr().err
