@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -57,10 +58,16 @@ def _tag(variant: str) -> str:
 
 
 def _table(
-    rows: list[tuple[str, dict, bool]], variants: list[str], digits: int, delta: bool = True
+    rows: list[tuple[str, dict, bool]],
+    variants: list[str],
+    digits: int,
+    delta: bool = True,
+    decided: Mapping[str, bool] | None = None,
 ) -> str:
     """Rows (label, {variant: stats}, lower is better) -> table with a relative-delta column
-    (rsd vs baseline) when both are present; the better mean is bold."""
+    (rsd vs baseline) when both are present; the better mean is bold. A delta is coloured only
+    for the labels in ``decided`` (True: the paired 95 % interval of rsd - baseline excludes
+    zero, :func:`rsd.metrics.stats.excludes_zero`); seed means alone never colour one."""
     both = delta and {"baseline", "rsd"} <= set(variants)
     head = "".join(f"<th>{_tag(v)}</th>" for v in variants)
     out = [f"<table><tr><th>metric</th>{head}{'<th>Δ rsd vs baseline</th>' if both else ''}</tr>"]
@@ -86,6 +93,8 @@ def _table(
             else:
                 good = (rel < 0) == lower if abs(rel) >= 0.05 else None  # shown as 0.0: neutral
                 rel = rel if good is not None else 0.0
+                if not (decided or {}).get(label):
+                    good = None  # no interval excludes zero: noise is not painted
                 cls = "" if good is None else ("good" if good else "bad")
                 tds += f'<td class="{cls}">{rel:+.1f} %</td>'
         out.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
@@ -205,7 +214,9 @@ over 20 checkpoints; share of 2 s windows inside nuPlan's acceleration, jerk and
 <dt>Throughput</dt><dd>Model forward samples/s at the eval batch size on the eval machine
 (rasterising excluded; the eval JSON also has the end-to-end figure).</dd>
 <dt>mean ± std</dt><dd>Over the runs (seeds) of a variant; std is the sample standard deviation
-(n − 1). Δ = (rsd − baseline) / |baseline|; green where RSD is better.</dd>
+(n − 1). Δ = (rsd − baseline) / |baseline|, coloured only where the paired 95 % interval
+excludes zero (<code>rsd compare</code>, the experiment's results page); the means of a few
+seeds alone colour nothing.</dd>
 </dl>
 <p class="note">Sources: Hu et al., "Planning-oriented Autonomous Driving" (UniAD, CVPR 2023);
 Jiang et al., "VAD" (ICCV 2023) and the ST-P3 evaluation code they share; Caesar et al.,
