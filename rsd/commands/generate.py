@@ -5,7 +5,9 @@ The job list is every (scenario, seed) pair, episode-major: job ``j`` is episode
 with ``j % n == i`` (a Slurm array over one output directory works). Each job writes one
 shard atomically (see :mod:`rsd.data.store`), so a run stopped at any moment, even by
 ``kill -9``, resumes where it stopped without losing or duplicating a keyframe. The manifest
-is rebuilt from the shards on disk, periodically and at the end. The library is
+is rebuilt from the shards on disk, periodically and at the end. On a re-run every shard
+is checked against the manifest's sha256; one that differs (or does not decode) is recorded
+again. The library is
 :mod:`rsd.pipeline.generate`.
 """
 
