@@ -313,9 +313,8 @@ class FrameStore(Sequence[Frame]):
             return self._cache[k]
         e = self._shards[k]
         path = self.root / e["file"]
-        shard = Shard(path)
-        if self.check_sha and hashlib.sha256(shard.data).hexdigest() != e["sha256"]:
-            raise CorruptShardError(path, "sha256 does not match the manifest")
+        # the checksum first: a damaged file is named as such, not by what fails to decode
+        shard = Shard(path, check_sha(path, e["sha256"]) if self.check_sha else None)
         if shard.frame_ids != e["frame_ids"]:
             raise CorruptShardError(path, "frame ids differ from the manifest's")
         shard.data = b""  # the columns are what is kept; the raw bytes were only for the check
