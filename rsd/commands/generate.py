@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="config overrides right after OUT_DIR, e.g. seed=100",
+        help="config overrides, anywhere after OUT_DIR, e.g. seed=100",
     )
     parser.add_argument("--scenarios", help="comma-separated built-in scenarios (default: all)")
     parser.add_argument(
