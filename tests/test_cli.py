@@ -50,3 +50,11 @@ def test_where_overrides_are_not_taken_the_error_says_so(argv, message, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert f"rsd {argv[0]}: error: unrecognized arguments" in err and message in err
+
+
+@pytest.mark.parametrize("command", ["generate", "annotate", "experiment"])
+def test_help_says_that_module_attr_names_run_code(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "MODULE:ATTR" in text and "runs that code" in text

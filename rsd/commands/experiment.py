@@ -47,6 +47,8 @@ then let the experiment find it (a finished run is kept; the stage only records 
 'rsd experiment ... --dry-run' prints the exact 'rsd train' command of every run to do
 (the experiment's overrides: train, then the arm's, then the seed).
 CONFIG comes first; KEY=VALUE overrides may stand anywhere on the line.
+A teacher named MODULE:ATTR (arms.NAME.teacher=...) imports MODULE and calls ATTR: it runs
+that code, by design; name only code you trust.
 """
 
 

@@ -22,6 +22,11 @@ from rsd.pipeline.generate import GenerateConfig, generate, parse_shard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "recorder=MODULE:ATTR (an override or a --config key) records with a custom function: "
+        "it imports MODULE and calls ATTR(scenario, seed) for every episode, i.e. runs that "
+        "code, by design. Name only code you trust."
+    )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="dataset directory (created)")
     parser.add_argument(
         "overrides",
