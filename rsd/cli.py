@@ -77,19 +77,37 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.set_defaults(_module=module)
+        p.set_defaults(_module=module, _parser=p)
         if selected is None or selected == name:
             importlib.import_module(module).add_arguments(p)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line. ``KEY=VALUE`` overrides may stand anywhere after the command
+    (argparse alone takes them only in one block): words that argparse leaves over join the
+    command's ``overrides`` in order; a command without them says where its overrides go."""
     selected = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(selected if selected in COMMANDS else "")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    sub = args._parser if getattr(args, "_module", None) else parser
+    unknown = " ".join(extra)
+    if any(a.startswith("-") or "=" not in a for a in extra):
+        sub.error(f"unrecognized arguments: {unknown}")
+    positional = any(a.dest == "overrides" and not a.option_strings for a in sub._actions)
+    if not positional:
+        where = "give each after --set" if hasattr(args, "overrides") else "it takes none"
+        sub.error(f"unrecognized arguments: {unknown} (KEY=VALUE overrides: {where})")
+    args.overrides = [*args.overrides, *extra]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     if not getattr(args, "_module", None):
-        parser.print_help()
+        build_parser("").print_help()
         return 0
     from rsd.config import ConfigError
 

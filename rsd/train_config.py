@@ -27,7 +27,7 @@ from rsd.teacher.risk_map import RiskMapConfig
 VARIANTS = tuple(TASKS)
 """The tasks a run can train (:mod:`rsd.tasks`): ``baseline``, ``rsd``, ``constraint_only``."""
 
-RUN_CONTROL_KEYS = frozenset({"stop_after_steps", "log_every", "num_workers"})
+RUN_CONTROL_KEYS = frozenset({"stop_after_steps", "log_every", "num_workers", "checkpoint_every"})
 """Keys that may change between a run and its resume: they do not change what is computed."""
 
 
@@ -72,6 +72,10 @@ class TrainConfig:
     """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
     log_every: int = 10
     """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
+    checkpoint_every: int | None = None
+    """Also save the checkpoint every this many steps, inside epochs too, so that a run killed
+    without warning (``kill -9``, a lost node) loses at most that many steps; ``null``: at
+    epoch ends and on signals only. Resuming from such a save is exact like any other."""
     stop_after_steps: int | None = None
     """Stop (checkpoint saved, as on Ctrl-C) once this many steps are done; for tests and
     time-boxed jobs. ``rsd train --resume`` goes on to the end unless given a new one."""
@@ -91,6 +95,11 @@ class TrainConfig:
             ("num_workers", self.num_workers >= 0, "must be >= 0"),
             ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
             ("log_every", self.log_every >= 1, "must be >= 1"),
+            (
+                "checkpoint_every",
+                self.checkpoint_every is None or self.checkpoint_every >= 1,
+                "must be >= 1 or null",
+            ),
             (
                 "stop_after_steps",
                 self.stop_after_steps is None or self.stop_after_steps >= 1,

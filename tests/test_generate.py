@@ -15,7 +15,7 @@ import pytest
 
 from rsd.commands.generate import add_arguments, config_from_args
 from rsd.config import ConfigError, dump_yaml
-from rsd.data.store import MANIFEST_NAME, FrameStore, read_manifest, verify
+from rsd.data.store import MANIFEST_NAME, CorruptShardError, FrameStore, read_manifest, verify
 from rsd.pipeline.generate import CONFIG_NAME, GenerateConfig, generate, plan, resolve
 from tests.data.frames import assert_frames_equal, fake_record_episode
 
@@ -82,6 +82,31 @@ def test_resume_records_only_what_is_missing_or_broken(tmp_path) -> None:
     third = _run(tmp_path)
     assert third.recorded == 2 and third.complete
     assert not stale.exists() and _shas(tmp_path) == before
+
+
+def test_resume_checks_checksums_and_records_again_what_differs(tmp_path, capsys) -> None:
+    _run(tmp_path)
+    before = _shas(tmp_path)
+    # a shard with flipped bytes of the same size (in the zip's member timestamps, so that
+    # it still decodes: only the checksum can tell)
+    path = tmp_path / "a-00010.npz"
+    data = bytearray(path.read_bytes())
+    i = data.index(b"PK\x01\x02") + 12  # central directory: modification date
+    data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert len(data) == read_manifest(tmp_path)["shards"][0]["bytes"]
+    # and a manifest whose sha256 of another shard was edited
+    manifest = json.loads((tmp_path / MANIFEST_NAME).read_text())
+    edited = manifest["shards"][5]
+    edited["sha256"] = "0" * 64
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(manifest))
+    with pytest.raises(CorruptShardError, match="a-00010.npz"):
+        verify(tmp_path)
+    again = _run(tmp_path)
+    err = capsys.readouterr().err
+    assert "a-00010.npz" in err and edited["file"] in err and "recording it again" in err
+    assert again.recorded == 2 and again.skipped == 10 and again.complete
+    assert _shas(tmp_path) == before and verify(tmp_path, decode=True) == 12
 
 
 def test_workers_pool_gives_the_same_files(tmp_path) -> None:

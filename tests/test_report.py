@@ -153,3 +153,42 @@ def test_names_and_titles_are_escaped(tmp_path):
     page = markdown_page(f"# {SCRIPT}\n\n| run | x |\n|---|---|\n| {SCRIPT} | 1 |\n", SCRIPT)
     assert "<script>" not in page and page.count("&lt;script&gt;") == 3
     assert "<table>" in page and "<h1>" in page
+
+
+def _hostile(obj, tag, keys=False):
+    """``obj`` with every string value (and with ``keys``, every dict key) replaced by markup
+    that would run if interpolated unescaped; numbers and structure kept."""
+    if isinstance(obj, dict):
+        return {(_hostile(k, tag) if keys else k): _hostile(v, tag, keys) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_hostile(v, tag, keys) for v in obj]
+    if isinstance(obj, str):
+        return f'{obj}"><script>alert("{tag}")</script><img src=x onerror=alert(1)>'
+    return obj
+
+
+def test_every_field_of_config_eval_and_drive_files_is_escaped(tmp_path):
+    """Hostile strings in every string field of a run's ``config.yaml`` and eval JSON, and in
+    the names (scenarios, skills) and fields of its drive ``metrics.json``, come out as text,
+    never as markup."""
+    import yaml
+
+    runs = [fake_run(tmp_path / "runs", v, s) for v, s in KNOWN]
+    for run in runs:
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        cfg["seed"] = str(cfg["seed"])
+        (run / "config.yaml").write_text(yaml.safe_dump(_hostile(cfg, "config")))
+        for name in ("eval.json", "eval_front_short.json"):
+            data = json.loads((run / name).read_text())
+            (run / name).write_text(json.dumps(_hostile(data, name)))
+        data = json.loads((run / "drive/metrics.json").read_text())
+        data["settings"]["rig"] = "dense360"
+        data = {k: _hostile(v, "drive", keys=k != "overall") for k, v in data.items()}
+        (run / "drive/metrics.json").write_text(json.dumps(data))
+    html = write_report(runs, tmp_path / "report", title=_hostile("t", "title")).read_text()
+    assert "<script" not in html and "<img src=x" not in html
+    for tag in ("config", "eval.json", "eval_front_short.json", "drive", "title"):
+        assert f"&lt;script&gt;alert(&quot;{tag}&quot;)" in html, tag  # it reached the page
+    md = (tmp_path / "report" / "summary.md").read_text()
+    page = markdown_page(md, "summary")
+    assert "<script" not in page

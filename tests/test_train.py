@@ -114,6 +114,33 @@ def test_sigint_saves_at_the_next_step_and_resume_is_exact(data, reference, tmp_
     assert_same_run(reference, run)
 
 
+class Killed(BaseException):
+    """Stands for ``kill -9``: nothing in the training loop catches it, nothing is saved."""
+
+
+def test_checkpoint_every_n_steps_then_a_kill_mid_epoch_resumes_exactly(data, reference, tmp_path):
+    from rsd.losses import total_loss
+
+    calls = []
+
+    def killed_in_step_6(*args, **kw):
+        calls.append(1)
+        if len(calls) == 6:  # the last step of epoch 2: its epoch-end save never happens
+            raise Killed
+        return total_loss(*args, **kw)
+
+    run = tmp_path / "run"
+    cfg = cfg_of("epochs=2", "checkpoint_every=2")
+    with pytest.raises(Killed):
+        train(cfg, data, run, progress=False, loss_fn=killed_in_step_6)
+    ckpt = load_checkpoint(checkpoint_path(run))
+    assert (ckpt.step, ckpt.meta["status"]) == (4, "step")  # mid-epoch: 3 steps per epoch
+    # without checkpoint_every the same kill would have left the epoch-end save of step 3
+    result = train(cfg_of("epochs=2"), data, run, resume=True, progress=False)
+    assert (result.status, result.step) == ("done", 6)
+    assert_same_run(reference, run)
+
+
 def test_nan_stops_naming_step_and_term_and_keeps_the_last_checkpoint(data, tmp_path):
     from rsd.losses import total_loss
 

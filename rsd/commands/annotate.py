@@ -49,7 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--teacher",
         default="privileged",
         metavar="KIND",
-        help="privileged (default, offline physics), openai or transformers",
+        help="privileged (default, offline physics), openai, transformers, or MODULE:ATTR (a "
+        "custom teacher: imports MODULE and calls ATTR, i.e. runs that code, by design)",
     )
     parser.add_argument("--noise", type=float, default=0.0, metavar="RATE", help="noisy wrapper")
     parser.add_argument("--noise-seed", type=int, default=0, metavar="S")

@@ -46,7 +46,9 @@ then let the experiment find it (a finished run is kept; the stage only records 
       rig=dense360 epochs=40 ... variant=rsd seed=0
 'rsd experiment ... --dry-run' prints the exact 'rsd train' command of every run to do
 (the experiment's overrides: train, then the arm's, then the seed).
-Give CONFIG and the KEY=VALUE overrides together, before or after the options.
+CONFIG comes first; KEY=VALUE overrides may stand anywhere on the line.
+A teacher named MODULE:ATTR (arms.NAME.teacher=...) imports MODULE and calls ATTR: it runs
+that code, by design; name only code you trust.
 """
 
 

@@ -5,7 +5,9 @@ The job list is every (scenario, seed) pair, episode-major: job ``j`` is episode
 with ``j % n == i`` (a Slurm array over one output directory works). Each job writes one
 shard atomically (see :mod:`rsd.data.store`), so a run stopped at any moment, even by
 ``kill -9``, resumes where it stopped without losing or duplicating a keyframe. The manifest
-is rebuilt from the shards on disk, periodically and at the end. The library is
+is rebuilt from the shards on disk, periodically and at the end. On a re-run every shard
+is checked against the manifest's sha256; one that differs (or does not decode) is recorded
+again. The library is
 :mod:`rsd.pipeline.generate`.
 """
 
@@ -20,12 +22,17 @@ from rsd.pipeline.generate import GenerateConfig, generate, parse_shard
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "recorder=MODULE:ATTR (an override or a --config key) records with a custom function: "
+        "it imports MODULE and calls ATTR(scenario, seed) for every episode, i.e. runs that "
+        "code, by design. Name only code you trust."
+    )
     parser.add_argument("out_dir", metavar="OUT_DIR", help="dataset directory (created)")
     parser.add_argument(
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="config overrides right after OUT_DIR, e.g. seed=100",
+        help="config overrides, anywhere after OUT_DIR, e.g. seed=100",
     )
     parser.add_argument("--scenarios", help="comma-separated built-in scenarios (default: all)")
     parser.add_argument(

@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="config overrides, e.g. lr=0.001 model.kind=cnn",
+        help="config overrides, anywhere on the line, e.g. lr=0.001 model.kind=cnn",
     )
 
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rsd.config import ConfigError, load_config
+from rsd.config import ConfigError, load_config, load_yaml
 
 BUILTIN_DIR = Path(__file__).with_name("builtin_rigs")
 DEFAULT_RIG = "dense360"
@@ -88,6 +88,8 @@ class SensorRig:
     map: MapRasterConfig = field(default_factory=MapRasterConfig)
 
     def __post_init__(self) -> None:
+        if not self.sensors:
+            raise ConfigError(f"rig {self.name!r}: sensors: at least one sensor is needed")
         names = [s.name for s in self.sensors]
         if len(set(names)) != len(names):
             raise ConfigError(f"rig {self.name!r}: sensors must have distinct names, got {names}")
@@ -112,7 +114,12 @@ def load_rig(name_or_path: str | Path = DEFAULT_RIG, overrides: Sequence[str] = 
                 f"unknown rig {str(name_or_path)!r} (built-in: {', '.join(builtin_rig_names())};"
                 " or pass a path to a YAML file)"
             )
-    return load_config(SensorRig, path, overrides)
+    data = load_yaml(path)
+    if not data.get("sensors"):  # not the default's sensor, silently
+        raise ConfigError(f"{path}: sensors: a rig file lists at least one sensor")
+    # a file without a name is named after itself, not after the default rig
+    named = [] if "name" in data else [f"name={path.stem}"]
+    return load_config(SensorRig, path, [*named, *overrides])
 
 
 def rig_summary(rig: SensorRig) -> list[str]:

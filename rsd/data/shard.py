@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from rsd.config import ConfigError
 from rsd.scene import (
     FUTURE_STEPS,
     PAST_STEPS,
@@ -65,19 +66,7 @@ EGO_SCALARS = (
 AGENT_SCALARS = ("x", "y", "yaw", "vx", "vy", "length", "width", "height", "accel")
 TRAJ_FIELDS = {"past": (PAST_STEPS, 3), "future": (FUTURE_STEPS, 3)}
 STORED_FIELDS: dict[str, tuple[str, ...]] = {
-    "Frame": (
-        "frame_id",
-        "scenario",
-        "skill",
-        "seed",
-        "step",
-        "t",
-        "ego",
-        "agents",
-        "lanes",
-        "command",
-        "events",
-    ),
+    "Frame": tuple("frame_id scenario skill seed step t ego agents lanes command events".split()),
     "EgoState": (*EGO_SCALARS, "lane_id", "past", "past_valid", "future", "future_valid"),
     "AgentState": (
         "id",
@@ -110,10 +99,17 @@ def _expected_members() -> frozenset[str]:
     return frozenset({k for k in cols if "offsets" not in k} | set(STRING_KEYS))
 
 
-class CorruptShardError(Exception):
-    """A shard that cannot be read back, or whose bytes differ from the manifest's checksum."""
+class CorruptShardError(ConfigError):
+    """A shard that cannot be read back, or whose bytes differ from the manifest's checksum: a
+    :class:`ConfigError` (``rsd CMD: error: corrupt shard PATH: why``, no traceback).
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    Built from one text (torch re-raising a DataLoader worker's error with the worker's
+    traceback), it keeps the text's last line, the worker's ``...CorruptShardError: ...``."""
+
+    def __init__(self, path: str | Path, reason: str | None = None) -> None:
+        if reason is None:
+            last = str(path).strip().splitlines()[-1].split(": ", 1)[-1]
+            path, _, reason = last.removeprefix("corrupt shard ").partition(": ")
         self.path = Path(path)
         super().__init__(f"corrupt shard {self.path}: {reason}")
 

@@ -47,6 +47,7 @@ __all__ = [
     "Shard",
     "atomic_write",
     "build_manifest",
+    "check_sha",
     "encode_frames",
     "prepare_directory",
     "remove_stale_temps",
@@ -95,29 +96,53 @@ def scan_shards(
     expected: dict[str, int],
     known: dict[str, dict[str, Any]],
     remove_corrupt: bool = False,
+    trusted: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[CorruptShardError]]:
     """Manifest entries of the expected shards (file name -> job index) found in ``root``.
 
-    An entry in ``known`` (e.g. from the old manifest) is trusted when the file size matches;
-    any other shard is decoded in full and hashed. Unreadable shards are skipped (and with
-    ``remove_corrupt`` deleted) and returned as errors; unexpected files are ignored.
+    An entry in ``known`` (e.g. from the old manifest) is kept when the file's sha256 matches
+    it; a mismatch (flipped bytes, an edited manifest) makes the shard corrupt. An entry in
+    ``trusted`` (written or checked by this process) is kept when the size matches. Any other
+    shard is decoded in full and hashed. Corrupt shards are skipped (and with
+    ``remove_corrupt`` deleted, to be recorded again) and returned as errors; unexpected files
+    are ignored.
     """
     found: dict[str, dict[str, Any]] = {}
     errors: list[CorruptShardError] = []
+    trusted = trusted or {}
     for path in sorted(Path(root).glob(f"*{SHARD_SUFFIX}")):
         if path.name not in expected:
             continue
-        e = known.get(path.name)
-        if e is None or e["bytes"] != path.stat().st_size:
-            try:
-                e = shard_entry(path)
-            except CorruptShardError as err:
-                errors.append(err)
-                if remove_corrupt:
-                    path.unlink(missing_ok=True)
-                continue
+        e = trusted.get(path.name)
+        try:
+            if e is None or e["bytes"] != path.stat().st_size:
+                e = known.get(path.name)
+                if e is not None:
+                    check_sha(path, e["sha256"])
+                else:
+                    e = shard_entry(path)
+        except CorruptShardError as err:
+            errors.append(err)
+            if remove_corrupt:
+                path.unlink(missing_ok=True)
+            continue
         found[path.name] = {**e, "job": expected[path.name]}
     return found, errors
+
+
+def check_sha(path: Path, sha256: str) -> bytes:
+    """The bytes of ``path``; :class:`CorruptShardError` naming it when unreadable or when
+    their sha256 is not ``sha256`` (the manifest's)."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CorruptShardError(path, f"cannot read: {err.strerror}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise CorruptShardError(
+            path, f"sha256 {digest[:12]}... does not match the manifest's {str(sha256)[:12]}..."
+        )
+    return data
 
 
 def build_manifest(
@@ -213,15 +238,7 @@ def verify(root: str | Path, decode: bool = False) -> int:
     shards = read_manifest(root)["shards"]
     for e in shards:
         path = root / e["file"]
-        try:
-            data = path.read_bytes()
-        except OSError as err:
-            raise CorruptShardError(path, f"cannot read: {err.strerror}") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != e["sha256"]:
-            raise CorruptShardError(
-                path, f"sha256 {digest[:12]}... does not match the manifest's {e['sha256'][:12]}..."
-            )
+        data = check_sha(path, e["sha256"])
         if decode:
             Shard(path, data).frames()
     return len(shards)
@@ -296,9 +313,8 @@ class FrameStore(Sequence[Frame]):
             return self._cache[k]
         e = self._shards[k]
         path = self.root / e["file"]
-        shard = Shard(path)
-        if self.check_sha and hashlib.sha256(shard.data).hexdigest() != e["sha256"]:
-            raise CorruptShardError(path, "sha256 does not match the manifest")
+        # the checksum first: a damaged file is named as such, not by what fails to decode
+        shard = Shard(path, check_sha(path, e["sha256"]) if self.check_sha else None)
         if shard.frame_ids != e["frame_ids"]:
             raise CorruptShardError(path, "frame ids differ from the manifest's")
         shard.data = b""  # the columns are what is kept; the raw bytes were only for the check

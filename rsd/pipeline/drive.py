@@ -7,10 +7,22 @@ import time
 from pathlib import Path
 
 from rsd.data.jsonio import write_json
+from rsd.data.rigs import DEFAULT_RIG, load_rig
 from rsd.data.store import atomic_write
 from rsd.metrics.driving import driving_metrics
-from rsd.policy import PlannerSpec
+from rsd.policy import PlannerSpec, load_planner
 from rsd.sim.closed_loop import drive
+
+
+def rig_of(spec: PlannerSpec) -> str | None:
+    """The name of the sensor rig the planner of ``spec`` sees: the given one, else a run's
+    own (from its checkpoint) or the untrained planner's default; None for the expert, which
+    reads the ground truth."""
+    if spec.kind == "expert":
+        return None
+    if spec.kind == "untrained":
+        return load_rig(spec.rig or DEFAULT_RIG).name
+    return load_planner(str(spec.run_dir), spec.rig, spec.device).rig.name
 
 
 def drive_to_dir(
@@ -36,7 +48,7 @@ def drive_to_dir(
     metrics["settings"] = {
         "planner": spec.kind,
         "run_dir": spec.run_dir,
-        "rig": spec.rig,
+        "rig": rig_of(spec),
         "replan_s": spec.replan_s,
         "scenarios": scenarios,
         "episodes": episodes,

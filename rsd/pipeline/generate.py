@@ -5,7 +5,9 @@ The job list is every (scenario, seed) pair, episode-major: job ``j`` is episode
 jobs with ``j % n == i`` (a Slurm array over one output directory works). Each job writes one
 shard atomically (see :mod:`rsd.data.store`), so a run stopped at any moment, even by
 ``kill -9``, resumes where it stopped without losing or duplicating a keyframe. The manifest
-is rebuilt from the shards on disk, periodically and at the end.
+is rebuilt from the shards on disk, periodically and at the end. On a re-run every shard
+is checked against the manifest's sha256; one that differs (or does not decode) is recorded
+again.
 """
 
 from __future__ import annotations
@@ -318,7 +320,7 @@ def _record(
         results.close()  # on Ctrl-C: stop the pool before the final manifest
         bar.close()
         # also picks up shards other --shard processes wrote meanwhile
-        run.found, _ = scan_shards(run.out, run.expected, {**run.known, **run.found})
+        run.found, _ = scan_shards(run.out, run.expected, run.known, trusted=run.found)
         manifest = run.manifest(failed)
         write_manifest(run.out, manifest)
     return failed, new_frames, manifest

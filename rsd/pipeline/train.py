@@ -17,11 +17,11 @@ shardable job, and a VLM teacher must never be started implicitly by training.
 ``RUN`` receives ``config.yaml`` (resolved), ``metrics.jsonl`` (every ``log_every`` steps: step,
 epoch, lr, grad norm and every loss term, averaged over the interval and the processes, plus one
 line per epoch), ``tb/`` (the same in TensorBoard) and ``checkpoints/last.safetensors``
-(:mod:`rsd.checkpoint`), written after every epoch and when the run is stopped: Ctrl-C / SIGTERM
-set a flag and the loop saves at the next step boundary, then exits. ``--resume`` continues
-exactly: the data order, the RNG states and the learning-rate schedule are those of the run that
-was never interrupted. A loss term that turns NaN or inf stops the run naming the step and the
-term; the last good checkpoint is kept.
+(:mod:`rsd.checkpoint`), written after every epoch, every ``checkpoint_every`` steps and when the
+run is stopped: Ctrl-C / SIGTERM set a flag and the loop saves at the next step boundary, then
+exits. ``--resume`` continues exactly: the data order, the RNG states and the learning-rate
+schedule are those of the run that was never interrupted. A loss term that turns NaN or inf
+stops the run naming the step and the term; the last good checkpoint is kept.
 """
 
 from __future__ import annotations
@@ -341,9 +341,8 @@ def _epoch(run: _Run, flag: StopFlag, meter: _Meter, log: RunLog, bar: tqdm) -> 
     """The rest of the current epoch; returns ``done`` (epoch finished, saved and logged),
     ``interrupted`` or ``stopped`` (saved)."""
     cfg = run.cfg
-    epoch = run.step // run.steps_per_epoch
-    t_epoch = time.monotonic()
-    skip = run.step - epoch * run.steps_per_epoch
+    spe = run.steps_per_epoch
+    epoch, skip, t_epoch = run.step // spe, run.step % spe, time.monotonic()
     for batch in make_loader(run.ds, cfg, run.d, epoch, skip):
         lr = lr_at(cfg, run.step, run.total)
         values = _step(run, batch, lr, flag)
@@ -361,6 +360,9 @@ def _epoch(run: _Run, flag: StopFlag, meter: _Meter, log: RunLog, bar: tqdm) -> 
         if status != "done":
             run.save(status)
             return status
+        periodic = cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0
+        if periodic and run.step % spe:  # (an epoch's last step is saved below)
+            run.save("step")  # kill -9 loses at most checkpoint_every steps
     run.save("epoch")
     log.write(meter.epoch_line(run, time.monotonic() - t_epoch), "epoch")
     return "done"

@@ -45,7 +45,7 @@ from tqdm import tqdm
 from rsd.scene import KEYFRAME_DT, Command, Frame
 from rsd.sim.controller import TrajectoryController, ego_pose, steps_per_replan
 from rsd.sim.episode import make_episode
-from rsd.sim.episode_log import EpisodeLog
+from rsd.sim.episode_log import EpisodeLog, outcome_of
 from rsd.sim.planners import (  # noqa: F401 (re-exported: the closed-loop API in one place)
     ExpertPlanner,
     ExpertRecipe,
@@ -172,7 +172,6 @@ class _EpisodeRun:
             log.infractions.append({"t": ep.t, "type": "offroad", "agent": None})
         if not log.infractions and ep.layout in GOAL_LAYOUTS and not ep.reached_goal:
             log.infractions.append({"t": ep.t, "type": "timeout", "agent": None})
-        log.outcome = log.infractions[0]["type"] if log.infractions else "success"
         log.reached_goal = bool(ep.reached_goal)
         log.duration = ep.t
         if route is None:  # the expert drives the reference route itself
@@ -184,6 +183,7 @@ class _EpisodeRun:
             log.route_completion = 100.0 * min(route.progress / max(route.length, 1e-6), 1.0)
         if ep.reached_goal:
             log.route_completion = 100.0
+        log.outcome = outcome_of(log)
         return log
 
 

@@ -9,6 +9,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rsd.metrics.driving import episode_success
+
+OUTCOMES = ("success", "incomplete", "vehicle_collision", "offroad", "stuck", "timeout")
+"""How a closed-loop episode ended, one word: ``success`` exactly when
+:func:`rsd.metrics.driving.episode_success` (no infraction, route completed), so every episode
+logged ``success`` counts in the success rate; ``incomplete`` when it ended without an
+infraction short of a completed route; else its first infraction's type."""
+
 
 @dataclass
 class EpisodeLog:
@@ -19,7 +27,7 @@ class EpisodeLog:
     seed: int
     planner: str
     outcome: str
-    """``success`` | ``vehicle_collision`` | ``offroad`` | ``stuck`` | ``timeout``."""
+    """One of :data:`OUTCOMES` (see :func:`outcome_of`)."""
     route_completion: float
     """0-100, see :mod:`rsd.sim.closed_loop`."""
     route_length: float
@@ -53,3 +61,11 @@ class EpisodeLog:
         d = json.loads(text)
         d["nearby_speed"] = [np.nan if v is None else v for v in d["nearby_speed"]]
         return cls(**d)
+
+
+def outcome_of(log: EpisodeLog) -> str:
+    """The :data:`OUTCOMES` word of an ended episode (its infractions and route completion
+    filled in)."""
+    if log.infractions:
+        return str(log.infractions[0]["type"])
+    return "success" if episode_success(log) else "incomplete"

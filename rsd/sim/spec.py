@@ -28,6 +28,9 @@ from rsd.config import ConfigError, load_yaml
 from rsd.scene import SkillGroup
 
 BUILTIN_PACKAGE = "rsd.sim.builtin"
+ENV_IDS = ("highway-v0", "highway-fast-v0", "rsd-merge-v0", "rsd-roundabout-v0", "intersection-v0")
+"""The highway-env ids a scenario may use (:mod:`rsd.sim.envs` sets them up; highway-env's own
+``merge-v0`` / ``roundabout-v0`` fail with the continuous actions the ego drives with)."""
 
 
 class _Strict(BaseModel):
@@ -198,6 +201,13 @@ class ScenarioSpec(_Strict):
     traffic: TrafficSpec = Field(default_factory=TrafficSpec)
     events: list[Event] = Field(default_factory=list)
 
+    @field_validator("env_id")
+    @classmethod
+    def _env_id(cls, v: str) -> str:
+        if v not in ENV_IDS:
+            raise ValueError(f"{v!r} is not one of {', '.join(ENV_IDS)}")
+        return v
+
     @field_validator("skill", mode="before")
     @classmethod
     def _skill(cls, v: Any) -> Any:
@@ -237,9 +247,22 @@ def parse_spec(data: dict[str, Any], source: str = "spec") -> ScenarioSpec:
         return ScenarioSpec.model_validate(data)
     except ValidationError as e:
         errs = e.errors()
-        # prefer the most specific location (deepest), i.e. the real offending field
-        err = max(errs, key=lambda x: len([p for p in x["loc"] if not str(p)[0].isupper()]))
+        # an unknown key first (a misspelt one also leaves its real name "required"), then
+        # the most specific location (deepest), i.e. the real offending field
+        err = max(
+            errs,
+            key=lambda x: (
+                x["type"] == "extra_forbidden",
+                len([p for p in x["loc"] if not str(p)[0].isupper()]),
+            ),
+        )
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key" + (
+                f" (valid keys: {', '.join(ScenarioSpec.model_fields)})"
+                if len(err["loc"]) == 1
+                else ""
+            )
         more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
         raise ConfigError(f"{source}: {_format_loc(err['loc'])}: {msg}{more}") from None
 

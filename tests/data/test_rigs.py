@@ -57,7 +57,7 @@ def test_override_changes_one_field():
     [
         ("sensors:\n  - name: a\n    beamz: 10\n", "sensors[0].beamz"),
         ("sensors:\n  - name: a\n    beams: many\n", "sensors[0].beams"),
-        ("map:\n  drivable: maybe\n", "map.drivable"),
+        ("sensors: [{name: a}]\nmap:\n  drivable: maybe\n", "map.drivable"),
         ("sensors:\n  - name: a\n    dropout: 1.5\n", "dropout"),
         ("sensors:\n  - name: a\n    fov_deg: 400\n", "fov_deg"),
     ],
@@ -169,3 +169,18 @@ def test_noise_of_a_step_does_not_depend_on_history_length():
     short, long = scan(_busy(0), rig, history=1)[0], scan(_busy(0), rig, history=4)[0]
     np.testing.assert_array_equal(short.ranges[0], long.ranges[0])
     np.testing.assert_array_equal(short.dropped[0], long.dropped[0])
+
+
+def test_rig_file_without_sensors_is_an_error_not_the_default(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("name: mine\nmap: {lane_lines: false}\n")
+    with pytest.raises(ConfigError, match=r"mine.yaml: sensors: a rig file lists at least one"):
+        load_rig(f)
+    f.write_text("name: mine\nsensors: []\n")
+    with pytest.raises(ConfigError, match="sensors"):
+        load_rig(f)
+    with pytest.raises(ConfigError, match="at least one sensor"):
+        SensorRig(sensors=())
+    f.write_text("sensors: [{name: bumper, beams: 30, fov_deg: 90}]\n")
+    rig = load_rig(f)
+    assert rig.name == "mine" and [(s.name, s.beams) for s in rig.sensors] == [("bumper", 30)]

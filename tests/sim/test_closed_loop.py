@@ -1,5 +1,6 @@
 """Closed-loop driving on real highway-env episodes: controller, runner, planners, CLI."""
 
+import json
 from importlib import resources
 
 import numpy as np
@@ -191,3 +192,10 @@ def test_drive_loads_a_trained_run(tmp_path):
     assert main([*argv, "--rig", "sparse_noisy", "--out", str(out), "--no-progress"]) == 0
     log = EpisodeLog.from_json((out / "episodes.jsonl").read_text().splitlines()[0])
     assert log.planner == str(tmp_path / "run") and log.duration <= 2.0
+    settings = json.loads((out / "metrics.json").read_text())["settings"]
+    assert settings["rig"] == "sparse_noisy"
+    # without --rig: the run's own rig is recorded, not null
+    assert main([*argv, "--out", str(tmp_path / "own"), "--no-progress"]) == 0
+    assert (
+        json.loads((tmp_path / "own" / "metrics.json").read_text())["settings"]["rig"] == rig.name
+    )
