@@ -120,7 +120,7 @@ def test_config_checks():
 def test_the_command_runs_the_builtin_config(tmp_path, capsys, monkeypatch):
     seen = {}
     monkeypatch.setattr(
-        "rsd.commands.demo.run_experiment", lambda cfg, out, **kw: seen.update(cfg=cfg, out=out)
+        "rsd.pipeline.experiment.run_experiment", lambda cfg, out, **kw: seen.update(cfg=cfg, out=out)
     )
     assert main(["demo", "--quick", "--out", str(tmp_path), "--workers", "1"]) == 0
     assert seen["cfg"] == load_experiment_config("demo_quick", ["workers=1"])

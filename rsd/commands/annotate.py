@@ -21,8 +21,6 @@ from typing import Any
 
 from rsd.config import ConfigError
 from rsd.data.store import open_store
-from rsd.pipeline.annotate import annotate
-from rsd.pipeline.annotate_show import show_frame
 from rsd.pipeline.generate import parse_shard
 from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.factory import check_teacher_name, make_teacher
@@ -102,6 +100,9 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.pipeline.annotate import annotate
+    from rsd.pipeline.annotate_show import show_frame  # matplotlib: not for --help
+
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit {args.limit}: must be >= 1")
     if args.out is not None and args.show is None:

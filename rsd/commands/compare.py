@@ -14,28 +14,30 @@ import argparse
 from pathlib import Path
 
 from rsd.config import ConfigError
-from rsd.data.jsonio import write_json
-from rsd.pipeline.compare import arms_of, compare_arms
-from rsd.pipeline.experiment_config import BASELINE, ExperimentConfig
-from rsd.report.tables import paired_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("exp_dir", type=Path, help="experiment directory (with runs/)")
     parser.add_argument("--arm", action="append", help="arm(s) to compare (default: all others)")
-    parser.add_argument("--base", default=BASELINE, help=f"reference arm (default {BASELINE})")
+    parser.add_argument("--base", default="baseline", help="reference arm (default baseline)")
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator")
     parser.add_argument(
         "--long-tail",
         nargs="*",
-        default=list(ExperimentConfig().long_tail),
-        help="scenarios of the long-tail closed-loop group",
+        default=None,
+        help="scenarios of the long-tail closed-loop group (default: the experiment config's)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.data.jsonio import write_json
+    from rsd.pipeline.compare import arms_of, compare_arms
+    from rsd.pipeline.experiment_config import ExperimentConfig
+    from rsd.report.tables import paired_table
+
+    long_tail = args.long_tail if args.long_tail is not None else ExperimentConfig().long_tail
     if args.boot < 100:
         raise ConfigError(f"--boot: expected >= 100 replicates, got {args.boot}")
     arms = arms_of(args.exp_dir)
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     for arm in others:
         if arm not in arms:
             raise ConfigError(f"--arm {arm}: no runs of it in {args.exp_dir}/runs ({arms})")
-        rows += compare_arms(args.exp_dir, arm, args.base, args.long_tail, args.boot, args.seed)
+        rows += compare_arms(args.exp_dir, arm, args.base, long_tail, args.boot, args.seed)
     if not rows:
         print("nothing pairs: no metric is in both arms' runs")
         return 1

@@ -16,9 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rsd.pipeline.experiment import run_experiment
-from rsd.pipeline.experiment_config import load_experiment_config
-
 SUMMARY = ("open_loop", "unseen_rig", "closed_loop_overall")
 """The result groups the demo prints (every group is in ``results.md``)."""
 
@@ -37,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.pipeline.experiment import run_experiment
+    from rsd.pipeline.experiment_config import load_experiment_config
+
     name = "demo_quick" if args.quick else "demo"
     overrides = [] if args.workers is None else [f"workers={args.workers}"]
     cfg = load_experiment_config(name, overrides)

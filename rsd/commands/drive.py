@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rsd.config import ConfigError
-from rsd.sim.closed_loop import EVAL_SEED, episode_pairs
-from rsd.sim.spec import builtin_scenarios, load_scenario
+from rsd.sim.spec import EVAL_SEED, builtin_scenarios, load_scenario
 
 if TYPE_CHECKING:
     from rsd.policy import PlannerSpec
@@ -121,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     # here, not at the top: ``rsd drive --help`` need not load torch
     from rsd.pipeline.drive import drive_to_dir
     from rsd.policy import load_planner
+    from rsd.sim.closed_loop import episode_pairs
 
     spec = _planner_spec(args)
     scenarios = (

@@ -13,9 +13,6 @@ import argparse
 from pathlib import Path
 
 from rsd.config import ConfigError
-from rsd.data.jsonio import write_json
-from rsd.pipeline.evaluate import evaluate, per_frame_path
-from rsd.report.tables import eval_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.data.jsonio import write_json
+    from rsd.pipeline.evaluate import evaluate, per_frame_path
+    from rsd.report.tables import eval_table
+
     if args.rig_file is not None and not args.rig_file.exists():
         raise ConfigError(f"--rig-file {args.rig_file}: no such file")
     result = evaluate(

@@ -16,8 +16,6 @@ import shlex
 from pathlib import Path
 
 from rsd.config import ConfigError, dump_yaml
-from rsd.pipeline.experiment import run_experiment
-from rsd.pipeline.experiment_config import load_experiment_config
 
 HELP = """\
 Trains every arm (baseline, rsd and the ablations: rsd without the likelihood constraint, the
@@ -79,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.pipeline.experiment import run_experiment
+    from rsd.pipeline.experiment_config import load_experiment_config
+
     config, overrides = args.config, list(args.overrides)
     if "=" in config:  # only overrides given: the default config
         config, overrides = "default", [config, *overrides]

@@ -11,7 +11,6 @@ import argparse
 import time
 
 from rsd.config import ConfigError
-from rsd.sim.expert_check import run_many, summarise
 from rsd.sim.spec import builtin_scenarios, load_scenario
 
 
@@ -50,6 +49,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.sim.expert_check import run_many, summarise  # highway-env: not for --help
+
     names = [s for s in args.scenarios.split(",") if s] or builtin_scenarios()
     for n in names:
         load_scenario(n)  # validate up front: a bad name fails before any work

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rsd.data.rigs import load_rig
 from rsd.data.store import FrameStore
-from rsd.report.frame import render_frame
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +36,8 @@ def _open_store(path: Path) -> FrameStore:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.report.frame import render_frame  # matplotlib: not for 'rsd show --help'
+
     rig = load_rig(args.rig_file or args.rig, args.overrides)
     store = _open_store(args.dataset_dir)
     try:

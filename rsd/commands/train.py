@@ -12,17 +12,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from rsd.checkpoint import checkpoint_path
 from rsd.config import load_config
-from rsd.pipeline.train import CONFIG_NAME, TrainingDiverged, train
-from rsd.train_config import VARIANTS, TrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset dir")
     parser.add_argument(
-        "--variant", choices=VARIANTS, help="the task (rsd.tasks); default: the config's (rsd)"
+        "--variant",
+        metavar="TASK",
+        help="baseline, rsd or constraint_only (the tasks of rsd/tasks.py); default: rsd",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
     parser.add_argument("--config", metavar="YAML", help="a TrainConfig YAML file")
@@ -38,9 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace) -> Any:
     """Defaults <- --config YAML (on --resume: RUN/config.yaml, whose ``stop_after_steps`` is
     dropped) <- KEY=VALUE <- --variant."""
+    from rsd.pipeline.train import CONFIG_NAME
+    from rsd.train_config import TrainConfig
+
     path, overrides = args.config, list(args.overrides)
     if path is None and args.resume and (args.out / CONFIG_NAME).exists():
         path = args.out / CONFIG_NAME
@@ -51,6 +54,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rsd.checkpoint import checkpoint_path
+    from rsd.pipeline.train import TrainingDiverged, train
+
     cfg = config_from_args(args)
     try:
         result = train(cfg, args.data, args.out, resume=args.resume, progress=not args.no_progress)

@@ -64,10 +64,8 @@ from rsd.sim.route import (  # noqa: F401 (re-exported)
     reference_route,
     route_progress,
 )
-from rsd.sim.spec import load_scenario
+from rsd.sim.spec import EVAL_SEED, load_scenario
 
-EVAL_SEED = 10_000
-"""First seed of driving evaluation; training uses ``0..N-1``."""
 NEARBY_M = 50.0
 """Radius (m) of the vehicles whose mean speed efficiency compares with."""
 STUCK_S = 20.0

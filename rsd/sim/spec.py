@@ -28,6 +28,9 @@ from rsd.config import ConfigError, load_yaml
 from rsd.scene import SkillGroup
 
 BUILTIN_PACKAGE = "rsd.sim.builtin"
+EVAL_SEED = 10_000
+"""First seed of driving evaluation; training data uses seeds ``0..N-1``, so the two never
+overlap."""
 ENV_IDS = ("highway-v0", "highway-fast-v0", "rsd-merge-v0", "rsd-roundabout-v0", "intersection-v0")
 """The highway-env ids a scenario may use (:mod:`rsd.sim.envs` sets them up; highway-env's own
 ``merge-v0`` / ``roundabout-v0`` fail with the continuous actions the ego drives with)."""
