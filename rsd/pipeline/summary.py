@@ -35,8 +35,9 @@ def run_metrics(
     the training and on the unseen rig) and its closed-loop episode logs. Missing values are
     NaN. Keys are identifiers (labels: :data:`rsd.report.labels.EXPERIMENT_LABELS`). Units:
     metres, % (``collision_box_avg_pct``, ``collision_vad_grid_avg_pct``, the closed-loop
-    rates) and the detection scores as ``rsd eval`` gives them; the retentions are ratios (1: nothing lost on the unseen rig,
-    below 1: worse there; :func:`rsd.metrics.stats.retention`)."""
+    rates) and the detection scores as ``rsd eval`` gives them; the retentions are ratios
+    (1: nothing lost on the unseen rig, below 1: worse there;
+    :func:`rsd.metrics.stats.retention`)."""
     plan, det = seen.get("planning") or {}, seen.get("detection") or {}
     uplan, udet = unseen.get("planning") or {}, unseen.get("detection") or {}
     open_loop = {

@@ -189,7 +189,8 @@ steps where the expert collides are excluded. Fraction (0-1). Exact boxes: the e
 along the plan vs the agents' true future boxes. VAD grid: VAD's own test, an unrotated
 4.084 x 1.85 m box shifted 0.5 m forward on a 0.5 m occupancy grid of the agents.</dd>
 <dt>mAP, mATE, mASE, mAOE, mAVE, NDS</dt><dd>nuScenes detection (Caesar et al., CVPR 2020):
-nuscenes-devkit 1.2.0's numbers; greedy centre-distance matching at 0.5/1/2/4 m, AP over recall &gt; 0.1 with precision &gt; 0.1;
+nuscenes-devkit 1.2.0's numbers; greedy centre-distance matching at 0.5/1/2/4 m,
+AP over recall &gt; 0.1 with precision &gt; 0.1;
 TP errors at 2 m: translation (m), 1 - scale IoU, yaw (rad), velocity (m/s);
 NDS = (5 mAP + Σ max(0, 1 - mTP)) / 9 here (no attribute error; nuScenes divides by 10 with AAE).
 </dd>

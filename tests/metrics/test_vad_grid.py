@@ -87,9 +87,10 @@ def test_forward_shift_clears_a_box_close_behind():
                    "collision_vad_grid_3s": 0.0}  # fmt: skip
     # and 1.7 m ahead of the exact box's nose (x 3.1..4.1 is clear for both)
     front = one_agent(2.4, 0.0)  # x 1.9..2.9: both collide
-    assert plan_collision(hold(0.0, 0.0), None, *front, method="vad_grid")[
-        "collision_vad_grid_1s"
-    ] == 1.0
+    assert (
+        plan_collision(hold(0.0, 0.0), None, *front, method="vad_grid")["collision_vad_grid_1s"]
+        == 1.0
+    )
 
 
 def test_waypoints_past_the_grid_are_clipped_to_its_edge_as_in_vad():
