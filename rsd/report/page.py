@@ -199,11 +199,13 @@ the two rankings per frame, top-1 (same most-risky object), L1 between the risk 
 AUROC = how well the student's risk separates agents that later come within 2 m of the
 expert's path from the others.</dd>
 <dt>Driving Score, Success rate</dt><dd>Bench2Drive / CARLA leaderboard: DS = route completion ×
-product of infraction penalties (vehicle collision 0.60, off-road 0.65), mean over routes;
+product of infraction penalties (vehicle collision 0.60, timeout 0.70, off-road
+1 − share of the route driven off the road), mean over routes;
 SR = share of routes completed (≥ 95 %) with no infraction.</dd>
-<dt>Efficiency, Comfortness</dt><dd>Bench2Drive: ego speed / mean speed of vehicles within 50 m (%),
-over 20 checkpoints; share of 2 s windows inside nuPlan's acceleration, jerk and yaw-rate bounds.
-</dd>
+<dt>Efficiency, Comfortness</dt><dd>Bench2Drive: at 20 route checkpoints, mean ego speed / mean
+speed of the vehicles within 50 m since the last one (%), averaged; share of whole 2 s chunks
+whose Savitzky-Golay smoothed accelerations, jerks (d|a|/dt) and yaw rate stay inside nuPlan's
+bounds.</dd>
 <dt>Throughput</dt><dd>Model forward samples/s at the eval batch size on the eval machine
 (rasterising excluded; the eval JSON also has the end-to-end figure).</dd>
 <dt>mean ± std</dt><dd>Over the runs (seeds) of a variant; std is the sample standard deviation
