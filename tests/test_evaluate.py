@@ -53,7 +53,8 @@ def test_metrics_are_finite_over_exactly_the_val_split(run, data):
     assert res["n_samples"] == n_val and res["split"] == "val"
     assert res["rig"] == res["train_rig"] == "dense360" and res["unseen_rig"] is False
     assert res["variant"] == "rsd" and res["samples_per_s"] > 0
-    for key in ("l2_vad_1s", "l2_uniad_3s", "ade", "fde", "collision_vad_avg"):
+    keys = ("l2_vad_1s", "l2_uniad_3s", "ade", "fde", "collision_box_avg", "collision_vad_grid_avg")
+    for key in keys:
         assert math.isfinite(res["planning"][key]), key
     assert res["planning"]["l2_vad_3s"] == pytest.approx(res["planning"]["ade"])
     assert {"mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE"} <= set(res["detection"])

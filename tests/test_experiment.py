@@ -27,7 +27,7 @@ def _run(ade, l2, col_tail, ds_tail, ds_nom, ade_ret=0.5, mase=0.5, mave=1.0, pc
             "l2_vad_avg": l2,
             "mASE": mase,
             "mAVE": mave,
-            "collision_vad_avg_pct": pcol,
+            "collision_box_avg_pct": pcol,
         },
         "unseen_rig": {"ade_retention": ade_ret},
         "closed_loop_long_tail": {"collision_rate": col_tail, "driving_score": ds_tail},

@@ -22,10 +22,24 @@ by :func:`rsd.models.detection.decode_detections`.
   TP error, AAE (attribute error); there are no attributes here, so it is omitted and the sum
   has 4 terms, normalised by 9 (with AAE it is the familiar ``/ 10``). Perfect detections score 1.
 
-Classes with no ground truth anywhere are skipped (their entries are ``nan``). Interpretation
-choices: between two matches the cumulative-mean TP error is interpolated linearly in recall
-(nuScenes interpolates through the scores; both agree at the recall of every match); a
-precision read exactly at a recall reached by several predictions takes the first (highest).
+Two conventions (``convention=``), both implemented here from the published definitions:
+
+* ``"nuscenes"`` (default) gives the numbers of nuscenes-devkit 1.2.0
+  (``nuscenes/eval/detection/algo.py``), checked against the devkit itself on generated cases
+  (``scripts/devkit_detection_fixture.py`` writes ``tests/fixtures/devkit_detection.json``):
+  predictions with equal scores are processed last-given first (the devkit sorts
+  ``(score, index)`` pairs and reverses them); precision at a recall point is ``np.interp`` of the
+  precision-recall samples (at a recall reached by several predictions that is the *last*
+  precision, i.e. after the false positives of equal recall); a TP error curve is the
+  cumulative mean over the matches interpolated *over confidence*: the confidence at each recall
+  point is interpolated from the predictions' scores, the cumulative mean read at that
+  confidence from the matches' scores, averaged from recall 0.1 (exclusive) to the last recall
+  point with a non-zero confidence; a class without ground truth scores AP 0 and TP errors 1
+  and counts in the class means.
+* ``"rsd"`` (this package's earlier choices): ties in input order; at an exact grid recall the
+  first (highest) precision; the cumulative-mean TP error interpolated linearly over recall
+  (it differs from the devkit's between matches whose scores are not evenly spread); classes
+  without ground truth are skipped (``nan`` entries, not counted in the means).
 """
 
 from __future__ import annotations
@@ -45,8 +59,30 @@ MIN_PRECISION = 0.1
 TP_ERRORS: tuple[str, ...] = ("ATE", "ASE", "AOE", "AVE")
 NDS_MAP_WEIGHT = 5.0
 RECALL_POINTS = np.arange(101) / 100.0
+DEVKIT_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+"""The devkit's recall points: ``np.linspace`` multiplies a step of 0.01, so some points lie one
+ulp off ``k / 100`` (e.g. 0.30000000000000004); at a recall that sits exactly on the grid this
+decides which side of a precision step ``np.interp`` reads, so the devkit's points are used."""
 _FIRST = int(round(100 * MIN_RECALL)) + 1  # first recall point strictly above MIN_RECALL
 CLASS_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in AgentClass)
+CONVENTIONS: tuple[str, ...] = ("nuscenes", "rsd")
+"""``convention=`` values: the devkit's numbers (default) or this package's earlier choices."""
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"detection convention {convention!r}: expected one of {CONVENTIONS}")
+
+
+def score_order(scores: Any, convention: str = "nuscenes") -> np.ndarray:
+    """(P,) indices of ``scores`` (P,) by descending score. Equal scores: last given first for
+    ``"nuscenes"`` (the devkit reverses an ascending sort of ``(score, index)``), first given
+    first for ``"rsd"``."""
+    _check_convention(convention)
+    scores = np.asarray(scores, float)
+    if convention == "nuscenes":
+        return np.argsort(scores, kind="stable")[::-1]
+    return np.argsort(-scores, kind="stable")
 
 
 def yaw_difference(yaw_a: Any, yaw_b: Any) -> np.ndarray:
@@ -80,18 +116,20 @@ def match_greedy(
     pred_scores: Sequence[np.ndarray],
     gt_xy: Sequence[np.ndarray],
     threshold: float,
+    convention: str = "nuscenes",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Greedy matching of one class over all samples.
 
     ``pred_xy[s]`` (N_s, 2), ``pred_scores[s]`` (N_s,), ``gt_xy[s]`` (M_s, 2) per sample ``s``.
-    Returns, in descending score order over all predictions (stable for equal scores): ``is_tp``
+    Returns, in descending score order over all predictions (:func:`score_order`, samples
+    concatenated in the order given): ``is_tp``
     (P,) bool, ``pred_index`` (P, 2) = (sample, index in sample), ``gt_index`` (P,) the matched
     ground-truth index in that sample (-1 for false positives).
     """
     sample = np.concatenate([np.full(len(s), i) for i, s in enumerate(pred_scores)] + [[]])
     local = np.concatenate([np.arange(len(s)) for s in pred_scores] + [[]])
     scores = np.concatenate([np.asarray(s, float) for s in pred_scores] + [[]])
-    order = np.argsort(-scores, kind="stable")
+    order = score_order(scores, convention)
     pred_index = np.stack([sample[order], local[order]], -1).astype(int).reshape(-1, 2)
     taken = [np.zeros(len(g), bool) for g in gt_xy]
     gt_index = np.full(len(order), -1)
@@ -122,24 +160,31 @@ def _interp_first(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     return out
 
 
-def average_precision(is_tp: Any, num_gt: int) -> float:
+def average_precision(is_tp: Any, num_gt: int, convention: str = "nuscenes") -> float:
     """nuScenes AP from the (P,) TP flags of predictions in descending score order and the number
-    of ground-truth boxes; ``nan`` without ground truth, 0 without predictions."""
+    of ground-truth boxes; 0 without predictions; without ground truth 0 (``"nuscenes"``) or
+    ``nan`` (``"rsd"``). At a recall reached by several predictions the precision read is the
+    last (``"nuscenes"``, ``np.interp``) or the first (``"rsd"``)."""
+    _check_convention(convention)
     is_tp = np.asarray(is_tp, bool)
     if num_gt == 0:
-        return float("nan")
+        return 0.0 if convention == "nuscenes" else float("nan")
     if len(is_tp) == 0:
         return 0.0
     tp = np.cumsum(is_tp)
     recall = tp / num_gt
     precision = tp / np.arange(1, len(is_tp) + 1)
-    prec = _interp_first(RECALL_POINTS, recall, precision)[_FIRST:]
+    if convention == "nuscenes":
+        prec = np.interp(DEVKIT_RECALL_POINTS, recall, precision, right=0.0)[_FIRST:]
+    else:
+        prec = _interp_first(RECALL_POINTS, recall, precision)[_FIRST:]
     return float(np.mean(np.maximum(prec - MIN_PRECISION, 0.0)) / (1.0 - MIN_PRECISION))
 
 
 def tp_error_curve(errors: Any, num_gt: int) -> float:
-    """Recall-averaged TP error of the (E,) errors of the matches in score order: the cumulative
-    mean at each recall point in (0.1, highest recall], averaged; 1 if that range is empty."""
+    """``"rsd"`` recall-averaged TP error of the (E,) errors of the matches in score order: the
+    cumulative mean, interpolated linearly over recall, at each recall point in
+    (0.1, highest recall], averaged; 1 if that range is empty; ``nan`` without ground truth."""
     errors = np.asarray(errors, float)
     if num_gt == 0:
         return float("nan")
@@ -153,6 +198,31 @@ def tp_error_curve(errors: Any, num_gt: int) -> float:
     return float(np.mean(np.interp(points, recall, cummean)))
 
 
+def tp_error_nuscenes(is_tp: Any, scores: Any, errors: Any, num_gt: int) -> float:
+    """The devkit's TP error (``accumulate`` + ``calc_tp``) of one class.
+
+    ``is_tp`` (P,) and ``scores`` (P,) of all predictions in processing order
+    (:func:`score_order`), ``errors`` (E,) of the matches in that order (E = ``is_tp.sum()``).
+    The confidence at each recall point is ``np.interp`` of the scores over recall (0 past the
+    highest recall); the cumulative mean of the errors is read at that confidence by ``np.interp``
+    over the matches' scores; the result is the mean over the recall points after 0.1 up to the
+    last with a non-zero confidence; 1 if there is no such point, no match or no ground truth."""
+    is_tp = np.asarray(is_tp, bool)
+    scores, errors = np.asarray(scores, float), np.asarray(errors, float)
+    if num_gt == 0 or not is_tp.any():
+        return 1.0
+    recall = np.cumsum(is_tp) / float(num_gt)
+    conf = np.interp(DEVKIT_RECALL_POINTS, recall, scores, right=0.0)
+    cummean = np.cumsum(errors) / np.arange(1, len(errors) + 1)
+    # np.interp wants increasing sample points: the matches' scores reversed are non-decreasing
+    curve = np.interp(conf[::-1], scores[is_tp][::-1], cummean[::-1])[::-1]
+    nonzero = np.nonzero(conf)[0]
+    last = int(nonzero[-1]) if len(nonzero) else 0
+    if last < _FIRST:
+        return 1.0
+    return float(np.mean(curve[_FIRST : last + 1]))
+
+
 def _pick(d: Mapping[str, Any], key: str, cls: int) -> np.ndarray:
     """Rows of ``d[key]`` of class ``cls`` (and ``d["valid"]`` where given)."""
     classes = to_numpy(d["classes"]).astype(int).reshape(-1)
@@ -162,13 +232,44 @@ def _pick(d: Mapping[str, Any], key: str, cls: int) -> np.ndarray:
     return to_numpy(d[key], np.float64)[keep]
 
 
+def _class_metrics(
+    p_box: list[np.ndarray],
+    p_score: list[np.ndarray],
+    g_box: list[np.ndarray],
+    thresholds: Sequence[float],
+    convention: str,
+) -> dict[str, float]:
+    """``{"AP@<d>m", "AP", "ATE", "ASE", "AOE", "AVE"}`` of one class from per-sample (N_s, 8)
+    predicted boxes, (N_s,) scores and (M_s, 8) ground-truth boxes."""
+    num_gt = sum(len(g) for g in g_box)
+    p_xy, g_xy = [b[:, :2] for b in p_box], [g[:, :2] for g in g_box]
+    out: dict[str, float] = {}
+    for d in thresholds:
+        is_tp, _, _ = match_greedy(p_xy, p_score, g_xy, d, convention)
+        out[f"AP@{d:g}m"] = average_precision(is_tp, num_gt, convention)
+    out["AP"] = float(np.mean([out[f"AP@{d:g}m"] for d in thresholds]))
+    is_tp, p_idx, g_idx = match_greedy(p_xy, p_score, g_xy, TP_THRESHOLD, convention)
+    pairs = [(p_box[s][i], g_box[s][g_idx[n]]) for n, (s, i) in enumerate(p_idx) if is_tp[n]]
+    matched_p = np.array([a for a, _ in pairs]).reshape(-1, 8)
+    matched_g = np.array([b for _, b in pairs]).reshape(-1, 8)
+    ordered_scores = np.array([p_score[s][i] for s, i in p_idx], float)
+    for err, values in box_tp_errors(matched_p, matched_g).items():
+        if convention == "nuscenes":
+            out[err] = tp_error_nuscenes(is_tp, ordered_scores, values, num_gt)
+        else:
+            out[err] = tp_error_curve(values, num_gt)
+    return out
+
+
 def detection_metrics(
     preds: Sequence[Mapping[str, Any]],
     gts: Sequence[Mapping[str, Any]],
     class_names: Sequence[str] = CLASS_NAMES,
     thresholds: Sequence[float] = DIST_THRESHOLDS,
+    convention: str = "nuscenes",
 ) -> dict[str, float]:
-    """nuScenes-style detection metrics over a data set (definitions in the module doc).
+    """nuScenes-style detection metrics over a data set (definitions and the two conventions in
+    the module doc; ``"nuscenes"`` gives nuscenes-devkit 1.2.0's numbers).
 
     ``preds[s]``: ``boxes`` (N, 8), ``scores`` (N,), ``classes`` (N,) (int in
     ``range(len(class_names))``); ``gts[s]``: ``boxes`` (M, 8), ``classes`` (M,); either may
@@ -176,31 +277,24 @@ def detection_metrics(
     (mean over thresholds), ``"AP/<name>@<d>m"``, ``"<ERR>/<name>"``; and ``"mAP"``,
     ``"mAP@<d>m"``, ``"mATE"``, ``"mASE"``, ``"mAOE"``, ``"mAVE"``, ``"NDS"``.
     """
+    _check_convention(convention)
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} prediction samples vs {len(gts)} ground-truth samples")
     out: dict[str, float] = {}
+    present = []
     for c, name in enumerate(class_names):
+        g_box = [_pick(g, "boxes", c).reshape(-1, 8) for g in gts]
+        if convention == "rsd" and sum(len(g) for g in g_box) == 0:
+            skipped = [*(f"@{d:g}m" for d in thresholds), ""]
+            out.update({f"AP/{name}{t}": float("nan") for t in skipped})
+            out.update({f"{err}/{name}": float("nan") for err in TP_ERRORS})
+            continue
+        present.append(name)
         p_box = [_pick(p, "boxes", c).reshape(-1, 8) for p in preds]
         p_score = [_pick(p, "scores", c).reshape(-1) for p in preds]
-        g_box = [_pick(g, "boxes", c).reshape(-1, 8) for g in gts]
-        num_gt = sum(len(g) for g in g_box)
-        aps = []
-        for d in thresholds:
-            is_tp, _, _ = match_greedy(
-                [b[:, :2] for b in p_box], p_score, [g[:, :2] for g in g_box], d
-            )
-            aps.append(average_precision(is_tp, num_gt))
-            out[f"AP/{name}@{d:g}m"] = aps[-1]
-        out[f"AP/{name}"] = float(np.mean(aps))
-        is_tp, p_idx, g_idx = match_greedy(
-            [b[:, :2] for b in p_box], p_score, [g[:, :2] for g in g_box], TP_THRESHOLD
-        )
-        pairs = [(p_box[s][i], g_box[s][g_idx[n]]) for n, (s, i) in enumerate(p_idx) if is_tp[n]]
-        matched_p = np.array([a for a, _ in pairs]).reshape(-1, 8)
-        matched_g = np.array([b for _, b in pairs]).reshape(-1, 8)
-        for err, values in box_tp_errors(matched_p, matched_g).items():
-            out[f"{err}/{name}"] = tp_error_curve(values, num_gt)
-    present = [n for n in class_names if not np.isnan(out[f"AP/{n}"])]
+        per_class = _class_metrics(p_box, p_score, g_box, thresholds, convention)
+        for key, value in per_class.items():
+            out[f"AP/{name}{key[2:]}" if key.startswith("AP") else f"{key}/{name}"] = value
 
     def class_mean(key: str) -> float:
         return float(np.mean([out[key.format(n)] for n in present])) if present else float("nan")

@@ -1,4 +1,5 @@
-"""Open-loop planning metrics: L2 (VAD/ST-P3 and UniAD conventions), ADE/FDE, VAD collision.
+"""Open-loop planning metrics: L2 (VAD/ST-P3 and UniAD conventions), ADE/FDE, plan collision
+(an exact oriented-box test, and VAD's occupancy-grid test).
 
 All functions are pure: numpy arrays (torch tensors are converted) with validity masks, any
 number of leading batch dimensions ``...`` (flattened into samples), results as dicts of floats.
@@ -10,7 +11,12 @@ Sources (definitions as published; see ``shared/facts.md``):
 * VAD / ST-P3: ``L2@h = mean over the first n = h / dt waypoints of ||p_hat - p||`` per sample,
   then the mean over samples (an average of averages). The collision rate uses the same running
   average of a per-step indicator, ego box 4.084 m x 1.85 m, steps where the expert collides
-  do not count as collisions.
+  do not count as collisions. Two tests of the indicator, each under its own key:
+  ``collision_box_*`` places the ego box (the car's own size by default) at each waypoint with
+  the heading of travel and intersects it exactly with the agents' oriented boxes;
+  ``collision_vad_grid_*`` is VAD's own test (:mod:`rsd.metrics.vad_grid`: an unrotated
+  4.084 x 1.85 m box shifted 0.5 m forward against a 0.5 m occupancy grid of the agents), the
+  number to put beside VAD's tables.
 * UniAD: the error at waypoint ``n`` alone.
 * ADE: mean over all valid waypoints; FDE: the last waypoint.
 """
@@ -22,8 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from rsd.metrics.vad_grid import grid_collision_steps
+
 EGO_SIZE_VAD: tuple[float, float] = (4.084, 1.85)
 """(length, width) of the ego box in VAD's collision metric, metres."""
+COLLISION_METHODS: tuple[str, ...] = ("box", "vad_grid")
+"""``plan_collision(method=...)``: exact oriented boxes, or VAD's occupancy grid."""
 HORIZONS_S: tuple[float, ...] = (1.0, 2.0, 3.0)
 """Default reporting horizons, seconds."""
 
@@ -196,6 +206,16 @@ def plan_collision_steps(
     ego = np.concatenate(
         [p[..., :2], np.broadcast_to(lw[:, None], (len(p), t, 2)), yaw[..., None]], -1
     )
+    agents, valid = agent_poses(agent_boxes, agent_future, agent_future_valid, agent_mask, t)
+    hit = boxes_overlap(ego[:, None], agents) & valid  # (N, K, T)
+    return hit.any(axis=1)
+
+
+def agent_poses(
+    agent_boxes: Any, agent_future: Any, agent_future_valid: Any, agent_mask: Any, t: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Agents at each future step: (N, K, T, 5) x, y, length, width, yaw and (N, K, T) bool
+    validity, from the arrays of :func:`plan_collision_steps` (leading dims flattened)."""
     fut = to_numpy(agent_future, np.float64)
     k = fut.shape[-3]
     fut = fut.reshape(-1, k, t, fut.shape[-1])
@@ -205,8 +225,32 @@ def plan_collision_steps(
     )
     valid = to_numpy(agent_future_valid, bool).reshape(-1, k, t)
     valid = valid & to_numpy(agent_mask, bool).reshape(-1, k)[:, :, None]
-    hit = boxes_overlap(ego[:, None], agents) & valid  # (N, K, T)
-    return hit.any(axis=1)
+    return agents, valid
+
+
+def _collision_steps(
+    method: str, pred: Any, gt_plan: Any, ego_size: Any, agents_args: tuple
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, T) per-step collisions of ``pred`` and of ``gt_plan`` (None if not given)."""
+    if method == "box":
+        hit = plan_collision_steps(pred, ego_size, *agents_args)
+        expert = None if gt_plan is None else plan_collision_steps(gt_plan, ego_size, *agents_args)
+        return hit, expert
+    if method != "vad_grid":
+        raise ValueError(f"collision method {method!r}: expected one of {COLLISION_METHODS}")
+    p = to_numpy(pred, np.float64)
+    t = p.shape[-2]
+    plans = [p[..., :2].reshape(-1, t, 2)]
+    if gt_plan is not None:
+        plans.append(to_numpy(gt_plan, np.float64)[..., :2].reshape(-1, t, 2))
+    lw = EGO_SIZE_VAD
+    if ego_size is not None:
+        size = to_numpy(ego_size, np.float64).reshape(-1)
+        if size.size not in (2, 3):
+            raise ValueError("the VAD grid test takes one ego size (length, width[, height])")
+        lw = (float(size[0]), float(size[1]))
+    steps = grid_collision_steps(plans, *agent_poses(*agents_args, t), lw)
+    return steps[0], (steps[1] if gt_plan is not None else None)
 
 
 def plan_collision(
@@ -221,32 +265,32 @@ def plan_collision(
     horizons_s: Sequence[float] = HORIZONS_S,
     dt: float = 0.5,
     drop_expert_steps: bool = False,
+    method: str = "box",
 ) -> dict[str, float]:
-    """VAD collision rate (fraction of steps; x100 for VAD's %): ``{"collision_vad_1s": ...}``.
+    """Plan collision rate (fraction of steps; x100 for VAD's %): ``{"collision_<method>_1s":
+    ...}``.
 
-    The ego box (``ego_size`` (..., 2|3) = l, w[, h] m, or None for VAD's 4.084 x 1.85) is placed
-    at each waypoint of ``pred`` (..., T, 2) with the yaw of its direction of travel and tested
-    against the ground-truth agent boxes at that step (:func:`plan_collision_steps`). Per
+    ``method="box"``: the ego box (``ego_size`` (..., 2|3) = l, w[, h] m, or None for VAD's
+    4.084 x 1.85) is placed at each waypoint of ``pred`` (..., T, 2) with the yaw of its
+    direction of travel and tested against the ground-truth agent boxes at that step
+    (:func:`plan_collision_steps`). ``method="vad_grid"``: VAD's test
+    (:mod:`rsd.metrics.vad_grid`; ``ego_size`` one (2|3,) size or None for VAD's box). Per
     sample, the indicator is averaged over the counted steps among the first ``n = h / dt``,
     then over samples. Steps where the expert ``gt_plan`` (..., T, 2|3; its yaw column is used
     when present) collides are not counted as collisions (VAD/ST-P3: the indicator is zeroed, the
     step stays in the denominator); ``drop_expert_steps=True`` removes them from the denominator
     too. Steps with ``gt_valid`` (..., T) False are not counted (the scene's future is unknown).
     """
-    hit = plan_collision_steps(
-        pred, ego_size, agent_boxes, agent_future, agent_future_valid, agent_mask
-    )
+    agents_args = (agent_boxes, agent_future, agent_future_valid, agent_mask)
+    hit, expert = _collision_steps(method, pred, gt_plan, ego_size, agents_args)
     counted = np.ones_like(hit) if gt_valid is None else to_numpy(gt_valid, bool).reshape(hit.shape)
-    if gt_plan is not None:
-        expert = plan_collision_steps(
-            gt_plan, ego_size, agent_boxes, agent_future, agent_future_valid, agent_mask
-        )
+    if expert is not None:
         hit = hit & ~expert
         if drop_expert_steps:
             counted = counted & ~expert
     steps = horizon_steps(horizons_s, dt, hit.shape[1])
     return {
-        f"collision_vad_{k}": _mean_of_rows(hit[:, :n].astype(float), counted[:, :n])
+        f"collision_{method}_{k}": _mean_of_rows(hit[:, :n].astype(float), counted[:, :n])
         for k, n in steps.items()
     }
 
@@ -269,9 +313,11 @@ def planning_metrics(
     ``pred`` (..., T, 2); ``gt`` (..., T, 2|3) the expert future (e.g. ``ego_future``);
     ``valid`` (..., T). Keys: ``l2_vad_1s``... (VAD running average), ``l2_uniad_1s``...
     (UniAD single step), each with an ``_avg`` over horizons (as VAD's tables), ``ade``,
-    ``fde`` (m), and when the agent arrays are given ``collision_vad_1s``..., ``collision_vad_avg``
-    (fraction of steps, expert-collision steps excluded, :func:`plan_collision`). Display labels
-    live in :mod:`rsd.report.labels`.
+    ``fde`` (m), and when the agent arrays are given ``collision_box_1s``...,
+    ``collision_box_avg`` (exact boxes, the ego box ``ego_size``) and ``collision_vad_grid_1s``...,
+    ``collision_vad_grid_avg`` (VAD's grid test with VAD's ego box): fractions of steps,
+    expert-collision steps excluded (:func:`plan_collision`). Display labels live in
+    :mod:`rsd.report.labels`.
     """
     out: dict[str, float] = {}
     groups = [("l2_vad", l2_vad(pred, gt, valid, horizons_s, dt))]
@@ -282,11 +328,11 @@ def planning_metrics(
         mask = agent_mask
         if mask is None:
             mask = np.ones(to_numpy(agent_boxes).shape[:-1], bool)
-        col = plan_collision(
-            pred, ego_size, agent_boxes, agent_future, agent_future_valid, mask,
-            gt, valid, horizons_s, dt,
-        )  # fmt: skip
-        groups.append(("collision_vad", col))
+        agents = (agent_boxes, agent_future, agent_future_valid, mask)
+        box = plan_collision(pred, ego_size, *agents, gt, valid, horizons_s, dt, method="box")
+        groups.append(("collision_box", box))
+        grid = plan_collision(pred, None, *agents, gt, valid, horizons_s, dt, method="vad_grid")
+        groups.append(("collision_vad_grid", grid))
     for prefix, values in groups:
         out.update(values)
         out[f"{prefix}_avg"] = float(np.mean(list(values.values())))

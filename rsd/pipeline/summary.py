@@ -34,16 +34,18 @@ def run_metrics(
     """``{group: {metric: value}}`` of one run from its two evaluations (``rsd eval`` JSON on
     the training and on the unseen rig) and its closed-loop episode logs. Missing values are
     NaN. Keys are identifiers (labels: :data:`rsd.report.labels.EXPERIMENT_LABELS`). Units:
-    metres, % (``collision_vad_avg_pct``, the closed-loop rates) and the detection scores as
-    ``rsd eval`` gives them; the retentions are ratios (1: nothing lost on the unseen rig,
-    below 1: worse there; :func:`rsd.metrics.stats.retention`)."""
+    metres, % (``collision_box_avg_pct``, ``collision_vad_grid_avg_pct``, the closed-loop
+    rates) and the detection scores as ``rsd eval`` gives them; the retentions are ratios
+    (1: nothing lost on the unseen rig, below 1: worse there;
+    :func:`rsd.metrics.stats.retention`)."""
     plan, det = seen.get("planning") or {}, seen.get("detection") or {}
     uplan, udet = unseen.get("planning") or {}, unseen.get("detection") or {}
     open_loop = {
         "l2_vad_avg": as_number(plan.get("l2_vad_avg")),
         "ade": as_number(plan.get("ade")),
         "fde": as_number(plan.get("fde")),
-        "collision_vad_avg_pct": 100 * as_number(plan.get("collision_vad_avg")),
+        "collision_box_avg_pct": 100 * as_number(plan.get("collision_box_avg")),
+        "collision_vad_grid_avg_pct": 100 * as_number(plan.get("collision_vad_grid_avg")),
         "mAP": as_number(det.get("mAP")),
         "NDS": as_number(det.get("NDS")),
         "mASE": as_number(det.get("mASE")),
@@ -54,7 +56,8 @@ def run_metrics(
     unseen_rig = {
         "ade": as_number(uplan.get("ade")),
         "l2_vad_avg": as_number(uplan.get("l2_vad_avg")),
-        "collision_vad_avg_pct": 100 * as_number(uplan.get("collision_vad_avg")),
+        "collision_box_avg_pct": 100 * as_number(uplan.get("collision_box_avg")),
+        "collision_vad_grid_avg_pct": 100 * as_number(uplan.get("collision_vad_grid_avg")),
         "NDS": as_number(udet.get("NDS")),
         "ade_retention": retention(open_loop["ade"], uplan.get("ade"), lower_is_better=True),
         "nds_retention": retention(open_loop["NDS"], udet.get("NDS"), lower_is_better=False),
@@ -140,7 +143,7 @@ def check_targets(
     rel("L2 >= 10% lower", "open_loop", "l2_vad_avg", -10)
     cmp("mASE lower", "open_loop", "mASE", higher=False)
     cmp("mAVE lower", "open_loop", "mAVE", higher=False)
-    cmp("plan collision lower", "open_loop", "collision_vad_avg_pct", higher=False)
+    cmp("plan collision lower", "open_loop", "collision_box_avg_pct", higher=False)
     cmp("unseen-rig ADE retention higher", "unseen_rig", "ade_retention", higher=True)
     for r in rows:
         r["target"] = f"{arm} vs {baseline}: {r['target']}"

@@ -193,11 +193,13 @@ planned and expert positions: an average of averages, as VAD / ST-P3 report it.
 <dt>L2 (UniAD step) @T</dt><dd>The distance at the waypoint of time T alone (UniAD's convention);
 larger than the VAD number for the same plan.</dd>
 <dt>ADE / FDE</dt><dd>Mean distance over all 6 waypoints / at the last (3 s).</dd>
-<dt>Collision (VAD avg)</dt><dd>Ego box placed along the plan vs the agents' true future boxes at
-the same step; per-step indicator averaged like L2 (VAD); steps where the expert collides are
-excluded. Fraction (0-1).</dd>
+<dt>Plan collision (exact boxes / VAD grid)</dt><dd>Per-step indicator averaged like L2 (VAD);
+steps where the expert collides are excluded. Fraction (0-1). Exact boxes: the ego box turned
+along the plan vs the agents' true future boxes. VAD grid: VAD's own test, an unrotated
+4.084 x 1.85 m box shifted 0.5 m forward on a 0.5 m occupancy grid of the agents.</dd>
 <dt>mAP, mATE, mASE, mAOE, mAVE, NDS</dt><dd>nuScenes detection (Caesar et al., CVPR 2020):
-greedy centre-distance matching at 0.5/1/2/4 m, AP over recall &gt; 0.1 with precision &gt; 0.1;
+nuscenes-devkit 1.2.0's numbers; greedy centre-distance matching at 0.5/1/2/4 m,
+AP over recall &gt; 0.1 with precision &gt; 0.1;
 TP errors at 2 m: translation (m), 1 - scale IoU, yaw (rad), velocity (m/s);
 NDS = (5 mAP + Σ max(0, 1 - mTP)) / 9 here (no attribute error; nuScenes divides by 10 with AAE).
 </dd>
@@ -206,11 +208,13 @@ the two rankings per frame, top-1 (same most-risky object), L1 between the risk 
 AUROC = how well the student's risk separates agents that later come within 2 m of the
 expert's path from the others.</dd>
 <dt>Driving Score, Success rate</dt><dd>Bench2Drive / CARLA leaderboard: DS = route completion ×
-product of infraction penalties (vehicle collision 0.60, off-road 0.65), mean over routes;
+product of infraction penalties (vehicle collision 0.60, timeout 0.70, off-road
+1 − share of the route driven off the road), mean over routes;
 SR = share of routes completed (≥ 95 %) with no infraction.</dd>
-<dt>Efficiency, Comfortness</dt><dd>Bench2Drive: ego speed / mean speed of vehicles within 50 m (%),
-over 20 checkpoints; share of 2 s windows inside nuPlan's acceleration, jerk and yaw-rate bounds.
-</dd>
+<dt>Efficiency, Comfortness</dt><dd>Bench2Drive: at 20 route checkpoints, mean ego speed / mean
+speed of the vehicles within 50 m since the last one (%), averaged; share of whole 2 s chunks
+whose Savitzky-Golay smoothed accelerations, jerks (d|a|/dt) and yaw rate stay inside nuPlan's
+bounds.</dd>
 <dt>Throughput</dt><dd>Model forward samples/s at the eval batch size on the eval machine
 (rasterising excluded; the eval JSON also has the end-to-end figure).</dd>
 <dt>mean ± std</dt><dd>Over the runs (seeds) of a variant; std is the sample standard deviation

@@ -22,10 +22,10 @@ Definitions (what :class:`~rsd.sim.episode_log.EpisodeLog` records and
   once the goal is reached.
 * **Infractions** (time, type): ``vehicle_collision`` and ``offroad`` end the episode;
   ``stuck`` (slower than 0.3 m/s for ``STUCK_S`` s) ends it too; ``timeout`` (goal scenarios:
-  the duration ran out before the goal). Only the first two carry a penalty (see
-  :mod:`rsd.metrics.driving`).
-* Per step the log keeps the ego's world-up pose, speed and the mean speed of the other
-  vehicles within ``NEARBY_M`` m (NaN if none), for comfort and efficiency.
+  the duration ran out before the goal). ``offroad`` records the share of the route driven off
+  the road (the last step); the Driving Score factors are in :mod:`rsd.metrics.driving`.
+* Per step the log keeps the ego's world-up pose, speed, route progress and the mean speed of
+  the other vehicles within ``NEARBY_M`` m (NaN if none), for comfort and efficiency.
 
 Seeds: training data uses seeds ``0..N-1`` (``rsd generate``); driving evaluation starts at
 ``EVAL_SEED`` = 10 000 so that the two never overlap.
@@ -131,6 +131,7 @@ class _EpisodeRun:
         log.nearby_speed.append(_nearby_speed(ep))
         if self.route is not None:
             self.route.update(pose[:2])
+            log.route_progress.append(float(self.route.progress))
         return pose
 
     def stuck(self) -> bool:
@@ -166,8 +167,13 @@ class _EpisodeRun:
             log.infractions.append(
                 {"t": ep.t, "type": "vehicle_collision", "agent": _collision_partner(ep)}
             )
-        elif ep.offroad:
-            log.infractions.append({"t": ep.t, "type": "offroad", "agent": None})
+        elif ep.offroad:  # ends the episode: the last step is the distance driven off the road
+            seg = np.hypot(np.diff(log.x), np.diff(log.y))
+            length = route.length if route is not None else float(seg.sum())
+            pct = 100.0 * float(seg[-1:].sum()) / max(length, 1e-6)
+            log.infractions.append(
+                {"t": ep.t, "type": "offroad", "agent": None, "percentage": min(pct, 100.0)}
+            )
         if not log.infractions and ep.layout in GOAL_LAYOUTS and not ep.reached_goal:
             log.infractions.append({"t": ep.t, "type": "timeout", "agent": None})
         log.reached_goal = bool(ep.reached_goal)
@@ -175,6 +181,7 @@ class _EpisodeRun:
         if route is None:  # the expert drives the reference route itself
             seg = np.hypot(np.diff(log.x), np.diff(log.y))
             log.route_length = log.progress = float(seg.sum())
+            log.route_progress = [0.0, *np.cumsum(seg).tolist()]
             log.route_completion = 100.0
         else:
             log.route_length, log.progress = route.length, route.progress

@@ -36,7 +36,8 @@ class EpisodeLog:
     duration: float
     """Simulated seconds."""
     infractions: list[dict] = field(default_factory=list)
-    """``{"t": s, "type": ..., "agent": id or None}``."""
+    """``{"t": s, "type": ..., "agent": id or None}``; ``offroad`` also has ``percentage``: the
+    share (%) of the route length driven off the road."""
     t: list[float] = field(default_factory=list)
     x: list[float] = field(default_factory=list)
     y: list[float] = field(default_factory=list)
@@ -44,6 +45,8 @@ class EpisodeLog:
     speed: list[float] = field(default_factory=list)
     nearby_speed: list[float] = field(default_factory=list)
     """Mean speed of the other vehicles within ``NEARBY_M`` m (NaN when there is none)."""
+    route_progress: list[float] = field(default_factory=list)
+    """Per step, the ego's progress along the route (m; for the expert, the distance driven)."""
     wall_s: float = 0.0
 
     @property

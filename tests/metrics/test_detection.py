@@ -106,7 +106,8 @@ def test_false_positive_first_lowers_ap_as_interpolated():
     assert average_precision(is_tp, 2) == pytest.approx(8.2 / 81)
     assert average_precision(np.array([True]), 2) == pytest.approx(4 / 9)
     assert average_precision(np.array([True, True]), 2) == pytest.approx(1.0)
-    assert math.isnan(average_precision(np.array([True]), 0))
+    assert average_precision(np.array([True]), 0) == 0.0  # the devkit: no ground truth, AP 0
+    assert math.isnan(average_precision(np.array([True]), 0, convention="rsd"))
 
 
 def test_tp_error_is_the_recall_averaged_cumulative_mean():
@@ -130,12 +131,66 @@ def test_greedy_matching_by_confidence_each_gt_once():
     assert is_tp.tolist() == [False]
 
 
-def test_classes_without_ground_truth_are_skipped():
+def test_classes_without_ground_truth_are_skipped_in_the_rsd_convention():
+    preds, gts = perfect_case()
+    gts = [gt(g["boxes"][:2], g["classes"][:2]) for g in gts]  # no trucks left
+    out = detection_metrics(preds, gts, convention="rsd")
+    assert math.isnan(out["AP/truck"]) and math.isnan(out["ATE/truck"])
+    assert out["mAP"] == pytest.approx(1.0) and out["NDS"] == pytest.approx(1.0)
+
+
+def test_classes_without_ground_truth_count_as_missed_in_the_devkit_convention():
     preds, gts = perfect_case()
     gts = [gt(g["boxes"][:2], g["classes"][:2]) for g in gts]  # no trucks left
     out = detection_metrics(preds, gts)
-    assert math.isnan(out["AP/truck"]) and math.isnan(out["ATE/truck"])
-    assert out["mAP"] == pytest.approx(1.0) and out["NDS"] == pytest.approx(1.0)
+    assert out["AP/truck"] == 0.0 and out["ATE/truck"] == 1.0 and out["AVE/truck"] == 1.0
+    # car and van perfect: mAP 2/3, each mTP 1/3, NDS = (5 * 2/3 + 4 * 2/3) / 9
+    assert out["mAP"] == pytest.approx(2 / 3) and out["mATE"] == pytest.approx(1 / 3)
+    assert out["NDS"] == pytest.approx(2 / 3)
+
+
+def test_issue_case_tie_order():
+    # GT car at (0, 0); predictions at (0.3, 0) and (1.5, 0), both score 0.5.
+    # devkit: the later-given (1.5 m off) goes first. At 0.5 and 1 m it is a false positive,
+    # then the hit: (recall, precision) = (0, 0), (1, 0.5): precision r / 2 on the grid, so
+    # AP = mean_{i=11..100} max(i / 200 - 0.1, 0) / 0.9 = (sum_{i=21..100} (i - 20) / 200) / 81
+    # = 16.2 / 81 = 0.2. At 2 and 4 m it takes the object: (1, 1), then an FP at (1, 0.5);
+    # np.interp reads the last precision at recall 1: AP = (89 * 0.9 + 0.4) / 81 = 80.5 / 81.
+    gts = [gt(box(0, 0), [0])]
+    preds = [pred(np.stack([box(0.3, 0), box(1.5, 0)]), [0.5, 0.5], [0, 0])]
+    out = detection_metrics(preds, gts, class_names=["car"])
+    assert out["AP/car@0.5m"] == pytest.approx(0.2) and out["AP/car@1m"] == pytest.approx(0.2)
+    assert out["AP/car@2m"] == pytest.approx(80.5 / 81)
+    # TP error at 2 m: one match, ATE 1.5 everywhere up to recall 1
+    assert out["ATE/car"] == pytest.approx(1.5)
+    mean_ap = (0.4 + 161 / 81) / 4
+    assert out["NDS"] == pytest.approx((5 * mean_ap + 0 + 3) / 9)  # ATE 1.5 scores 0
+    assert out["NDS"] == pytest.approx(0.665, abs=5e-4)  # issue 15's figure
+    old = detection_metrics(preds, gts, class_names=["car"], convention="rsd")
+    assert old["AP/car@0.5m"] == pytest.approx(1.0) and old["ATE/car"] == pytest.approx(0.3)
+    assert old["NDS"] == pytest.approx(0.967, abs=5e-4)
+
+
+def test_issue_case_exact_grid_recall_and_confidence_interpolation():
+    # GT cars at (0, 0) and (20, 0); predictions (0.2, 0) 0.9 hit, (-30, 0) 0.8 FP,
+    # (20.4, 0) 0.7 hit: (recall, precision) = (0.5, 1), (0.5, 0.5), (1, 2/3).
+    # devkit: at recall 0.5 np.interp reads 0.5, then linear to 2/3 at 1:
+    # AP = (39 * 0.9 + sum_{i=50..100} (0.5 + (i - 50) / 300 - 0.1)) / 81 = (35.1 + 24.65) / 81
+    gts = [gt(np.stack([box(0, 0), box(20, 0)]), [0, 0])]
+    preds = [pred(np.stack([box(0.2, 0), box(-30, 0), box(20.4, 0)]), [0.9, 0.8, 0.7], [0] * 3)]
+    out = detection_metrics(preds, gts, class_names=["car"])
+    assert out["AP/car"] == pytest.approx(59.75 / 81)
+    assert out["AP/car"] == pytest.approx(0.7377, abs=5e-5)
+    old = detection_metrics(preds, gts, class_names=["car"], convention="rsd")
+    assert old["AP/car"] == pytest.approx(0.7438, abs=5e-5)
+    # TP error over confidence: matches (score 0.9, cumulative mean 0.2), (0.7, 0.3). The
+    # confidence is 0.9 below recall 0.5, 0.8 at 0.5 (the FP, last at that recall), then
+    # 0.8 - 0.1 (r - 0.5) / 0.5 up to 0.7 at recall 1; the cumulative mean read at confidence c
+    # is 0.2 + 0.1 (0.9 - c) / 0.2 (0.25 at 0.8)
+    c = 0.8 - 0.1 * (np.arange(51, 101) / 100 - 0.5) / 0.5
+    ate = (39 * 0.2 + 0.25 + np.sum(0.2 + 0.1 * (0.9 - c) / 0.2)) / 90
+    assert out["ATE/car"] == pytest.approx(ate) and out["ATE/car"] == pytest.approx(0.2425)
+    assert old["ATE/car"] == pytest.approx(0.2283, abs=5e-5)
 
 
 def test_torch_inputs_and_batch_ground_truth():

@@ -128,14 +128,14 @@ def test_plan_through_an_agent_collides_at_the_right_steps(lead):
     assert (hit == expected).all()
     out = plan_collision(tile(straight_plan(), lead), None, *scene)
     assert out == pytest.approx(
-        {"collision_vad_1s": 0.0, "collision_vad_2s": 0.5, "collision_vad_3s": 0.5}
+        {"collision_box_1s": 0.0, "collision_box_2s": 0.5, "collision_box_3s": 0.5}
     )
 
 
 @pytest.mark.parametrize("lead", [(1,), (3,)])
 def test_parallel_plan_4m_to_the_side_is_clear(lead):
     out = plan_collision(tile(straight_plan(4.0), lead), None, *agent_scene(lead))
-    assert out == {"collision_vad_1s": 0.0, "collision_vad_2s": 0.0, "collision_vad_3s": 0.0}
+    assert out == {"collision_box_1s": 0.0, "collision_box_2s": 0.0, "collision_box_3s": 0.0}
 
 
 def test_plan_yaw_comes_from_direction_of_travel():
@@ -159,15 +159,15 @@ def test_expert_collision_steps_are_excluded():
     vad = plan_collision(pred, None, *scene, expert, np.ones((1, T), bool))
     # VAD: the step's indicator is zeroed, the denominator keeps it
     assert vad == pytest.approx(
-        {"collision_vad_1s": 0.0, "collision_vad_2s": 1 / 4, "collision_vad_3s": 2 / 6}
+        {"collision_box_1s": 0.0, "collision_box_2s": 1 / 4, "collision_box_3s": 2 / 6}
     )
     drop = plan_collision(pred, None, *scene, expert, None, drop_expert_steps=True)
     assert drop == pytest.approx(
-        {"collision_vad_1s": 0.0, "collision_vad_2s": 1 / 3, "collision_vad_3s": 2 / 5}
+        {"collision_box_1s": 0.0, "collision_box_2s": 1 / 3, "collision_box_3s": 2 / 5}
     )
     # the expert driving the plan itself: every collision is excused
     same = plan_collision(pred, None, *scene, pred)
-    assert same == {"collision_vad_1s": 0.0, "collision_vad_2s": 0.0, "collision_vad_3s": 0.0}
+    assert same == {"collision_box_1s": 0.0, "collision_box_2s": 0.0, "collision_box_3s": 0.0}
 
 
 def test_larger_ego_box_collides_earlier():
@@ -189,7 +189,7 @@ def test_planning_metrics_labels_both_conventions():
     assert out["l2_vad_avg"] == pytest.approx(0.25)
     assert out["l2_uniad_avg"] == pytest.approx(0.4)
     assert out["ade"] == pytest.approx(0.35) and out["fde"] == pytest.approx(0.6)
-    assert out["collision_vad_3s"] == 0.0
+    assert out["collision_box_3s"] == 0.0
 
 
 @settings(max_examples=25, deadline=None)

@@ -107,6 +107,7 @@ def test_drive_expert_is_deterministic_and_succeeds(tmp_path, capsys):
     log = EpisodeLog.from_json(outs[0].splitlines()[0])
     assert log.outcome == "success" and log.route_completion == 100.0
     assert log.duration == pytest.approx(30.0) and len(log.t) == 301
+    assert len(log.route_progress) == 301 and log.route_progress[-1] == pytest.approx(log.progress)
     assert (tmp_path / "run0" / "metrics.json").exists()
     assert "overall" in capsys.readouterr().out
 
@@ -123,7 +124,9 @@ def test_untrained_model_drives_an_episode_to_its_end(tmp_path):
     n = len(log.t)
     assert log.outcome in ("success", "vehicle_collision", "offroad")
     assert n == round(log.duration * 10) + 1 and log.duration <= 3.0
-    assert all(len(getattr(log, k)) == n for k in ("x", "y", "yaw", "speed", "nearby_speed"))
+    keys = ("x", "y", "yaw", "speed", "nearby_speed", "route_progress")
+    assert all(len(getattr(log, k)) == n for k in keys)
+    assert (np.diff(log.route_progress) >= 0).all() and log.route_progress[-1] == log.progress
     assert np.allclose(np.diff(log.t), 0.1)
     assert 0.0 <= log.route_completion <= 100.0 and log.route_length > 0
     assert (log.outcome == "success") == (not log.infractions)
