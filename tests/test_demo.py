@@ -119,9 +119,8 @@ def test_config_checks():
 
 def test_the_command_runs_the_builtin_config(tmp_path, capsys, monkeypatch):
     seen = {}
-    monkeypatch.setattr(
-        "rsd.pipeline.experiment.run_experiment", lambda cfg, out, **kw: seen.update(cfg=cfg, out=out)
-    )
+    fake = lambda cfg, out, **kw: seen.update(cfg=cfg, out=out)  # noqa: E731
+    monkeypatch.setattr("rsd.pipeline.experiment.run_experiment", fake)
     assert main(["demo", "--quick", "--out", str(tmp_path), "--workers", "1"]) == 0
     assert seen["cfg"] == load_experiment_config("demo_quick", ["workers=1"])
     assert seen["out"] == tmp_path
