@@ -71,6 +71,7 @@ class Snapshot:
     ego_yaw_rate: float
     ego_lane_index: tuple | None
     ego_lane_offset: float
+    ego_target_speed: float
     ego_position_raw: np.ndarray  # highway-env world position, for the road network
     agents: dict[int, AgentSnap]
     events: list[str]
@@ -126,6 +127,7 @@ def snapshot(ep: Any, infos: dict[int, AgentInfo], prev_ego_yaw: float | None) -
         ego_yaw_rate=yaw_rate,
         ego_lane_index=getattr(ego, "lane_index", None),
         ego_lane_offset=signed_lane_offset(lane, ego.position) if lane is not None else 0.0,
+        ego_target_speed=float(ep.ego_target_speed),
         ego_position_raw=np.array(ego.position, dtype=np.float64),
         agents=agents,
         events=list(ep.active_events()),
@@ -185,6 +187,7 @@ def _ego_state(
         world_x=float(cur.ego_pose[0]),
         world_y=float(cur.ego_pose[1]),
         world_yaw=float(cur.ego_pose[2]),
+        target_speed=cur.ego_target_speed,
         past=ego_past,
         past_valid=past_valid,
         future=ego_future,

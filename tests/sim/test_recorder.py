@@ -30,6 +30,11 @@ def test_same_seed_gives_identical_keyframes(highway):
         assert f.command == g.command
 
 
+def test_target_speed_is_the_episodes(highway):
+    want = highway.outcome["params"]["ego.target_speed"]
+    assert all(f.ego.target_speed == want for f in highway.frames)
+
+
 def test_other_seed_differs(highway):
     other = record_episode("highway", 4)
     a, b = highway.frames[0], other.frames[0]
