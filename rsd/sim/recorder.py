@@ -134,7 +134,7 @@ def snapshot(ep: Any, infos: dict[int, AgentInfo], prev_ego_yaw: float | None) -
     )
 
 
-def _build_frame(
+def build_frame(
     ep: Any,
     snaps: list[Snapshot],
     k: int,
@@ -267,7 +267,7 @@ def live_frame(
     """The Frame of a live episode now: ``snaps[-1]`` is the current snapshot and
     ``snaps[-1 - j]`` the one ``j`` keyframes ago (missing ones invalid); no future (all
     invalid), the given driving ``command``. What a closed-loop planner sees."""
-    return _build_frame(ep, snaps, len(snaps) - 1, infos, command)
+    return build_frame(ep, snaps, len(snaps) - 1, infos, command)
 
 
 def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, AgentInfo]]:
@@ -304,7 +304,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
             while last >= 0 and snaps[last].step > limit_step:
                 last -= 1
         frames = [
-            _build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
+            build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
         ]
         outcome = {
             "scenario": ep.spec.name,
