@@ -47,8 +47,7 @@ from rsd.scene import (
     SkillGroup,
 )
 
-SCHEMA_VERSION = 2
-"""2: ``ego_target_speed``, and commands from the route (``rsd.sim.route.route_command``)."""
+SCHEMA_VERSION = 2  # 2: ego_target_speed; commands from the route (sim.route.route_command)
 SHARD_SUFFIX = ".npz"
 
 EGO_SCALARS = (
