@@ -196,12 +196,14 @@ class BoxField(IntEnum):
 
 
 class EgoStatusField(IntEnum):
-    """Columns of ``ego_status`` ``(4,)``."""
+    """Columns of ``ego_status`` ``(4,)``: what the ego knows of itself, with one meaning in
+    training and in closed loop (no acceleration: in training it would be the expert's own
+    command, in closed loop the tracking controller's, a copycat shortcut)."""
 
     SPEED = 0
     """m/s"""
-    ACCEL = 1
-    """m/s^2, longitudinal"""
+    TARGET_SPEED = 1
+    """m/s, the speed asked for on a free road (the episode's target speed)"""
     YAW_RATE = 2
     """rad/s"""
     LANE_OFFSET = 3

@@ -106,6 +106,9 @@ class EgoState:
     world_x: float = 0.0
     world_y: float = 0.0
     world_yaw: float = 0.0
+    target_speed: float = float("nan")
+    """The speed (m/s) the ego is asked to drive at when the road is free (the episode's
+    target speed, a route speed limit); NaN when the source does not say."""
     past: np.ndarray = field(default_factory=lambda: _empty_traj(PAST_STEPS))
     """(PAST_STEPS, 3) past poses (x, y, yaw) in the current ego frame, oldest first."""
     past_valid: np.ndarray = field(default_factory=lambda: np.zeros(PAST_STEPS, dtype=bool))

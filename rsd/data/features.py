@@ -24,9 +24,13 @@ FEATURE_KEYS = ("bev", "command", "ego_status")
 
 def ego_status(frame: Frame) -> np.ndarray:
     """(4,) float32 ego status, columns :class:`~rsd.geometry.EgoStatusField`: speed (m/s),
-    acceleration (m/s^2), yaw rate (rad/s), lane offset (m): odometry and localisation."""
+    target speed (m/s), yaw rate (rad/s), lane offset (m): odometry, localisation and the
+    speed the ego is asked for. Every value means the same in training and in closed loop;
+    acceleration is left out (the expert's command in training, the tracking controller's in
+    closed loop). A frame without a target speed (NaN) gets its current speed there."""
     ego = frame.ego
-    return np.array([ego.speed, ego.accel, ego.yaw_rate, ego.lane_offset], dtype=np.float32)
+    target = ego.speed if np.isnan(ego.target_speed) else ego.target_speed
+    return np.array([ego.speed, target, ego.yaw_rate, ego.lane_offset], dtype=np.float32)
 
 
 def build_features(

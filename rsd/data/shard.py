@@ -1,6 +1,6 @@
 """Shard format: the keyframes of one episode as one ``.npz`` file, read without pickle.
 
-A shard (``{scenario}-{seed:05d}.npz``, ``SCHEMA_VERSION`` 1) is a zip of ``.npy`` members
+A shard (``{scenario}-{seed:05d}.npz``, ``SCHEMA_VERSION`` 2) is a zip of ``.npy`` members
 readable with ``np.load(path, allow_pickle=False)``. The frames of the episode are stored
 column by column:
 
@@ -48,7 +48,7 @@ from rsd.scene import (
     SkillGroup,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ego_target_speed; commands from the route (sim.route.route_command)
 SHARD_SUFFIX = ".npz"
 
 EGO_SCALARS = (
@@ -62,6 +62,7 @@ EGO_SCALARS = (
     "world_x",
     "world_y",
     "world_yaw",
+    "target_speed",
 )
 AGENT_SCALARS = ("x", "y", "yaw", "vx", "vy", "length", "width", "height", "accel")
 TRAJ_FIELDS = {"past": (PAST_STEPS, 3), "future": (FUTURE_STEPS, 3)}

@@ -45,6 +45,7 @@ __all__ = [
     "CorruptShardError",
     "FrameStore",
     "Shard",
+    "add_shards",
     "atomic_write",
     "build_manifest",
     "check_sha",
@@ -174,6 +175,26 @@ def build_manifest(
         "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "shards": shards,
     }
+
+
+def add_shards(root: str | Path, entries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Add shard ``entries`` (from :func:`write_shard`, files already in ``root``) to the
+    manifest of ``root`` after its generated shards, replacing entries of the same file;
+    totals are updated, ``complete`` (the planned generation jobs) is kept. For shards made
+    after generation, e.g. DAgger rounds; their entries should say where they come from
+    (``origin``). Returns the new manifest (written atomically)."""
+    manifest = read_manifest(root)
+    files = {e["file"] for e in entries}
+    shards = [e for e in manifest["shards"] if e["file"] not in files] + list(entries)
+    totals = manifest.get("totals", {})
+    totals.update(
+        shards=len(shards),
+        keyframes=sum(e["keyframes"] for e in shards),
+        bytes=sum(e["bytes"] for e in shards),
+    )
+    manifest.update(shards=shards, totals=totals)
+    write_manifest(root, manifest)
+    return manifest
 
 
 def prepare_directory(

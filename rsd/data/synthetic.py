@@ -125,6 +125,7 @@ def synthetic_frame(
         height=height,
         lane_id=f"a>b>{ego_lane}",
         lane_offset=0.0,
+        target_speed=ego_speed,
         past=_const_velocity(0.0, 0.0, 0.0, ego_speed, 0.0, _PAST_T),
         past_valid=np.ones(PAST_STEPS, dtype=bool),
         future=_const_velocity(0.0, 0.0, 0.0, ego_speed, 0.0, _FUTURE_T),

@@ -16,8 +16,9 @@ from rsd.models.config import BackboneConfig
 from rsd.models.protocol import Features, Outputs
 from rsd.scene import KEYFRAME_DT, Command
 
-EGO_STATUS_SCALE = (1 / 30.0, 1 / 3.0, 1 / 0.3, 1 / 2.0)
-"""Rough inverse spreads of ``ego_status`` columns (speed, accel, yaw rate, lane offset)."""
+EGO_STATUS_SCALE = (1 / 30.0, 1 / 30.0, 1 / 0.3, 1 / 2.0)
+"""Rough inverse spreads of ``ego_status`` columns (speed, target speed, yaw rate, lane
+offset), in :class:`~rsd.geometry.EgoStatusField` order."""
 
 
 def waypoints_from_steps(steps: Tensor, speed: Tensor | None, step_scale: float) -> Tensor:

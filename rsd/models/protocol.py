@@ -12,8 +12,8 @@ Features (``batch["features"]`` from ``rsd.data.dataset.collate``, built by
 * ``bev`` (B, C, H, W) float: rasterised input, H along x (row 0 = far front), W along y
   (col 0 = far left); grid ``rsd.geometry.BEVGrid`` (default 160 x 64 at 0.5 m), channels
   ``rsd.geometry.InputChannel``.
-* ``command`` (B,) long (``rsd.scene.Command``); ``ego_status`` (B, 4) = speed m/s, accel
-  m/s^2, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``).
+* ``command`` (B,) long (``rsd.scene.Command``); ``ego_status`` (B, 4) = speed m/s, target
+  speed m/s, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``).
 
 Targets (``batch["targets"]``, built by ``rsd.data.targets.build_targets`` and, for RSD, by
 ``rsd.teacher.risk_map.RiskTargetDataset``), never seen by a model:

@@ -1,6 +1,7 @@
 """The stages of ``rsd experiment`` (and of ``rsd demo``, a built-in experiment config).
 
-One dataset, annotated by every teacher an arm needs; then for each seed and each arm (all
+One dataset, grown by the DAgger rounds if any (:mod:`rsd.pipeline.dagger`), annotated by
+every teacher an arm needs; then for each seed and each arm (all
 arms of seed 0 first, so an interrupted experiment already holds complete seeds): train
 ``runs/<arm>/seed<S>``, evaluate it open loop on the validation split on the training rig and on
 an unseen rig (``eval_<rig>.json``), drive it closed loop on held-out seeds
@@ -28,6 +29,7 @@ from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
 from rsd.data.jsonio import read_json
 from rsd.data.store import FrameStore
 from rsd.pipeline.annotate import annotate
+from rsd.pipeline.dagger import dagger_stages
 from rsd.pipeline.drive import drive_to_dir
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
 from rsd.pipeline.generate import GenerateConfig, generate
@@ -207,6 +209,8 @@ class Experiment(StageRunner):
         else:
             self._check_dir()
         self.run_stage(Stage("generate", self.generate, self._dataset_complete))
+        for stage in dagger_stages(self.cfg, self.layout, self.progress, self.say):
+            self.run_stage(stage)
         self.run_stage(Stage("annotate", self.annotate, self._annotated))
         units = [(arm, s) for s in self.seeds for arm in self.arms]
         if self.cfg.runs_at_a_time > 1 and not self.dry_run:

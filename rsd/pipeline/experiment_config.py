@@ -95,6 +95,12 @@ class ExperimentConfig:
     """Scenarios driven closed loop (empty: every built-in scenario)."""
     long_tail: tuple[str, ...] = ("sudden_brake", "cut_in", "merge", "intersection")
     """Driven scenarios counted as long tail; the others are nominal."""
+    dagger_rounds: int = 0
+    """DAgger rounds after generation (:mod:`rsd.pipeline.dagger`); 0: none."""
+    dagger_episodes: int = 4
+    """Student episodes per scenario and round (training seeds of the dataset)."""
+    dagger_beta: float = 0.5
+    """The expert drives a re-plan period of round ``r`` with probability ``beta ** r``."""
     workers: int = 2
     """Processes for recording and closed-loop driving (does not change any result)."""
     parallel_runs: int | None = None
@@ -103,7 +109,9 @@ class ExperimentConfig:
     1 computes them in this process with torch's default threads."""
 
     def __post_init__(self) -> None:
-        for name in ("episodes_per_scenario", "drive_episodes", "workers"):
+        if self.dagger_rounds < 0 or not 0.0 <= self.dagger_beta <= 1.0:
+            raise ConfigError("experiment.dagger_rounds must be >= 0, dagger_beta in [0, 1]")
+        for name in ("episodes_per_scenario", "drive_episodes", "workers", "dagger_episodes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"experiment.{name}: must be >= 1, got {getattr(self, name)}")
         if self.parallel_runs is not None and self.parallel_runs < 1:

@@ -8,11 +8,12 @@ tracks the plan at 10 Hz; the planner is asked again every ``replan_s`` (0.5 s b
 Definitions (what :class:`~rsd.sim.episode_log.EpisodeLog` records and
 :mod:`rsd.metrics.driving` scores):
 
-* **Command** (:class:`~rsd.sim.route.RouteCommander`): the privileged expert's lane choice runs
-  in shadow (it never drives): ``CHANGE_LEFT``/``CHANGE_RIGHT`` while the lane it wants differs
-  from the ego's, ``TURN_LEFT``/``TURN_RIGHT`` when the route's heading turns by more than
-  ``TURN_YAW`` (0.6 rad) over the distance ``max(v, 5 m/s) x 3 s`` ahead, else ``KEEP_LANE`` -
-  the recorder's rule, applied to the route instead of the expert's recorded future.
+* **Command** (:func:`~rsd.sim.route.route_command`, the one definition the recorder's
+  training labels use too): the privileged expert's lane choice runs in shadow (it never
+  drives): ``TURN_LEFT``/``TURN_RIGHT`` when the route's heading turns by more than
+  ``TURN_YAW`` (0.6 rad) over the distance ``max(v, 5 m/s) x 3 s`` ahead,
+  ``CHANGE_LEFT``/``CHANGE_RIGHT`` while the lane it wants differs from the ego's, else
+  ``KEEP_LANE``.
 * **Route completion** (0-100): on roundabouts and intersections the route is the centreline of
   the ego's lane route from its start to the goal (:func:`~rsd.sim.route.goal_route`); on open
   roads (highway, merge) it is the path the privileged expert drives on the same scenario and
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from rsd.scene import KEYFRAME_DT, Command, Frame
+from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.controller import TrajectoryController, ego_pose, steps_per_replan
 from rsd.sim.episode import make_episode
 from rsd.sim.episode_log import EpisodeLog, outcome_of
@@ -62,6 +63,7 @@ from rsd.sim.route import (  # noqa: F401 (re-exported)
     RouteProgress,
     goal_route,
     reference_route,
+    route_command,
     route_progress,
 )
 from rsd.sim.spec import EVAL_SEED, load_scenario
@@ -104,7 +106,8 @@ class _EpisodeRun:
     ) -> None:
         self.ep, self.planner = ep, planner
         self.direct = isinstance(planner, ExpertPlanner)  # the expert acts itself
-        self.commander = None if self.direct else RouteCommander(ep)
+        # the expert that drives states its own intent; a model is told the shadow expert's
+        self.commander = RouteCommander(ep, planner.expert if self.direct else None)
         self.route = route_progress(ep, scenario, seed, self.direct)
         self.ctl = TrajectoryController()
         self.every = steps_per_replan(replan_s)
@@ -148,7 +151,7 @@ class _EpisodeRun:
 
     def replan(self, pose: np.ndarray) -> tuple[Frame, PlanOutput]:
         """Ask the planner for a new plan on the live frame and hand it to the controller."""
-        command = Command.KEEP_LANE if self.commander is None else self.commander.command()
+        command = self.commander.command()
         frame = live_frame(self.ep, self.snaps[::-KEY_EVERY][::-1], self.infos, command)
         out = self.planner.plan(frame)
         self.ctl.set_plan(out.waypoints, pose, self.ep.t)

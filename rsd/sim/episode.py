@@ -9,6 +9,7 @@ one ``1 / SIM_HZ`` s step with physical controls. Nothing here renders.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,16 @@ class Episode:
                 a = self.register(v, AgentClass.CAR, 1.5, "idm")
             out.append(a)
         return sorted(out, key=lambda a: a.id)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Episode:
+        """An independent copy (e.g. to label a state with an expert rollout from it): agents
+        are looked up by their vehicle's ``id()``, so the copy re-keys them on its copies."""
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, copy.deepcopy(v, memo))
+        new._agents = {id(a.vehicle): a for a in new._agents.values()}
+        return new
 
     def agent_by_vehicle(self, vehicle: Any) -> SimAgent | None:
         return self._agents.get(id(vehicle))

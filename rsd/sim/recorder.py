@@ -4,7 +4,9 @@ The episode runs at ``SIM_HZ`` (10 Hz); every ``KEYFRAME_DT`` (0.5 s) a light sn
 all vehicles is taken. When the episode ends, each keyframe that has a full past
 (``PAST_STEPS``) and a full expert future (``FUTURE_STEPS``) becomes a Frame, with every
 pose expressed in the ego frame of that keyframe. Only the ego pose is read at every 10 Hz
-step (for its yaw rate), so recording costs little on top of the simulation itself.
+step (for its yaw rate), so recording costs little on top of the simulation itself. The
+driving command of each keyframe is :func:`rsd.sim.route.route_command` of the state at that
+keyframe (the closed loop's definition), with the expert that drives.
 """
 
 from __future__ import annotations
@@ -39,11 +41,10 @@ from rsd.sim.convert import (
 )
 from rsd.sim.episode import make_episode
 from rsd.sim.expert import PrivilegedExpert
+from rsd.sim.route import route_command
 
 KEY_EVERY = round(KEYFRAME_DT * SIM_HZ)
 """Simulation steps between two keyframes."""
-TURN_YAW = 0.6
-"""Heading change (rad) over the 3 s future above which the command is a turn."""
 CRASH_MARGIN_S = 2.0
 """In a failed episode, keyframes whose future ends less than this before the failure are
 dropped: the expert's future there is not a target worth imitating."""
@@ -70,9 +71,12 @@ class Snapshot:
     ego_yaw_rate: float
     ego_lane_index: tuple | None
     ego_lane_offset: float
+    ego_target_speed: float
     ego_position_raw: np.ndarray  # highway-env world position, for the road network
     agents: dict[int, AgentSnap]
     events: list[str]
+    command: Command | None = None
+    """The driving command at this step (:func:`~rsd.sim.route.route_command`), if taken."""
 
 
 @dataclass
@@ -123,37 +127,14 @@ def snapshot(ep: Any, infos: dict[int, AgentInfo], prev_ego_yaw: float | None) -
         ego_yaw_rate=yaw_rate,
         ego_lane_index=getattr(ego, "lane_index", None),
         ego_lane_offset=signed_lane_offset(lane, ego.position) if lane is not None else 0.0,
+        ego_target_speed=float(ep.ego_target_speed),
         ego_position_raw=np.array(ego.position, dtype=np.float64),
         agents=agents,
         events=list(ep.active_events()),
     )
 
 
-def derive_command(
-    future: np.ndarray, lane_now: tuple | None, future_lanes: list[tuple | None]
-) -> Command:
-    """The driving command implied by the expert's future.
-
-    A heading change above ``TURN_YAW`` over the horizon is a turn; otherwise a future lane
-    of the same road with another index is a lane change (indices grow to the right);
-    otherwise keep lane.
-    """
-    dyaw = float(future[-1, 2])
-    if abs(dyaw) > TURN_YAW:
-        return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
-    if lane_now is not None:
-        for lane in future_lanes:
-            if lane is None:
-                continue
-            rel = lane_relation(lane_now, lane)
-            if rel is None and lane[0] == lane_now[1]:  # the next road: lanes still align
-                rel = int(lane_now[2]) - int(lane[2])
-            if rel:
-                return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
-    return Command.KEEP_LANE
-
-
-def _build_frame(
+def build_frame(
     ep: Any,
     snaps: list[Snapshot],
     k: int,
@@ -162,17 +143,16 @@ def _build_frame(
 ) -> Frame:
     """The Frame of keyframe ``snaps[k]``. Past / future keyframes missing from ``snaps`` (at
     the start of an episode, or for a live frame with no future) are zero and invalid;
-    ``command`` defaults to the one derived from the recorded future."""
+    ``command`` defaults to the one taken with the snapshot (``snaps[k].command``)."""
     cur = snaps[k]
     tf = EgoTransform(*cur.ego_pose)
     past = snaps[max(k - PAST_STEPS, 0) : k]
     fut = snaps[k + 1 : k + 1 + FUTURE_STEPS]
     ego_state = _ego_state(ep, cur, tf, past, fut)
     lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
+    command = cur.command if command is None else command
     if command is None:
-        command = derive_command(
-            ego_state.future, cur.ego_lane_index, [s.ego_lane_index for s in fut]
-        )
+        raise ValueError(f"keyframe at step {cur.step}: no driving command was taken")
     return Frame(
         frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
         scenario=ep.spec.name,
@@ -207,6 +187,7 @@ def _ego_state(
         world_x=float(cur.ego_pose[0]),
         world_y=float(cur.ego_pose[1]),
         world_yaw=float(cur.ego_pose[2]),
+        target_speed=cur.ego_target_speed,
         past=ego_past,
         past_valid=past_valid,
         future=ego_future,
@@ -286,7 +267,7 @@ def live_frame(
     """The Frame of a live episode now: ``snaps[-1]`` is the current snapshot and
     ``snaps[-1 - j]`` the one ``j`` keyframes ago (missing ones invalid); no future (all
     invalid), the given driving ``command``. What a closed-loop planner sees."""
-    return _build_frame(ep, snaps, len(snaps) - 1, infos, command)
+    return build_frame(ep, snaps, len(snaps) - 1, infos, command)
 
 
 def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, AgentInfo]]:
@@ -296,7 +277,9 @@ def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, 
     prev_yaw: float | None = None
     while True:
         if ep.step_count % KEY_EVERY == 0:
-            snaps.append(snapshot(ep, infos, prev_yaw))
+            snap = snapshot(ep, infos, prev_yaw)
+            snap.command = route_command(ep, expert)
+            snaps.append(snap)
         if ep.done:
             break
         prev_yaw = float(heading_to_up(ep.ego.heading))
@@ -321,7 +304,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
             while last >= 0 and snaps[last].step > limit_step:
                 last -= 1
         frames = [
-            _build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
+            build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
         ]
         outcome = {
             "scenario": ep.spec.name,

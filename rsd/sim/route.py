@@ -1,5 +1,11 @@
-"""The route of a closed-loop episode: the driving command it implies and the ego's progress
-along it (definitions in :mod:`rsd.sim.closed_loop`)."""
+"""The route of an episode: the driving command it implies and the ego's progress along it.
+
+The **driving command** has one definition, :func:`route_command`, used by the recorder (the
+training label) and by the closed loop (the planner's input) alike: the privileged expert's
+lane choice on the route (:meth:`~rsd.sim.expert.PrivilegedExpert.choose_lane`) decides it
+from the state now, never from what happens later. Route progress definitions are in
+:mod:`rsd.sim.closed_loop`.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,9 @@ from rsd.sim.convert import lane_relation, to_up
 from rsd.sim.episode import make_episode
 from rsd.sim.expert import PrivilegedExpert
 from rsd.sim.layouts import GOAL_DISTANCE
-from rsd.sim.recorder import TURN_YAW
 
+TURN_YAW = 0.6
+"""Heading change (rad) of the route over the look-ahead above which the command is a turn."""
 GOAL_LAYOUTS = ("roundabout", "intersection")
 """Layouts whose episodes end at a goal; their route is the lane route to it."""
 ROUTE_TOLERANCE = 8.0
@@ -24,27 +31,47 @@ COMMAND_MIN_SPEED = 5.0
 """The turn look-ahead is ``max(v, COMMAND_MIN_SPEED)`` m/s x the 3 s future."""
 
 
-class RouteCommander:
-    """The driving command from the route: the expert's lane choice and path, run in shadow
-    (it never drives)."""
+def route_command(episode: Any, expert: PrivilegedExpert) -> Command:
+    """The driving command of ``episode`` now, as ``expert`` sees its route.
 
-    def __init__(self, episode: Any) -> None:
+    ``expert`` first updates its lane choice (:meth:`PrivilegedExpert.choose_lane`, which
+    its ``act`` repeats with the same result on the same state); then, in this order:
+
+    * ``TURN_LEFT`` / ``TURN_RIGHT``: the heading of the expert's target lane path, followed
+      along the route for ``max(v, COMMAND_MIN_SPEED) x 3 s`` metres ahead of the ego, differs
+      from the ego's heading by more than ``TURN_YAW`` (counter-clockwise positive: left);
+    * ``CHANGE_LEFT`` / ``CHANGE_RIGHT``: the lane the expert wants is another lane of the
+      ego's road (lane indices grow to the right);
+    * else ``KEEP_LANE``.
+
+    Only the present state counts (the route ahead, the expert's lane choice): a car waiting
+    at a junction before a turn is told TURN, in training and in closed loop alike.
+    """
+    ego = episode.ego
+    expert.choose_lane()
+    dist = max(float(ego.speed), COMMAND_MIN_SPEED) * FUTURE_STEPS * KEYFRAME_DT
+    path = expert.lane_path(expert.target, dist)
+    if len(path) >= 2:
+        dyaw = -float(np.angle(np.exp(1j * (path[-1, 2] - ego.heading))))  # to counter-cw
+        if abs(dyaw) > TURN_YAW:
+            return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
+    rel = lane_relation(tuple(ego.lane_index), expert.target)
+    if rel:
+        return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
+    return Command.KEEP_LANE
+
+
+class RouteCommander:
+    """The driving command of a closed-loop episode: :func:`route_command` with a privileged
+    expert run in shadow (it never drives), or with ``expert`` when one is given (e.g. the
+    expert that drives, or a copy of one)."""
+
+    def __init__(self, episode: Any, expert: PrivilegedExpert | None = None) -> None:
         self.ep = episode
-        self.shadow = PrivilegedExpert(episode)
+        self.shadow = expert if expert is not None else PrivilegedExpert(episode)
 
     def command(self) -> Command:
-        sh, ego = self.shadow, self.ep.ego
-        sh.choose_lane()
-        dist = max(float(ego.speed), COMMAND_MIN_SPEED) * FUTURE_STEPS * KEYFRAME_DT
-        path = sh.lane_path(sh.target, dist)
-        if len(path) >= 2:
-            dyaw = -float(np.angle(np.exp(1j * (path[-1, 2] - ego.heading))))  # to counter-cw
-            if abs(dyaw) > TURN_YAW:
-                return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
-        rel = lane_relation(tuple(ego.lane_index), sh.target)
-        if rel:
-            return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
-        return Command.KEEP_LANE
+        return route_command(self.ep, self.shadow)
 
 
 class RouteProgress:

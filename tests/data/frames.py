@@ -66,6 +66,7 @@ def make_frame(
         world_x=float(rng.normal() * 100),
         world_y=float(rng.normal()),
         world_yaw=float(rng.normal()),
+        target_speed=float(rng.uniform(0, 30)),
         past=ep,
         past_valid=epv,
         future=ef,

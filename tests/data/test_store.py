@@ -15,6 +15,7 @@ from rsd import scene
 from rsd.config import ConfigError
 from rsd.data.store import (
     MANIFEST_NAME,
+    SCHEMA_VERSION,
     STORED_FIELDS,
     CorruptShardError,
     FrameStore,
@@ -112,7 +113,9 @@ def _dataset(tmp_path, episodes):
                 outcome=ep.outcome,
             )
         )
-    write_manifest(tmp_path, {"schema_version": 1, "complete": True, "shards": entries})
+    write_manifest(
+        tmp_path, {"schema_version": SCHEMA_VERSION, "complete": True, "shards": entries}
+    )
     return entries
 
 
