@@ -72,7 +72,7 @@ class TrainConfig:
     """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
     log_every: int = 10
     """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
-    checkpoint_every: int | None = None
+    checkpoint_every: int | None = 200
     """Also save the checkpoint every this many steps, inside epochs too, so that a run killed
     without warning (``kill -9``, a lost node) loses at most that many steps; ``null``: at
     epoch ends and on signals only. Resuming from such a save is exact like any other."""

@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
         f" bootstrap over seeds then units ({args.boot} replicates, seed {args.seed});"
         " a verdict only where the 95 % interval excludes 0."
     )
+    if any(r.get("seeds", 0) < 2 for r in rows):
+        print(
+            "warning: some rows rest on one training seed: their intervals cover the episodes"
+            " or frames sampled, not the run-to-run spread of training (train more seeds)."
+        )
     if args.json is not None:
         write_json(args.json, {"rows": rows})
         print(f"rows: {args.json}")

@@ -39,6 +39,7 @@ def run_metrics(
     (1: nothing lost on the unseen rig, below 1: worse there;
     :func:`rsd.metrics.stats.retention`)."""
     plan, det = seen.get("planning") or {}, seen.get("detection") or {}
+    score = seen.get("plan_score") or {}
     uplan, udet = unseen.get("planning") or {}, unseen.get("detection") or {}
     open_loop = {
         "l2_vad_avg": as_number(plan.get("l2_vad_avg")),
@@ -50,6 +51,8 @@ def run_metrics(
         "NDS": as_number(det.get("NDS")),
         "mASE": as_number(det.get("mASE")),
         "mAVE": as_number(det.get("mAVE")),
+        "pdm_score": as_number(score.get("pdm_score")),
+        "pdm_score_events": as_number(score.get("pdm_score_events")),
     }
     for k, v in (seen.get("risk") or {}).items():
         open_loop[k] = as_number(v)

@@ -97,6 +97,8 @@ EXPERIMENT_LABELS = {
     "near_miss_auroc": "risk AUROC (near-miss)",
     "ade_retention": "ADE retention",
     "nds_retention": "NDS retention",
+    "pdm_score": "plan score (PDMS-style)",
+    "pdm_score_events": "plan score, event windows",
     "driving_score": "DS",
     "success_rate": "SR (%)",
     "collision_rate": "collision (%)",
