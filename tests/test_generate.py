@@ -264,3 +264,25 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path) -> None:
         assert_frames_equal(a, b)
     assert _shas(out) == _shas(ref)
     assert not list(out.glob(".*.tmp"))
+
+
+def test_rerun_keeps_shards_added_after_generation(tmp_path) -> None:
+    """A DAgger round adds shards with an origin (``add_shards``); generating again must keep
+    them in the manifest (their files are still there) without counting them as planned jobs."""
+    import dataclasses
+
+    from rsd.data.shard import write_shard
+    from rsd.data.store import add_shards
+    from rsd.data.synthetic import random_frame
+
+    _run(tmp_path)
+    before = read_manifest(tmp_path)
+    frames = [dataclasses.replace(random_frame(1, 3), frame_id="a~dagger1-10-0005")]
+    entry = write_shard(tmp_path / "dagger1-a-10.npz", frames, scenario="a", seed=10)
+    add_shards(tmp_path, [{**entry, "origin": {"kind": "dagger", "round": 1}}])
+    again = _run(tmp_path)
+    m = read_manifest(tmp_path)
+    assert again.complete and m["complete"] and again.recorded == 0
+    assert [e["file"] for e in m["shards"]][-1] == "dagger1-a-10.npz"
+    assert m["totals"]["keyframes"] == before["totals"]["keyframes"] + 1
+    assert len(FrameStore(tmp_path)) == m["totals"]["keyframes"]

@@ -151,10 +151,13 @@ def build_manifest(
     planned: int,
     entries: dict[str, dict[str, Any]],
     failed: Sequence[dict[str, Any]] = (),
+    added: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The manifest of ``entries`` (shards in job order) out of ``planned`` jobs; ``header``
-    carries the config. Boolean outcome fields (success, crashed, ...) are counted."""
-    shards = sorted(entries.values(), key=lambda e: e["job"])
+    """The manifest of ``entries`` (shards in job order) out of ``planned`` jobs, then the
+    ``added`` shards made after generation (:func:`add_shards`: they count in the totals, not
+    in ``complete``); ``header`` carries the config. Boolean outcome fields (success,
+    crashed, ...) are counted."""
+    shards = sorted(entries.values(), key=lambda e: e["job"]) + list(added)
     outcomes: dict[str, int] = {}
     for e in shards:
         for k, v in e["outcome"].items():
@@ -164,7 +167,7 @@ def build_manifest(
         "schema_version": SCHEMA_VERSION,
         **header,
         "planned_jobs": planned,
-        "complete": len(shards) == planned,
+        "complete": len(entries) == planned,
         "totals": {
             "shards": len(shards),
             "keyframes": sum(e["keyframes"] for e in shards),

@@ -262,9 +262,9 @@ class _Run:
     """Shard file -> manifest entry, of the shards on disk (grows as jobs finish)."""
 
     def manifest(self, failed: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        if failed is None:
-            return build_manifest(self.ident, len(self.jobs), self.found)
-        return build_manifest(self.ident, len(self.jobs), self.found, failed)
+        # shards added after generation (DAgger rounds: they carry an origin) are kept
+        added = [e for f, e in self.known.items() if f not in self.expected and e.get("origin")]
+        return build_manifest(self.ident, len(self.jobs), self.found, failed or (), added)
 
 
 def _open_run(
