@@ -79,9 +79,9 @@ COLUMNS_HELP = (
 )
 
 
-def _lane_text(relation: int | None) -> str:
+def _lane_text(relation: int | None, no_relation: str = "other road") -> str:
     if relation is None:
-        return "other road"
+        return no_relation
     if relation == 0:
         return "ego lane"
     side = "left" if relation > 0 else "right"
@@ -96,15 +96,16 @@ def _num(v: float, fmt: str = "+.1f") -> str:
     return text if float(text) != 0 else format(0.0, fmt)  # no "-0.0"
 
 
-def object_line(a: AgentState, ego_speed: float) -> str:
-    """One row of the object list (a plain text table row)."""
+def object_line(a: AgentState, ego_speed: float, no_relation: str = "other road") -> str:
+    """One row of the object list (a plain text table row); ``no_relation`` is the lane text
+    of an agent without a lane relation (the simulator: on another road)."""
     rvx, rvy = a.vx - ego_speed, a.vy
     dist = math.hypot(a.x, a.y)
     # closing speed: how fast the distance shrinks (+ = getting closer)
     closing = -(a.x * rvx + a.y * rvy) / dist if dist > 1e-6 else 0.0
     return (
         f"{a.id} | {a.cls.name.lower()} | {_num(a.x)} | {_num(a.y)} | {_num(a.speed, '.1f')} | "
-        f"({_num(rvx)}, {_num(rvy)}) | {_num(closing)} | {_lane_text(a.lane_relation)}"
+        f"({_num(rvx)}, {_num(rvy)}) | {_num(closing)} | {_lane_text(a.lane_relation, no_relation)}"
     )
 
 
@@ -168,7 +169,9 @@ def build_camera_prompt(frame: Frame, layout: CameraLayout) -> tuple[str, str]:
     whether the picture shows it and, if not, why."""
     objects = sorted(frame.agents, key=lambda a: a.id)
     rows = "\n".join(
-        f"{object_line(a, frame.ego.speed)} | {_in_image(a.id, layout)}" for a in objects
+        # real data rarely knows lanes: no relation means unknown, not another road
+        f"{object_line(a, frame.ego.speed, 'unknown')} | {_in_image(a.id, layout)}"
+        for a in objects
     )
     n_shown = len(layout.shown)
     user = f"""\

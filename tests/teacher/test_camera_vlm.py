@@ -54,6 +54,8 @@ def test_camera_prompt_lists_every_object_and_says_which_are_not_shown(tmp_path:
         "13": f"no ({BEHIND})",
         "14": f"no ({OUTSIDE})",
     }
+    frame.agent(12).lane_relation = None
+    assert "| unknown | yes" in build_camera_prompt(frame, layout)[1]  # lane not known
     assert "(4, 2 shown in the image)" in user and f"({W} x {H} pixels)" in user
     frame.ego.lane_offset = -0.3
     assert "lane centreline: -0.30 m (positive = left" in build_camera_prompt(frame, layout)[1]
