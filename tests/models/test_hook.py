@@ -172,6 +172,14 @@ def test_bchw_module_with_tuple_output() -> None:
     assert torch.equal(_outputs_plain(rsd.detach(), x), before)
 
 
+def test_head_follows_the_models_dtype() -> None:
+    model = TinyBEVFormer().double()
+    rsd = hook_risk_head(model, "encoder", DIM, layout="tokens", grid=(BEV_H, BEV_W))
+    assert rsd.head.gate.dtype == torch.float64
+    out = rsd(_images(2, 0).double())
+    assert out["plan"].dtype == torch.float64 and rsd.risk_map().dtype == torch.float64
+
+
 def _outputs_plain(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
