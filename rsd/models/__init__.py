@@ -5,6 +5,7 @@ from rsd.models.build import build_model
 from rsd.models.cnn_planner import CNNPlanner
 from rsd.models.config import BackboneConfig, ModelConfig, RiskHeadConfig
 from rsd.models.detection import decode_detections
+from rsd.models.hook import RiskHooked, hook_risk_head
 from rsd.models.protocol import BEVBackbone, Features, Outputs
 from rsd.models.risk_head import RiskDistilled, RiskHead, attach_risk_head, detach
 
@@ -18,9 +19,11 @@ __all__ = [
     "RiskDistilled",
     "RiskHead",
     "RiskHeadConfig",
+    "RiskHooked",
     "VADLite",
     "attach_risk_head",
     "build_model",
     "decode_detections",
     "detach",
+    "hook_risk_head",
 ]

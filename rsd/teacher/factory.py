@@ -3,8 +3,10 @@
 ``make_teacher("privileged")`` is the offline physics teacher; ``"openai"`` is a VLM teacher on
 any OpenAI-compatible endpoint (options: the fields of ``OpenAIConfig``, e.g. ``base_url``,
 ``model``, ``timeout_s``); ``"transformers"`` a VLM teacher on a local model directory (fields
-of ``HFConfig``: ``model_dir``, ``device``, ``dtype``...). ``noise > 0`` wraps the teacher in
-``NoisyTeacher`` (a deliberately worse teacher for ablations).
+of ``HFConfig``: ``model_dir``, ``device``, ``dtype``...). Both VLM kinds also take ``view``:
+``"top_down"`` (default, simulator frames) or ``"camera"`` (real data's front camera).
+``noise > 0`` wraps the teacher in ``NoisyTeacher`` (a deliberately worse teacher for
+ablations).
 
 A ``"module:attr"`` name is a custom teacher: ``attr`` is a class or function called with the
 options that returns a Teacher (plug-ins, and fake teachers in tests).
@@ -97,24 +99,27 @@ def _backend(cls: Any, cfg: Any, kind: str) -> Any:
         raise ConfigError(f"teacher {kind!r}: {e}") from None
 
 
-def _vlm(backend: Any, render: Any) -> Teacher:
+def _vlm(backend: Any, render: Any, view: str | None) -> Teacher:
     teacher_cls = _import("rsd.teacher.vlm", "VLMTeacher", "vlm")
-    return teacher_cls(backend, render=render)
+    try:
+        return teacher_cls(backend, render=render, view=view or "top_down")
+    except ValueError as e:
+        raise ConfigError(f"teacher: {e}") from None
 
 
 def _openai(options: dict[str, Any]) -> Teacher:
     module = "rsd.teacher.backends.openai_backend"
-    render = options.pop("render", None)
+    render, view = options.pop("render", None), options.pop("view", None)
     cfg = _build(_import(module, "OpenAIConfig", "openai"), options, "teacher 'openai'")
-    return _vlm(_backend(_import(module, "OpenAIBackend", "openai"), cfg, "openai"), render)
+    return _vlm(_backend(_import(module, "OpenAIBackend", "openai"), cfg, "openai"), render, view)
 
 
 def _transformers(options: dict[str, Any]) -> Teacher:
     module = "rsd.teacher.backends.hf_backend"
-    render = options.pop("render", None)
+    render, view = options.pop("render", None), options.pop("view", None)
     cfg = _build(_import(module, "HFConfig", "transformers"), options, "teacher 'transformers'")
     backend_cls = _import(module, "HFBackend", "transformers")
-    return _vlm(_backend(backend_cls, cfg, "transformers"), render)
+    return _vlm(_backend(backend_cls, cfg, "transformers"), render, view)
 
 
 def _custom(name: str, options: dict[str, Any]) -> Teacher:

@@ -3,9 +3,12 @@
 A VLM is asked to answer with the ids drawn on the picture, but grounding-style models often
 answer with image coordinates instead: a point ``{"x": u, "y": v}`` (also ``"point"`` /
 ``"center"`` as ``[u, v]``) or a box ``"box"`` / ``"bbox"`` / ``"bbox_2d"`` as
-``[u0, v0, u1, v1]``, all in pixels of the rendered picture. Those go through the renderer's
-exact :class:`~rsd.teacher.render.PixelTransform` to ego metres, and then to the nearest agent
-centre within :data:`MATCH_RADIUS_M`; anything else is unknown.
+``[u0, v0, u1, v1]``, all in pixels of the rendered picture. On the top-down picture those go
+through the renderer's exact :class:`~rsd.teacher.render.PixelTransform` to ego metres, and
+then to the nearest agent centre within :data:`MATCH_RADIUS_M`; on a camera picture (no depth,
+so no way back to metres) the picture's :class:`ImageLocator` (a
+:class:`~rsd.teacher.camera.CameraLayout`) names the object drawn there; anything else is
+unknown.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -27,6 +30,18 @@ ID_KEYS = ("id", "object_id", "obj_id", "agent_id", "object", "label")
 POINT_KEYS = ("point", "center", "centre", "point_2d")
 BOX_KEYS = ("box", "bbox", "bbox_2d", "box_2d")
 _INT = re.compile(r"-?\d+")
+
+
+class ImageLocator(Protocol):
+    """A picture that knows which object it shows at a pixel (e.g. a camera layout)."""
+
+    def object_at(self, uv: np.ndarray) -> int | None:
+        """Id of the object drawn at pixel ``uv`` ``(2,)``, if any."""
+        ...
+
+
+ImageMap = PixelTransform | ImageLocator
+"""How the picture's pixels relate to the frame's objects."""
 
 
 def _finite_number(v: Any) -> float | None:
@@ -109,18 +124,22 @@ def resolve(
     entry: Mapping[str, Any],
     frame: Frame,
     known: set[int],
-    transform: PixelTransform | None,
+    transform: ImageMap | None,
     radius_m: float = MATCH_RADIUS_M,
 ) -> tuple[int | None, str]:
     """``(object id or None, how)`` for one answer entry; ``how`` is ``id``, ``position`` or
-    ``unknown``. A known id wins; an unknown or absent id falls back to the position."""
+    ``unknown``. A known id wins; an unknown or absent id falls back to the position in the
+    picture ``transform`` describes."""
     i = entry_id(entry)
     if i is not None and i in known:
         return i, "id"
     if transform is not None:
         px = entry_pixel(entry)
         if px is not None:
-            found = nearest_agent(frame, transform.to_ego(px), radius_m)
-            if found is not None:
+            if isinstance(transform, PixelTransform):
+                found = nearest_agent(frame, transform.to_ego(px), radius_m)
+            else:
+                found = transform.object_at(px)
+            if found is not None and found in known:
                 return found, "position"
     return None, "unknown"

@@ -24,8 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rsd.scene import Frame
-from rsd.teacher.match import as_int, resolve
-from rsd.teacher.render import PixelTransform
+from rsd.teacher.match import ImageMap, as_int, resolve
 from rsd.teacher.schema import ObjectRisk, RiskAssessment, RiskCategory, Status
 
 MAX_SCAN_CHARS = 200_000
@@ -198,14 +197,15 @@ def parse_assessment(
     *,
     teacher_id: str,
     prompt_version: str,
-    transform: PixelTransform | None = None,
+    transform: ImageMap | None = None,
     error: str | None = None,
     latency_s: float = 0.0,
 ) -> RiskAssessment:
     """The assessment ``text`` (a VLM's answer about ``frame``) amounts to; never raises.
 
-    ``error`` is the backend's failure reason, if the request failed; ``transform`` lets
-    entries given in image coordinates match objects (see :mod:`rsd.teacher.match`).
+    ``error`` is the backend's failure reason, if the request failed; ``transform`` (the
+    top-down picture's pixel transform, or a camera picture's layout) lets entries given in
+    image coordinates match objects (see :mod:`rsd.teacher.match`).
     """
     common = {"teacher_id": teacher_id, "prompt_version": prompt_version, "latency_s": None}
     if isinstance(latency_s, int | float) and math.isfinite(latency_s):
@@ -220,9 +220,7 @@ def parse_assessment(
         return _failed(frame, f"parse_error:{type(e).__name__}", text, **common)
 
 
-def _parse(
-    text: str, frame: Frame, transform: PixelTransform | None, common: dict
-) -> RiskAssessment:
+def _parse(text: str, frame: Frame, transform: ImageMap | None, common: dict) -> RiskAssessment:
     got = extract_json(text)
     if got is None:
         return _failed(frame, "not_json", text, **common)

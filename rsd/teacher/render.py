@@ -125,7 +125,7 @@ def make_transform(cfg: RenderConfig) -> PixelTransform:
 
 
 @lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for name in ("DejaVuSans-Bold.ttf", "Arial Bold.ttf", "arialbd.ttf"):
         try:
             return ImageFont.truetype(name, size)
@@ -221,19 +221,20 @@ def _label_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[float, floa
     return x1 - x0 + 2 * pad, y1 - y0 + 2 * pad, pad
 
 
-def _rect(centre_uv, w: float, h: float, tf: PixelTransform) -> np.ndarray:
+def _rect(centre_uv, w: float, h: float, size: tuple[int, int]) -> np.ndarray:
     """``(4,)`` label rectangle ``[left, top, right, bottom]`` centred on ``centre_uv``, moved
-    inside the image."""
-    left = min(max(centre_uv[0] - w / 2, 1), tf.width - w - 1)
-    top = min(max(centre_uv[1] - h / 2, 1), tf.height - h - 1)
+    inside an image of ``size`` = (width, height) pixels."""
+    left = min(max(centre_uv[0] - w / 2, 1), size[0] - w - 1)
+    top = min(max(centre_uv[1] - h / 2, 1), size[1] - h - 1)
     return np.array([left, top, left + w, top + h])
 
 
-def _label(draw, tf: PixelTransform, centre_uv, text: str, fill, font) -> None:
-    """A label box centred on pixel ``centre_uv``, kept inside the image."""
+def draw_label(draw, size: tuple[int, int], centre_uv, text: str, fill, font) -> None:
+    """A label box with ``text`` centred on pixel ``centre_uv``, kept inside an image of
+    ``size`` = (width, height) pixels; white text on the ego's blue, black otherwise."""
     w, h, pad = _label_size(draw, text, font)
     x0, y0, _, _ = draw.textbbox((0, 0), text, font=font, anchor="lt")
-    left, top, right, bottom = _rect(centre_uv, w, h, tf).tolist()
+    left, top, right, bottom = _rect(centre_uv, w, h, size).tolist()
     draw.rounded_rectangle(
         [left, top, right, bottom], radius=pad, fill=fill, outline=(0, 0, 0), width=2
     )
@@ -278,14 +279,14 @@ def _place_labels(
         others = np.delete(boxes, k, axis=0)
         best, best_cost = sides[0], np.inf
         for cand in [*sides, above, below]:
-            rect = _rect(cand, w, h, tf)
+            rect = _rect(cand, w, h, (tf.width, tf.height))
             cost = _overlap(rect, others) + 2 * _overlap(rect, np.array(placed).reshape(-1, 4))
             cost += 0.5 * _overlap(rect, boxes[k : k + 1])
             if cost < best_cost - 1e-9:
                 best, best_cost = cand, cost
             if cost == 0:
                 break
-        placed.append(_rect(best, w, h, tf))
+        placed.append(_rect(best, w, h, (tf.width, tf.height)))
         centres.append(best)
     return centres
 
@@ -326,7 +327,7 @@ def render_scene(frame: Frame, cfg: RenderConfig = RenderConfig()) -> tuple[byte
             rel *= min(1.0, 15.0 / n)
             start = np.array([a.x, a.y]) + rel / n * min(a.length / 2, n)
             _arrow(draw, hi, start, start + rel)
-    font = _font(cfg.label_px * SUPERSAMPLE)
+    font = label_font(cfg.label_px * SUPERSAMPLE)
     # the ego's label first (below it), then agents nearest the ego first: the best spots
     # go to the objects that matter most
     _, h, _ = _label_size(draw, "EGO", font)
@@ -335,14 +336,15 @@ def render_scene(frame: Frame, cfg: RenderConfig = RenderConfig()) -> tuple[byte
     shown = sorted(
         (a for a in agents if hi.inside(np.array([a.x, a.y]))), key=lambda a: np.hypot(a.x, a.y)
     )
-    ego_rect = _rect(ego_centre, *_label_size(draw, "EGO", font)[:2], hi)
+    ego_rect = _rect(ego_centre, *_label_size(draw, "EGO", font)[:2], (hi.width, hi.height))
     ego_aabb = np.array([*ego_uv.min(axis=0), *ego_uv.max(axis=0)])
     items = [("EGO", ego_uv)] + [
         (str(a.id), hi.to_pixel(box_corners(a.x, a.y, a.yaw, a.length, a.width))) for a in shown
     ]
     centres = [ego_centre] + _place_labels(draw, hi, items[1:], font, ego_aabb, [ego_rect])
     for (text, _), centre in zip(items, centres, strict=True):
-        _label(draw, hi, centre, text, EGO if text == "EGO" else (255, 255, 255), font)
+        fill = EGO if text == "EGO" else (255, 255, 255)
+        draw_label(draw, (hi.width, hi.height), centre, text, fill, font)
     out = img.resize((tf.width, tf.height), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     out.save(buf, format="PNG", optimize=False)
