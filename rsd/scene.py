@@ -176,6 +176,12 @@ class AgentState:
     -1 next right); ``None`` when the agent is on another road."""
     behaviour: str = "idm"
     """Privileged behaviour label (``idm``, ``aggressive``, ``defensive``, ``scripted``...)."""
+    z: float = float("nan")
+    """Height of the box centre in the ego frame (m); NaN when the source has none (the
+    simulator: boxes stand on the road, centre at ``height / 2``). Not stored in shards."""
+    source_id: str = ""
+    """The data set's own key of this object (nuScenes instance token, Bench2Drive actor id);
+    empty for simulator agents, whose ``id`` is the key. Not stored in shards."""
     past: np.ndarray = field(default_factory=lambda: _empty_traj(PAST_STEPS))
     past_valid: np.ndarray = field(default_factory=lambda: np.zeros(PAST_STEPS, dtype=bool))
     future: np.ndarray = field(default_factory=lambda: _empty_traj(FUTURE_STEPS))
@@ -229,6 +235,19 @@ class CameraView:
     """Image height (pixels)."""
     timestamp: float = float("nan")
     """Capture time (s, the dataset's clock); NaN when the source does not say."""
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(uv, depth)``: (N, 2) pixel coordinates and (N,) depth (m along the optical axis)
+        of (N, 3) ego-frame points (m). A point is in front of the camera where ``depth > 0``;
+        its ``uv`` is meaningless elsewhere."""
+        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        to_cam = np.linalg.inv(self.sensor_to_ego)
+        cam = pts @ to_cam[:3, :3].T + to_cam[:3, 3]
+        depth = cam[:, 2]
+        pix = cam @ np.asarray(self.intrinsics, dtype=np.float64).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = pix[:, :2] / depth[:, None]
+        return uv, depth
 
 
 @dataclass
