@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--grid",
         default=DEFAULT_GRID,
         metavar="X0,X1,Y0,Y1,RES",
-        help=f"BEV grid of the risk maps in m, ego frame; write --grid=... when it starts with a minus (default {DEFAULT_GRID})",
+        help=f"BEV grid of the risk maps (m, ego frame); write --grid=X0,... when X0 < 0 "
+        f"(default {DEFAULT_GRID})",
     )
     parser.add_argument("--teacher-id", metavar="ID", help="whose answers (when several)")
     parser.add_argument("--prompt-version", metavar="V", help="which prompt version")

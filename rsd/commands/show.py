@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rsd.data.rigs import load_rig
 from rsd.config import ConfigError
+from rsd.data.rigs import load_rig
 from rsd.data.store import FrameStore
 from rsd.datasets import open_source
 

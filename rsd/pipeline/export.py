@@ -80,11 +80,7 @@ def pick_teacher(
     """The (teacher id, prompt version) to export: the one matching the given parts, which
     must be unique in the cache; a ConfigError listing what the cache holds otherwise."""
     held = [(t, p) for t, p, _ in cache.teachers()]
-    fit = [
-        (t, p)
-        for t, p in held
-        if (teacher_id is None or t == teacher_id) and (prompt_version is None or p == prompt_version)
-    ]
+    fit = [(t, p) for t, p in held if teacher_id in (None, t) and prompt_version in (None, p)]
     if len(fit) != 1:
         listing = ", ".join(f"{t} (prompt {p})" for t, p in held) or "nothing"
         why = "no answers match" if not fit else "several teachers match"

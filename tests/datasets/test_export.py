@@ -62,7 +62,8 @@ def test_export_reads_back_without_rsd(annotated, tmp_path) -> None:
 
 def test_show_and_errors(annotated, tmp_path, capsys) -> None:
     png = tmp_path / "f.png"
-    assert main(["show", "--source", f"nuscenes:{annotated}", "--index", "5", "--out", str(png)]) == 0
+    src = f"nuscenes:{annotated}"
+    assert main(["show", "--source", src, "--index", "5", "--out", str(png)]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert main(["export", "--source", f"nuscenes:{tmp_path}", "--out", str(tmp_path)]) == 2
     assert "v1.0-*" in capsys.readouterr().err
