@@ -36,9 +36,10 @@ def _ego(n: int) -> np.ndarray:
 
 
 def _box(cls: str, actor: str, pose: np.ndarray, extent, **extra) -> dict:
-    key = "world2ped" if cls == "walker" else "world2ego" if cls == "ego_vehicle" else "world2vehicle"
-    return {"class": cls, "id": actor, "center": pose[:3, 3].tolist(), "extent": list(extent),
-            key: np.linalg.inv(pose).tolist(), "location": pose[:3, 3].tolist(), **extra}  # fmt: skip
+    key = {"walker": "world2ped", "ego_vehicle": "world2ego"}.get(cls, "world2vehicle")
+    centre = pose[:3, 3].tolist()
+    return {"class": cls, "id": actor, "center": centre, "extent": list(extent),
+            key: np.linalg.inv(pose).tolist(), "location": centre, **extra}  # fmt: skip
 
 
 def _car(n: int) -> np.ndarray:
