@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rsd.commands.annotate",
         "run a risk teacher (privileged, openai, transformers) over a dataset into its cache",
     ),
+    "export": (
+        "rsd.commands.export",
+        "write a teacher's cached risk labels + BEV risk maps in a format any trainer can load",
+    ),
     "train": (
         "rsd.commands.train",
         "train a driving model, baseline or with risk distillation (DDP under torchrun)",

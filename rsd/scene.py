@@ -34,19 +34,53 @@ FUTURE_STEPS = 6
 
 
 class AgentClass(IntEnum):
-    """Object classes. Sizes differ so that detection has a real scale to estimate."""
+    """Object classes. Sizes differ so that detection has a real scale to estimate.
+
+    The simulator uses the first three (:data:`SIM_CLASSES`); the rest are the classes real
+    data has (nuScenes' ten detection classes, Bench2Drive's actors), mapped from each
+    dataset's categories in :mod:`rsd.datasets`. Values are stable: shards store them.
+    """
 
     CAR = 0
     VAN = 1
     TRUCK = 2
+    BUS = 3
+    TRAILER = 4
+    CONSTRUCTION_VEHICLE = 5
+    PEDESTRIAN = 6
+    MOTORCYCLE = 7
+    BICYCLE = 8
+    BARRIER = 9
+    TRAFFIC_CONE = 10
 
+
+SIM_CLASSES: tuple[AgentClass, ...] = (AgentClass.CAR, AgentClass.VAN, AgentClass.TRUCK)
+"""The classes the simulator draws; a model's detection head covers ``AgentClass`` values
+``0 .. n_classes - 1``, so a sim model has 3 and a real-data model ``len(AgentClass)``."""
 
 AGENT_CLASS_SIZES: dict[AgentClass, tuple[float, float, float]] = {
     AgentClass.CAR: (4.5, 1.85, 1.5),
     AgentClass.VAN: (5.6, 2.05, 2.3),
     AgentClass.TRUCK: (10.0, 2.5, 3.5),
+    # real-data classes: rounded mean sizes of nuScenes' annotations per detection class
+    AgentClass.BUS: (11.0, 2.95, 3.5),
+    AgentClass.TRAILER: (12.0, 2.9, 3.9),
+    AgentClass.CONSTRUCTION_VEHICLE: (6.4, 2.8, 3.2),
+    AgentClass.PEDESTRIAN: (0.73, 0.67, 1.77),
+    AgentClass.MOTORCYCLE: (2.1, 0.77, 1.47),
+    AgentClass.BICYCLE: (1.7, 0.6, 1.29),
+    AgentClass.BARRIER: (0.5, 2.5, 0.98),
+    AgentClass.TRAFFIC_CONE: (0.41, 0.41, 1.07),
 }
 """Nominal (length, width, height) in metres per class; scenarios jitter them per agent."""
+
+
+def class_names(n_classes: int = len(SIM_CLASSES)) -> tuple[str, ...]:
+    """Lower-case names of the classes ``AgentClass(0) .. AgentClass(n_classes - 1)``, e.g.
+    ``("car", "van", "truck")``: the detection metrics' class list for a model."""
+    if not 1 <= n_classes <= len(AgentClass):
+        raise ValueError(f"n_classes must be in [1, {len(AgentClass)}], got {n_classes}")
+    return tuple(AgentClass(i).name.lower() for i in range(n_classes))
 
 
 class Command(IntEnum):
@@ -102,7 +136,8 @@ class EgoState:
     lane_id: str
     """Lane the ego is in, as ``"from>to>index"`` of the road network."""
     lane_offset: float
-    """Signed lateral offset from the lane centreline (m), positive = left of it."""
+    """Signed lateral offset from the lane centreline (m), positive = left of it; NaN when
+    unknown (real data without a lane map): :func:`lane_offset_known` tells."""
     world_x: float = 0.0
     world_y: float = 0.0
     world_yaw: float = 0.0
@@ -141,6 +176,12 @@ class AgentState:
     -1 next right); ``None`` when the agent is on another road."""
     behaviour: str = "idm"
     """Privileged behaviour label (``idm``, ``aggressive``, ``defensive``, ``scripted``...)."""
+    z: float = float("nan")
+    """Height of the box centre in the ego frame (m); NaN when the source has none (the
+    simulator: boxes stand on the road, centre at ``height / 2``). Not stored in shards."""
+    source_id: str = ""
+    """The data set's own key of this object (nuScenes instance token, Bench2Drive actor id);
+    empty for simulator agents, whose ``id`` is the key. Not stored in shards."""
     past: np.ndarray = field(default_factory=lambda: _empty_traj(PAST_STEPS))
     past_valid: np.ndarray = field(default_factory=lambda: np.zeros(PAST_STEPS, dtype=bool))
     future: np.ndarray = field(default_factory=lambda: _empty_traj(FUTURE_STEPS))
@@ -165,12 +206,57 @@ class LaneGeometry:
     """Same meaning as :attr:`AgentState.lane_relation`."""
 
 
+FRONT_CAMERA = "CAM_FRONT"
+"""Name of the front camera in :attr:`Frame.cameras` (nuScenes' and Bench2Drive's channel)."""
+
+
+@dataclass
+class CameraView:
+    """One camera image of a frame and the calibration that projects ego-frame points into it.
+
+    A point ``p_ego`` (metres, ego frame: x forward, y left, z up) lands at pixel ``(u, v)``
+    through ``p_cam = inv(sensor_to_ego) @ [p_ego, 1]``, ``[u*z, v*z, z] = intrinsics @
+    p_cam[:3]``; it is in front of the camera when ``z > 0``. The camera frame is OpenCV's:
+    x right, y down, z along the optical axis (nuScenes' convention; Bench2Drive's CARLA
+    cameras are converted to it by the reader).
+    """
+
+    name: str
+    """Channel, e.g. ``"CAM_FRONT"``."""
+    image_path: str
+    """Absolute path of the image file (JPEG/PNG) on disk."""
+    intrinsics: np.ndarray
+    """(3, 3) pinhole camera matrix (pixels)."""
+    sensor_to_ego: np.ndarray
+    """(4, 4) homogeneous transform from camera coordinates to the ego frame (metres)."""
+    width: int
+    """Image width (pixels)."""
+    height: int
+    """Image height (pixels)."""
+    timestamp: float = float("nan")
+    """Capture time (s, the dataset's clock); NaN when the source does not say."""
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(uv, depth)``: (N, 2) pixel coordinates and (N,) depth (m along the optical axis)
+        of (N, 3) ego-frame points (m). A point is in front of the camera where ``depth > 0``;
+        its ``uv`` is meaningless elsewhere."""
+        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
+        to_cam = np.linalg.inv(self.sensor_to_ego)
+        cam = pts @ to_cam[:3, :3].T + to_cam[:3, 3]
+        depth = cam[:, 2]
+        pix = cam @ np.asarray(self.intrinsics, dtype=np.float64).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            uv = pix[:, :2] / depth[:, None]
+        return uv, depth
+
+
 @dataclass
 class Frame:
     """One keyframe: what a training sample is made of."""
 
     frame_id: str
-    """Unique across a dataset: ``f"{scenario}-{seed:05d}-{step:04d}"``."""
+    """Unique across a dataset: ``f"{scenario}-{seed:05d}-{step:04d}"`` for simulator frames,
+    the dataset's own key for real data (nuScenes sample token, Bench2Drive ``clip/frame``)."""
     scenario: str
     skill: SkillGroup
     seed: int
@@ -184,12 +270,20 @@ class Frame:
     command: Command
     events: list[str] = field(default_factory=list)
     """Scripted events active at this time (privileged), e.g. ``"brake:17"``."""
+    cameras: dict[str, CameraView] = field(default_factory=dict)
+    """Camera images of real data by channel name (:data:`FRONT_CAMERA`...); empty for
+    simulator frames, and not stored in shards (real data is read where it lies)."""
 
     def agent(self, agent_id: int) -> AgentState:
         for a in self.agents:
             if a.id == agent_id:
                 return a
         raise KeyError(f"frame {self.frame_id} has no agent {agent_id}")
+
+
+def lane_offset_known(ego: EgoState) -> bool:
+    """Whether the ego's lane-centreline offset is known (not NaN)."""
+    return bool(np.isfinite(ego.lane_offset))
 
 
 def frame_id(scenario: str, seed: int, step: int) -> str:

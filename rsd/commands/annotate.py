@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rsd.config import ConfigError
-from rsd.data.store import open_store
+from rsd.datasets import open_source, parse_source
 from rsd.pipeline.generate import parse_shard
 from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.factory import check_teacher_name, make_teacher
@@ -42,7 +42,14 @@ BACKEND_FLAGS: dict[str, tuple[str, str]] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", type=Path, metavar="DATASET", help="dataset directory")
+    parser.add_argument(
+        "dataset", type=Path, nargs="?", metavar="DATASET", help="dataset directory (= sim:DIR)"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="KIND:DIR",
+        help="instead of DATASET: sim:DIR, nuscenes:DIR or bench2drive:DIR",
+    )
     parser.add_argument(
         "--teacher",
         default="privileged",
@@ -107,9 +114,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--limit {args.limit}: must be >= 1")
     if args.out is not None and args.show is None:
         raise ConfigError("--out goes with --show FRAME_ID")
-    store = open_store(args.dataset)
+    if (args.dataset is None) == (args.source is None):
+        raise ConfigError("give either DATASET or --source KIND:DIR")
+    source = args.source or f"sim:{args.dataset}"
+    store = open_source(source)
     teacher = teacher_from_args(args)
-    with AnnotationCache(args.cache or args.dataset / CACHE_NAME) as cache:
+    with AnnotationCache(args.cache or parse_source(source)[1] / CACHE_NAME) as cache:
         if args.show is not None:
             out = args.out or Path(f"{args.show}-risk.png")
             a = show_frame(store, teacher, cache, args.show, out)

@@ -6,13 +6,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
+from rsd.config import ConfigError
 from rsd.data.rigs import load_rig
 from rsd.data.store import FrameStore
+from rsd.datasets import open_source
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset_dir", type=Path, help="dataset directory made by 'rsd generate'")
+    parser.add_argument(
+        "dataset_dir", type=Path, nargs="?", help="dataset directory made by 'rsd generate'"
+    )
+    parser.add_argument(
+        "--source",
+        metavar="KIND:DIR",
+        help="instead of DATASET_DIR: sim:DIR, nuscenes:DIR or bench2drive:DIR",
+    )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--frame", help="frame id, e.g. highway-00012-0040")
     which.add_argument("--index", type=int, help="position of the frame in the dataset")
@@ -31,15 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dpi", type=int, default=100)
 
 
-def _open_store(path: Path) -> FrameStore:
-    return FrameStore(path)
+def _open_store(args: argparse.Namespace) -> Any:
+    """The frames of DATASET_DIR or --source (exactly one)."""
+    if (args.dataset_dir is None) == (args.source is None):
+        raise ConfigError("give either DATASET_DIR or --source KIND:DIR")
+    if args.source is None:
+        return FrameStore(args.dataset_dir)
+    return open_source(args.source)
 
 
 def run(args: argparse.Namespace) -> int:
     from rsd.report.frame import render_frame  # matplotlib: not for 'rsd show --help'
 
     rig = load_rig(args.rig_file or args.rig, args.overrides)
-    store = _open_store(args.dataset_dir)
+    store = _open_store(args)
     try:
         index = store.index_of(args.frame) if args.frame is not None else args.index
         if not -len(store) <= index < len(store):

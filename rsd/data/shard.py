@@ -84,6 +84,8 @@ STORED_FIELDS: dict[str, tuple[str, ...]] = {
     "LaneGeometry": ("lane_id", "centre", "width", "left_line", "right_line", "relation"),
 }
 """Every dataclass field the shard format stores (a test checks it against ``rsd.scene``)."""
+UNSTORED_FIELDS = {"Frame": ("cameras",), "AgentState": ("z", "source_id")}
+"""Left out on purpose: real data only (:mod:`rsd.datasets` reads it where it lies)."""
 STRING_KEYS = (
     "frame_id", "scenario", "events", "ego_lane_id", "agent_lane_id", "agent_behaviour", "lane_id"
 )  # fmt: skip
@@ -152,6 +154,8 @@ def _traj_columns(prefix: str, objs: list[Any], cols: dict[str, np.ndarray]) -> 
 
 def encode_frames(frames: Sequence[Frame], meta: dict[str, Any]) -> dict[str, np.ndarray]:
     """Frames -> the shard's named columns (see the module docstring)."""
+    if any(f.cameras for f in frames):
+        raise ValueError("shards store simulator frames; frames with cameras are real data")
     agents = [a for f in frames for a in f.agents]
     lanes = [ln for f in frames for ln in f.lanes]
     cols: dict[str, np.ndarray] = {

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from rsd.metrics.planning import to_numpy
-from rsd.scene import AgentClass
+from rsd.scene import class_names
 
 DIST_THRESHOLDS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 TP_THRESHOLD = 2.0
@@ -64,7 +64,8 @@ DEVKIT_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 ulp off ``k / 100`` (e.g. 0.30000000000000004); at a recall that sits exactly on the grid this
 decides which side of a precision step ``np.interp`` reads, so the devkit's points are used."""
 _FIRST = int(round(100 * MIN_RECALL)) + 1  # first recall point strictly above MIN_RECALL
-CLASS_NAMES: tuple[str, ...] = tuple(c.name.lower() for c in AgentClass)
+CLASS_NAMES: tuple[str, ...] = class_names()
+"""The simulator's classes; a model with more passes ``class_names(cfg.n_classes)``."""
 CONVENTIONS: tuple[str, ...] = ("nuscenes", "rsd")
 """``convention=`` values: the devkit's numbers (default) or this package's earlier choices."""
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rsd.config import ConfigError
-from rsd.scene import FUTURE_STEPS, AgentClass
+from rsd.scene import FUTURE_STEPS, SIM_CLASSES, AgentClass
 
 
 def _check(ok: bool, message: str) -> None:
@@ -34,8 +34,9 @@ class BackboneConfig:
     """M planning modes."""
     horizon: int = FUTURE_STEPS
     """T waypoints (0.5 s apart): the frames' :data:`rsd.scene.FUTURE_STEPS`, checked."""
-    n_classes: int = len(AgentClass)
-    """Detection classes: the :class:`rsd.scene.AgentClass` members, checked."""
+    n_classes: int = len(SIM_CLASSES)
+    """Detection classes: ``AgentClass`` values ``0 .. n_classes - 1`` (3 = the simulator's;
+    ``len(AgentClass)`` = every class real data has), checked."""
     use_ego_status: bool = True
     """Let the planner read ``ego_status``; off, it sees only the raster and the command."""
     agent_tokens: int = 16
@@ -59,9 +60,9 @@ class BackboneConfig:
             f" got {self.horizon}",
         )
         _check(
-            self.n_classes == len(AgentClass),
-            f"backbone.n_classes must equal the {len(AgentClass)} rsd.scene.AgentClass members,"
-            f" got {self.n_classes}",
+            1 <= self.n_classes <= len(AgentClass),
+            f"backbone.n_classes must be in [1, {len(AgentClass)}] (rsd.scene.AgentClass"
+            f" values 0 .. n_classes - 1), got {self.n_classes}",
         )
         for name in ("stem_channels", "channels", "n_modes", "horizon", "n_classes", "plan_dim"):
             _check(getattr(self, name) > 0, f"backbone.{name} must be > 0")

@@ -8,7 +8,10 @@ import numpy as np
 from rsd.scene import AgentClass
 from rsd.teacher.schema import RiskCategory
 
-_CLASS = {AgentClass.CAR: "Car", AgentClass.VAN: "Van", AgentClass.TRUCK: "Truck"}
+
+def _class_name(cls: int) -> str:
+    """``"Car"``, ``"Traffic cone"``...: any :class:`AgentClass`, real-data classes included."""
+    return AgentClass(cls).name.replace("_", " ").capitalize()
 
 
 def _where(rel: float, dx: float) -> str:
@@ -25,7 +28,7 @@ def _where(rel: float, dx: float) -> str:
 
 def rationale(f: dict[str, np.ndarray], i: int, cat: RiskCategory) -> str:
     """One sentence with the numbers behind the judgement of agent ``i``."""
-    name = f"{_CLASS[AgentClass(int(f['cls'][i]))]} {int(f['ids'][i])}"
+    name = f"{_class_name(int(f['cls'][i]))} {int(f['ids'][i])}"
     rel, x = float(f["rel"][i]), float(f["x"][i])
     where = _where(rel, x)
     lane = where.split(" m ", 1)[1]  # "ahead in the ego lane"

@@ -183,4 +183,5 @@ def assert_frames_equal(a: Any, b: Any, where: str = "frame") -> None:
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_frames_equal(x, y, f"{where}[{i}]")
     else:
-        assert type(a) is type(b) and a == b, f"{where}: {a!r} != {b!r}"
+        both_nan = isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b)
+        assert type(a) is type(b) and (a == b or both_nan), f"{where}: {a!r} != {b!r}"

@@ -19,7 +19,7 @@ from rsd.models import (
     detach,
 )
 from rsd.models.plan_head import waypoints_from_steps
-from rsd.scene import FUTURE_STEPS, AgentClass
+from rsd.scene import FUTURE_STEPS, SIM_CLASSES, AgentClass
 from tests.models.batches import GRID, IN_CHANNELS, make_agent_boxes, make_features
 
 H, W = GRID.shape
@@ -198,8 +198,10 @@ def test_risk_head_refuses_a_batch_on_another_grid() -> None:
 
 def test_horizon_and_classes_must_match_the_scene() -> None:
     assert BackboneConfig().horizon == FUTURE_STEPS
-    assert BackboneConfig().n_classes == len(AgentClass)
+    assert BackboneConfig().n_classes == len(SIM_CLASSES) == 3
+    assert from_dict(ModelConfig, {"backbone": {"n_classes": len(AgentClass)}})
     with pytest.raises(ConfigError, match="backbone.horizon"):
         BackboneConfig(horizon=FUTURE_STEPS + 1)
-    with pytest.raises(ConfigError, match="backbone.n_classes"):
-        from_dict(ModelConfig, {"backbone": {"n_classes": 2}})
+    for bad in (0, len(AgentClass) + 1):
+        with pytest.raises(ConfigError, match="backbone.n_classes"):
+            from_dict(ModelConfig, {"backbone": {"n_classes": bad}})

@@ -1,0 +1,182 @@
+"""A tiny nuScenes release in the official v1.0 table format, written from a seed.
+
+Imports only numpy and the standard library (not rsd): ``scripts/devkit_nuscenes_fixture.py``
+runs it in the devkit's own environment to build the very same data set, so the devkit's
+results recorded there can be compared with rsd's reader on it.
+
+Two scenes: ``scene-0001`` with 10 samples (the ego drives a gentle left curve, with a little
+pitch), ``scene-0002`` with 3. Objects: a moving car, a walking pedestrian, a parked truck
+missing from one sample (a track gap), a static barrier, a car annotated only once (NaN
+velocity in the devkit), and an animal (a category without a detection class). Every sample
+has ``LIDAR_TOP`` and ``CAM_FRONT`` keyframe data (the camera 20 ms after the lidar, on its
+own ego pose) and a tiny PNG per camera image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+VERSION = "v1.0-fixture"
+IMAGE_SIZE = (160, 90)  # (width, height): nuScenes' 1600 x 900 scaled by 1/10
+INTRINSICS = [[126.6, 0.0, 81.6], [0.0, 126.6, 49.1], [0.0, 0.0, 1.0]]
+CAM_TRANSLATION = [1.70, 0.016, 1.51]
+CAM_ROTATION = [0.4998, -0.5030, 0.4998, -0.4972]  # camera (x right, y down, z ahead) -> ego
+LIDAR_TRANSLATION = [0.94, 0.0, 1.84]
+LIDAR_ROTATION = [0.7071, 0.0, 0.0, 0.7071]
+# (instance name, category, size (w, l, h), first sample, last sample, missing samples)
+OBJECTS = [
+    ("car_moving", "vehicle.car", (1.9, 4.6, 1.7), 0, 9, ()),
+    ("pedestrian", "human.pedestrian.adult", (0.7, 0.7, 1.8), 1, 8, ()),
+    ("truck_parked", "vehicle.truck", (2.5, 7.0, 3.0), 0, 9, (4,)),
+    ("barrier", "movable_object.barrier", (2.4, 0.5, 1.0), 2, 6, ()),
+    ("car_once", "vehicle.car", (1.8, 4.3, 1.5), 5, 5, ()),
+    ("dog", "animal", (0.4, 0.8, 0.6), 0, 3, ()),
+]
+
+
+def quat_yaw_pitch(yaw: float, pitch: float = 0.0) -> list[float]:
+    """``(w, x, y, z)`` of a rotation by ``yaw`` about z after ``pitch`` about y."""
+    cy, sy, cp, sp = math.cos(yaw / 2), math.sin(yaw / 2), math.cos(pitch / 2), math.sin(pitch / 2)
+    return [cy * cp, -sy * sp, cy * sp, sy * cp]
+
+
+def write_png(path: Path, width: int, height: int, shade: int) -> None:
+    """A grey PNG of ``width`` x ``height`` (no imaging library needed)."""
+    raw = b"".join(b"\x00" + bytes([shade]) * width for _ in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        body = tag + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
+    path.write_bytes(png + chunk(b"IEND", b""))
+
+
+def _ego(t: float) -> tuple[list[float], list[float]]:
+    """Ego ``(translation, rotation)`` at time ``t`` (s): 8 m/s on a left curve."""
+    yaw = 0.3 + 0.04 * t
+    x = 600.0 + (8.0 / 0.04) * (math.sin(yaw) - math.sin(0.3))
+    y = 1600.0 - (8.0 / 0.04) * (math.cos(yaw) - math.cos(0.3))
+    return [x, y, 0.1 * t], quat_yaw_pitch(yaw, 0.01 * math.sin(t))
+
+
+def _object_pose(name: str, t: float) -> tuple[list[float], list[float]]:
+    """World ``(translation, rotation)`` of an object at time ``t`` (s)."""
+    base = {
+        "car_moving": ([615.0, 1606.0, 0.9], 0.35, 10.0),
+        "pedestrian": ([625.0, 1615.0, 0.9], 1.9, 1.3),
+        "truck_parked": ([630.0, 1605.0, 1.5], 0.33, 0.0),
+        "barrier": ([640.0, 1618.0, 0.5], 1.2, 0.0),
+        "car_once": ([620.0, 1598.0, 0.8], -2.8, 5.0),
+        "dog": ([612.0, 1613.0, 0.3], 0.0, 2.0),
+    }[name]
+    (x, y, z), yaw, speed = base
+    return [x + speed * t * math.cos(yaw), y + speed * t * math.sin(yaw), z], quat_yaw_pitch(yaw)
+
+
+def _chain(records: list[dict]) -> None:
+    for i, r in enumerate(records):
+        r["prev"] = records[i - 1]["token"] if i > 0 else ""
+        r["next"] = records[i + 1]["token"] if i + 1 < len(records) else ""
+
+
+def build_tables(root: Path, seed: int = 0) -> dict[str, list[dict]]:
+    """The tables of the fixture (and its images under ``root``); tokens are readable names."""
+    rng = np.random.default_rng(seed)
+    t: dict[str, list[dict]] = {k: [] for k in (
+        "scene sample sample_data sample_annotation instance category ego_pose "
+        "calibrated_sensor sensor log map attribute visibility").split()}  # fmt: skip
+    t["visibility"] = [{"token": "4", "level": "v80-100", "description": "visible"}]
+    t["log"] = [{"token": "log0", "logfile": "fixture", "vehicle": "n000", "date_captured":
+                 "2026-01-01", "location": "singapore-onenorth"}]  # fmt: skip
+    t["map"] = [{"token": "map0", "log_tokens": ["log0"], "category": "semantic_prior",
+                 "filename": "maps/none.png"}]  # fmt: skip
+    for ch, mod in (("LIDAR_TOP", "lidar"), ("CAM_FRONT", "camera")):
+        t["sensor"].append({"token": f"sensor_{ch}", "channel": ch, "modality": mod})
+    t["calibrated_sensor"] = [
+        {"token": "cs_LIDAR_TOP", "sensor_token": "sensor_LIDAR_TOP", "translation":
+         LIDAR_TRANSLATION, "rotation": LIDAR_ROTATION, "camera_intrinsic": []},
+        {"token": "cs_CAM_FRONT", "sensor_token": "sensor_CAM_FRONT", "translation":
+         CAM_TRANSLATION, "rotation": CAM_ROTATION, "camera_intrinsic": INTRINSICS},
+    ]  # fmt: skip
+    cats = sorted({o[1] for o in OBJECTS})
+    t["category"] = [{"token": f"cat_{c}", "name": c, "description": c} for c in cats]
+    (root / "samples" / "CAM_FRONT").mkdir(parents=True, exist_ok=True)
+    (root / "samples" / "LIDAR_TOP").mkdir(parents=True, exist_ok=True)
+    (root / "maps").mkdir(parents=True, exist_ok=True)
+    write_png(root / "maps" / "none.png", 4, 4, shade=0)  # the devkit insists on a map mask
+    clock = 1_533_000_000_000_000
+    for s_i, n_samples in enumerate((10, 3)):
+        clock = _scene(t, root, rng, s_i, n_samples, clock)
+    return t
+
+
+def _scene(t: dict, root: Path, rng: np.random.Generator, s_i: int, n: int, clock: int) -> int:
+    scene_tok = f"scene{s_i}"
+    samples, lidar, cam = [], [], []
+    for k in range(n):
+        ts = clock + k * 500_000 + int(rng.integers(-3000, 3000))
+        tok = f"s{s_i}_{k:02d}"
+        samples.append({"token": tok, "timestamp": ts, "scene_token": scene_tok})
+        for ch, dt, chain in (("LIDAR_TOP", 0, lidar), ("CAM_FRONT", 20_000, cam)):
+            ep_tok = f"ep_{ch}_{tok}"
+            trans, rot = _ego(1e-6 * (ts + dt - clock))
+            t["ego_pose"].append(
+                {"token": ep_tok, "timestamp": ts + dt, "translation": trans, "rotation": rot}
+            )
+            ext = "png" if ch == "CAM_FRONT" else "pcd.bin"
+            filename = f"samples/{ch}/{tok}.{ext}"
+            if ch == "CAM_FRONT":
+                write_png(root / filename, *IMAGE_SIZE, shade=40 + 10 * k)
+            else:
+                (root / filename).write_bytes(b"")
+            w, h = IMAGE_SIZE if ch == "CAM_FRONT" else (0, 0)
+            chain.append({"token": f"sd_{ch}_{tok}", "sample_token": tok, "ego_pose_token": ep_tok,
+                          "calibrated_sensor_token": f"cs_{ch}", "timestamp": ts + dt,
+                          "fileformat": ext.split(".")[0], "is_key_frame": True, "height": h,
+                          "width": w, "filename": filename})  # fmt: skip
+    for chain in (samples, lidar, cam):
+        _chain(chain)
+    t["sample"] += samples
+    t["sample_data"] += lidar + cam
+    t["scene"].append({"token": scene_tok, "log_token": "log0", "nbr_samples": n,
+                       "first_sample_token": samples[0]["token"],
+                       "last_sample_token": samples[-1]["token"],
+                       "name": f"scene-{s_i + 1:04d}", "description": "fixture"})  # fmt: skip
+    for name, cat, size, first, last, missing in OBJECTS:
+        keys = [k for k in range(first, min(last, n - 1) + 1) if k not in missing]
+        if not keys:
+            continue
+        inst = f"inst_{name}_{s_i}"
+        anns = []
+        for k in keys:
+            trans, rot = _object_pose(name, 1e-6 * (samples[k]["timestamp"] - clock))
+            anns.append({"token": f"ann_{name}_{s_i}_{k:02d}", "sample_token": samples[k]["token"],
+                         "instance_token": inst, "visibility_token": "4", "attribute_tokens": [],
+                         "translation": trans, "size": list(size), "rotation": rot,
+                         "num_lidar_pts": 10, "num_radar_pts": 0})  # fmt: skip
+        _chain(anns)
+        t["sample_annotation"] += anns
+        t["instance"].append({"token": inst, "category_token": f"cat_{cat}",
+                              "nbr_annotations": len(anns),
+                              "first_annotation_token": anns[0]["token"],
+                              "last_annotation_token": anns[-1]["token"]})  # fmt: skip
+    return clock + 60_000_000
+
+
+def write_fixture(root: Path, seed: int = 0) -> Path:
+    """Write the fixture under ``root`` (the dataroot); returns its table folder."""
+    root = Path(root)
+    tables = build_tables(root, seed)
+    table_dir = root / VERSION
+    table_dir.mkdir(parents=True, exist_ok=True)
+    for name, records in tables.items():
+        (table_dir / f"{name}.json").write_text(json.dumps(records, indent=1))
+    return table_dir
