@@ -58,7 +58,7 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         _check(self.feature_stride in (2, 4), "backbone.feature_stride must be 2 or 4")
-        _check(self.stem in ("conv", "patch"), f"backbone.stem must be conv or patch, got {self.stem}")
+        _check(self.stem in ("conv", "patch"), f"backbone.stem: conv or patch, got {self.stem}")
         # the targets have these sizes: another value would fail deep inside a loss
         _check(
             self.horizon == FUTURE_STEPS,
