@@ -105,7 +105,6 @@ def test_split_uses_frame_ids_when_the_source_has_them():
 def test_raster_cache_gives_bit_identical_samples(tmp_path) -> None:
     """A sample read back from the raster cache equals the one rasterised live, bit for bit;
     augmented samples bypass the cache; another grid is another file."""
-    import numpy as np
 
     from rsd.data.augment import AugmentConfig, Augmenter
     from rsd.data.dataset import BEVDataset, raster_cache_for
