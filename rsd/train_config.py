@@ -27,7 +27,16 @@ from rsd.teacher.risk_map import RiskMapConfig
 VARIANTS = tuple(TASKS)
 """The tasks a run can train (:mod:`rsd.tasks`): ``baseline``, ``rsd``, ``constraint_only``."""
 
-RUN_CONTROL_KEYS = frozenset({"stop_after_steps", "log_every", "num_workers", "checkpoint_every"})
+RUN_CONTROL_KEYS = frozenset(
+    {
+        "stop_after_steps",
+        "log_every",
+        "num_workers",
+        "checkpoint_every",
+        "raster_cache",
+        "raster_cache_dir",
+    }
+)
 """Keys that may change between a run and its resume: they do not change what is computed."""
 
 
@@ -65,6 +74,12 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Recovery augmentation of training frames (:mod:`rsd.data.augment`; ``augment.prob=0``
     switches it off)."""
+    raster_cache: bool = True
+    """Keep the rasters of frames shown as recorded in a uint8 memory map and read them back in
+    later epochs (:class:`rsd.data.dataset.RasterCache`; bit-identical samples, so it is a run
+    control key)."""
+    raster_cache_dir: str | None = None
+    """Where the raster cache lives; None: ``DATA/.raster_cache``."""
     teacher: str = "privileged"
     """Teacher id whose cached answers are the risk targets (``rsd`` variant)."""
     prompt_version: str = "physics-v1"

@@ -13,13 +13,18 @@ split, so held-out evaluation never sees a neighbouring keyframe of a training s
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rsd.config import to_dict
 from rsd.data.features import build_features
 from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig, load_rig
@@ -71,6 +76,83 @@ def split_indices(frames: Sequence[Frame], split: str) -> list[int]:
     return [i for i, key in enumerate(keys) if split_of(key) == split]
 
 
+class RasterCache:
+    """Rasters of the frames *as recorded* (no augmentation), memory-mapped on disk as uint8:
+    the ``bev`` input ``(N, C, H, W)`` and the ``target_maps`` ``(N, 2, H, W)`` of every frame
+    index of one dataset, filled lazily (an index is computed on first use, then read back).
+
+    Every raster value is 0, 0.5 or 1 (lines: striped 0.5), stored as twice the value, so a
+    read gives bit-identical float32 tensors; a frame with any other value is not cached. The
+    file name is a hash of the dataset identity, rig, grid and raster config: another of any of
+    them is another file (nothing stale is ever read). Each entry's flag is written after its
+    data, so a process killed mid-write leaves that entry unfilled, never half-filled. Workers
+    and DDP processes share the file (distinct indices; a lost entry is only recomputed).
+
+    Augmented samples are rasterised live: the displacement changes the whole view, and a cache
+    per (frame, epoch draw) would be filled once and read never.
+    """
+
+    def __init__(self, directory: str | Path, key: dict[str, Any], n: int, shape: tuple) -> None:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.path = Path(directory) / f"raster-{digest}.npy"
+        self.n, self.shape = int(n), tuple(shape)  # shape: (C + 2, H, W)
+        self._mm: np.ndarray | None = None
+        self.broken = False
+        """Set when the file could not be made or opened (read-only data...): no caching."""
+
+    def _open(self) -> np.ndarray | None:
+        # opened lazily in each process: a memmap does not survive pickling into workers
+        if self._mm is None and not self.broken:
+            try:
+                self._mm = self._map()
+            except OSError:
+                self.broken = True
+        return self._mm
+
+    def _map(self) -> np.ndarray:
+        full = (self.n, 1 + int(np.prod(self.shape)))  # column 0: the filled flag
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=full).flush()
+            os.replace(tmp, self.path)  # atomic: no process ever maps a half-made header
+        mm = np.load(self.path, mmap_mode="r+")
+        if mm.shape != full:
+            raise ValueError(f"{self.path}: shape {mm.shape}, expected {full}; delete it")
+        return mm
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a pickled memmap is a full in-memory copy: workers map the file themselves
+        return {**self.__dict__, "_mm": None}
+
+    def get(self, index: int) -> np.ndarray | None:
+        """(C + 2, H, W) float32 rasters of frame ``index``, or None when not cached yet."""
+        mm = self._open()
+        if mm is None or mm[index, 0] != 1:
+            return None
+        return mm[index, 1:].reshape(self.shape).astype(np.float32) * np.float32(0.5)
+
+    def put(self, index: int, rasters: np.ndarray) -> None:
+        """Store (C + 2, H, W) rasters of frame ``index`` (skipped unless all in {0, .5, 1})."""
+        code = rasters * 2
+        if not np.array_equal(code, np.round(code)) or code.min() < 0 or code.max() > 2:
+            return
+        mm = self._open()
+        if mm is not None:
+            mm[index, 1:] = code.astype(np.uint8).ravel()
+            mm[index, 0] = 1  # after the data
+
+
+def raster_cache_for(
+    directory: str | Path, identity: dict, frames: int, rig: Any, grid: BEVGrid, raster: Any
+) -> RasterCache:
+    """The :class:`RasterCache` in ``directory`` of a dataset (``identity``, e.g.
+    :func:`rsd.checkpoint.dataset_identity`, ``frames`` in all) under ``rig``, ``grid`` and
+    ``raster`` (a :class:`~rsd.data.raster.RasterConfig`)."""
+    key = {"data": identity, "rig": to_dict(rig), "grid": to_dict(grid), "raster": to_dict(raster)}
+    return RasterCache(directory, key, frames, (3 + raster.history + 2, *grid.shape))
+
+
 class BEVDataset(Dataset):
     """BEV samples of a frame source under one sensor rig.
 
@@ -88,6 +170,8 @@ class BEVDataset(Dataset):
         indices: optional subset of ``frames`` (e.g. from :func:`split_indices`).
         augment: optional :class:`rsd.data.augment.Augmenter` (training only): frames are then
             displaced as a function of (index, :attr:`epoch`), see :meth:`set_epoch`.
+        cache: optional :class:`RasterCache` of ``frames`` under this rig, grid and raster:
+            samples shown as recorded read their ``bev`` and ``target_maps`` from it.
     """
 
     def __init__(
@@ -98,6 +182,7 @@ class BEVDataset(Dataset):
         raster: RasterConfig | None = None,
         indices: Sequence[int] | None = None,
         augment: Any = None,
+        cache: RasterCache | None = None,
     ) -> None:
         self.frames = frames
         self.rig = rig if isinstance(rig, SensorRig) else load_rig(rig)
@@ -105,6 +190,7 @@ class BEVDataset(Dataset):
         self.raster = raster or RasterConfig()
         self.indices = list(range(len(frames))) if indices is None else list(indices)
         self.augment = augment
+        self.cache = cache
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -122,11 +208,17 @@ class BEVDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         index = self.indices[i]
-        frame = self.frames[index]
+        recorded = self.frames[index]
+        frame = recorded
         if self.augment is not None:
             frame = self.augment(frame, index, self.epoch)
-        features = build_features(frame, self.rig, self.grid, self.raster)
-        targets = build_targets(frame, self.grid)
+        use_cache = self.cache is not None and frame is recorded
+        cached = self.cache.get(index) if use_cache else None
+        bev, maps = (None, None) if cached is None else (cached[:-2], cached[-2:])
+        features = build_features(frame, self.rig, self.grid, self.raster, bev=bev)
+        targets = build_targets(frame, self.grid, maps=maps)
+        if use_cache and cached is None:
+            self.cache.put(index, np.concatenate([features["bev"], targets["target_maps"]]))
         return {
             "features": {k: torch.from_numpy(v) for k, v in features.items()},
             "targets": {k: torch.from_numpy(v) for k, v in targets.items()},

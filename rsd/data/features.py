@@ -38,6 +38,7 @@ def build_features(
     rig: SensorRig,
     grid: BEVGrid | None = None,
     raster: RasterConfig | None = None,
+    bev: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The model input of one frame, as numpy arrays:
 
@@ -46,10 +47,12 @@ def build_features(
       map layers and sensor returns;
     * ``command`` () int64 (:class:`~rsd.scene.Command`);
     * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`).
+
+    ``bev``: the raster of this frame already made (e.g. read from a cache), used as is.
     """
     grid, raster = grid or BEVGrid(), raster or RasterConfig()
     return {
-        "bev": input_raster(frame, rig, grid, raster),
+        "bev": input_raster(frame, rig, grid, raster) if bev is None else bev,
         "command": np.array(int(frame.command), dtype=np.int64),
         "ego_status": ego_status(frame),
     }

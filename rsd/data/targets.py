@@ -61,12 +61,15 @@ def map_targets(frame: Frame, grid: BEVGrid) -> np.ndarray:
     return np.stack([drivable, (lines > 0).astype(np.float32)])
 
 
-def build_targets(frame: Frame, grid: BEVGrid | None = None) -> dict[str, np.ndarray]:
+def build_targets(
+    frame: Frame, grid: BEVGrid | None = None, maps: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Every ground-truth target of one frame on ``grid`` (default ``BEVGrid()``) as numpy
-    arrays: ``target_maps``, the entries of :func:`ego_targets` and of :func:`agent_targets`."""
+    arrays: ``target_maps``, the entries of :func:`ego_targets` and of :func:`agent_targets`.
+    ``maps``: this frame's ``target_maps`` already made (e.g. read from a cache), used as is."""
     grid = grid or BEVGrid()
     return {
-        "target_maps": map_targets(frame, grid),
+        "target_maps": map_targets(frame, grid) if maps is None else maps,
         **ego_targets(frame),
         **agent_targets(frame, grid),
     }

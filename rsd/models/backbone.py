@@ -43,6 +43,26 @@ def grid_positions(h: int, w: int, device: torch.device | None = None) -> Tensor
     return torch.stack(torch.meshgrid(r, c, indexing="ij"), dim=-1).reshape(-1, 2)
 
 
+def encoder_layers(in_channels: int, cfg: BackboneConfig) -> list[nn.Module]:
+    """The encoder, ``(B, C_in, H, W)`` -> ``(B, cfg.channels, H / s, W / s)``, s =
+    ``cfg.feature_stride``, then ``cfg.depth`` dilated residual blocks that widen the receptive
+    field cheaply (a 40 x 16 map needs ~10 cells of context).
+
+    ``stem="conv"``: 3x3 stride-2 conv, a residual block at stride 2, a strided residual block.
+    ``stem="patch"``: one s x s stride-s conv (a patchify stem, as ViT / ConvNeXt): the input is
+    a sparse 0/1 raster, so nothing is lost by not convolving it at full resolution, and the
+    stride-2 stage, most of the small recipe's FLOPs, goes away."""
+    c1, c = cfg.stem_channels, cfg.channels
+    if cfg.stem == "patch":
+        s = cfg.feature_stride
+        layers: list[nn.Module] = [ConvBN(in_channels, c, k=s, stride=s, padding=0)]
+    else:
+        layers = [ConvBN(in_channels, c1, stride=2), ResBlock(c1, c1)]
+        layers.append(ResBlock(c1, c, stride=cfg.feature_stride // 2))
+    layers += [ResBlock(c, c, dilation=2 ** (i % 3 + 1)) for i in range(cfg.depth)]
+    return layers
+
+
 class _CrossBlock(nn.Module):
     """Pre-norm cross-attention of queries onto a token set, with a residual."""
 
@@ -69,13 +89,8 @@ class VADLite(nn.Module):
         self.cfg = cfg
         self.bev_channels = cfg.channels
         self.feature_stride = cfg.feature_stride
-        c1, c = cfg.stem_channels, cfg.channels
-        # Encoder: stride 2 stem, one block at stride 2, then (stride 4) dilated blocks that
-        # widen the receptive field cheaply (a 40 x 16 map needs ~10 cells of context).
-        layers: list[nn.Module] = [ConvBN(in_channels, c1, stride=2), ResBlock(c1, c1)]
-        layers.append(ResBlock(c1, c, stride=cfg.feature_stride // 2))
-        layers += [ResBlock(c, c, dilation=2 ** (i % 3 + 1)) for i in range(cfg.depth)]
-        self.encoder = nn.Sequential(*layers)
+        c = cfg.channels
+        self.encoder = nn.Sequential(*encoder_layers(in_channels, cfg))
 
         # Detection: heatmap (n_cls) + offset 2 + log size 3 + sin/cos 2 + velocity 2.
         self.det_split = (cfg.n_classes, 2, 3, 2, 2)
@@ -100,10 +115,15 @@ class VADLite(nn.Module):
             for _ in range(cfg.plan_layers)
         )
         self.plan_out = PlanOutput(d, cfg)
+        if cfg.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def encode(self, features: Features) -> Tensor:
         """``bev`` (B, C_in, H, W) -> features (B, C, H / stride, W / stride)."""
-        return self.encoder(features["bev"])
+        bev = features["bev"]
+        if self.cfg.channels_last:
+            bev = bev.contiguous(memory_format=torch.channels_last)
+        return self.encoder(bev)
 
     def decode(self, feats: Tensor, features: Features) -> Outputs:
         """All heads on ``feats`` (B, C, Hf, Wf); keys as in :mod:`rsd.models.protocol`."""

@@ -30,6 +30,12 @@ class BackboneConfig:
     """Residual blocks in the last stage."""
     feature_stride: int = 4
     """BEV cells per feature cell: 4 -> (160, 64) input gives (40, 16) features. 2 or 4."""
+    stem: Literal["conv", "patch"] = "conv"
+    """``conv``: 3x3 stride-2 conv, a residual block at stride 2, a strided residual block;
+    ``patch``: one ``feature_stride`` x ``feature_stride`` patchify conv straight to the
+    feature resolution (vad; ~half the FLOPs of the small recipe, see bench_recipe.py)."""
+    channels_last: bool = False
+    """Keep the convolutions' weights and activations in NHWC (faster oneDNN kernels on CPU)."""
     n_modes: int = 6
     """M planning modes."""
     horizon: int = FUTURE_STEPS
@@ -53,6 +59,7 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         _check(self.feature_stride in (2, 4), "backbone.feature_stride must be 2 or 4")
+        _check(self.stem in ("conv", "patch"), f"backbone.stem: conv or patch, got {self.stem}")
         # the targets have these sizes: another value would fail deep inside a loss
         _check(
             self.horizon == FUTURE_STEPS,

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class ConvBN(nn.Sequential):
-    """conv k x k -> BatchNorm -> ReLU (optional)."""
+    """conv k x k -> BatchNorm -> ReLU (optional); ``padding`` defaults to "same"."""
 
     def __init__(
         self,
@@ -17,8 +17,9 @@ class ConvBN(nn.Sequential):
         stride: int = 1,
         dilation: int = 1,
         relu: bool = True,
+        padding: int | None = None,
     ) -> None:
-        pad = dilation * (k // 2)
+        pad = dilation * (k // 2) if padding is None else padding
         layers: list[nn.Module] = [
             nn.Conv2d(c_in, c_out, k, stride, pad, dilation=dilation, bias=False),
             nn.BatchNorm2d(c_out),

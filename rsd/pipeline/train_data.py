@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from rsd.checkpoint import dataset_identity
 from rsd.config import ConfigError
 from rsd.data.augment import Augmenter
-from rsd.data.dataset import BEVDataset, collate, split_indices
+from rsd.data.dataset import BEVDataset, collate, raster_cache_for, split_indices
 from rsd.data.rigs import load_rig
 from rsd.data.store import open_store
 from rsd.pipeline.dist import Dist
@@ -34,8 +34,20 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
         raise ConfigError(f"dataset {data_dir}: no frames in the train split")
 
     augment = Augmenter(cfg.augment, seed=cfg.seed) if cfg.augment.prob > 0 else None
+    identity = dataset_identity(store.manifest, len(store), len(indices))
+    cache = None
+    if cfg.raster_cache:
+        where = cfg.raster_cache_dir or data_dir / ".raster_cache"
+        data_key = {k: identity[k] for k in ("manifest_sha256", "frames")}  # not the split
+        cache = raster_cache_for(where, data_key, len(store), rig, cfg.grid, cfg.raster)
     ds: Dataset = BEVDataset(
-        store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices, augment=augment
+        store,
+        rig=rig,
+        grid=cfg.grid,
+        raster=cfg.raster,
+        indices=indices,
+        augment=augment,
+        cache=cache,
     )
     if cfg.task.teacher_targets:
         path = data_dir / CACHE_NAME
@@ -63,7 +75,6 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
                 f" answer of {cfg.teacher}; they train without risk targets"
             )
         ds = cfg.task.with_targets(ds, usable, cfg)
-    identity = dataset_identity(store.manifest, len(store), len(indices))
     return ds, identity, rig
 
 

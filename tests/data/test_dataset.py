@@ -100,3 +100,40 @@ def test_split_uses_frame_ids_when_the_source_has_them():
     assert split_indices(_IdsOnly([None, None]), "val") == [0]
     ds = BEVDataset.split([synthetic_frame(seed=s) for s in range(5)], "val")
     assert len(ds) == 1 and ds[0]["frame_id"] == synthetic_frame(seed=4).frame_id
+
+
+def test_raster_cache_gives_bit_identical_samples(tmp_path) -> None:
+    """A sample read back from the raster cache equals the one rasterised live, bit for bit;
+    augmented samples bypass the cache; another grid is another file."""
+
+    from rsd.data.augment import AugmentConfig, Augmenter
+    from rsd.data.dataset import BEVDataset, raster_cache_for
+    from rsd.data.raster import RasterConfig
+    from rsd.data.rigs import load_rig
+    from rsd.data.synthetic import random_frame
+    from rsd.geometry import BEVGrid
+
+    frames = [random_frame(i, n_agents=6) for i in range(4)]
+    rig, grid, raster = load_rig("dense360"), BEVGrid(), RasterConfig()
+    cache = raster_cache_for(tmp_path, {"data": "x"}, len(frames), rig, grid, raster)
+    live = BEVDataset(frames, rig=rig, grid=grid, raster=raster)
+    cached = BEVDataset(frames, rig=rig, grid=grid, raster=raster, cache=cache)
+    for i in range(len(frames)):
+        first, again, ref = cached[i], cached[i], live[i]  # fill, then read back
+        assert cache.get(i) is not None
+        for item in (first, again):
+            assert torch.equal(item["features"]["bev"], ref["features"]["bev"])
+            assert torch.equal(item["targets"]["target_maps"], ref["targets"]["target_maps"])
+    # a displaced sample is rasterised from its own viewpoint, not read from the cache
+    aug = Augmenter(AugmentConfig(prob=1.0, min_speed=0.0), seed=0)
+    shifted = BEVDataset(frames, rig=rig, grid=grid, raster=raster, augment=aug, cache=cache)
+    live_aug = BEVDataset(frames, rig=rig, grid=grid, raster=raster, augment=aug)
+    assert any(
+        not torch.equal(shifted[i]["features"]["bev"], cached[i]["features"]["bev"])
+        for i in range(len(frames))
+    )
+    for i in range(len(frames)):
+        assert torch.equal(shifted[i]["features"]["bev"], live_aug[i]["features"]["bev"])
+    wide = BEVGrid(y_min=-32.0, y_max=32.0, resolution=1.0)
+    other = raster_cache_for(tmp_path, {"data": "x"}, len(frames), rig, wide, raster)
+    assert other.path != cache.path and other.get(0) is None

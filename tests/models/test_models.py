@@ -90,6 +90,32 @@ def test_feature_stride_2() -> None:
     assert out["risk_map"].shape == (2, 1, H, W)
 
 
+@pytest.mark.parametrize("stride", [2, 4])
+def test_patch_stem_and_channels_last(stride: int) -> None:
+    """The patchify stem gives the features at the same stride and shape as the conv stem;
+    channels_last changes the memory layout only: same parameters, same outputs (to float
+    rounding) as NCHW, and gradients reach the stem."""
+    conv = _model("vad", False, feature_stride=stride)
+    patch = _model("vad", False, feature_stride=stride, stem="patch")
+    batch = make_features(2)
+    with torch.no_grad():
+        assert patch.encode(batch).shape == conv.encode(batch).shape
+    stem = patch.encoder[0][0]
+    assert stem.kernel_size == (stride, stride) and stem.stride == (stride, stride)
+    assert _n_params(patch) < _n_params(conv)
+    nhwc = _model("vad", False, feature_stride=stride, stem="patch", channels_last=True)
+    nhwc.load_state_dict(patch.state_dict())
+    assert nhwc.encoder[0][0].weight.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        a, b = patch(batch), nhwc(batch)
+    assert torch.allclose(a["plan_traj"], b["plan_traj"], atol=1e-4)
+    nhwc.train()
+    nhwc(batch)["map_logits"].sum().backward()
+    assert nhwc.encoder[0][0].weight.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="stem"):
+        BackboneConfig(stem="vit")
+
+
 @pytest.mark.parametrize("kind", ["vad", "cnn"])
 def test_untrained_plan_is_the_constant_speed_prior(kind: str) -> None:
     """The output layer starts at zero: every mode drives straight on at the current speed."""
