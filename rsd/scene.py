@@ -238,16 +238,34 @@ class CameraView:
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(uv, depth)``: (N, 2) pixel coordinates and (N,) depth (m along the optical axis)
-        of (N, 3) ego-frame points (m). A point is in front of the camera where ``depth > 0``;
-        its ``uv`` is meaningless elsewhere."""
-        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        to_cam = np.linalg.inv(self.sensor_to_ego)
-        cam = pts @ to_cam[:3, :3].T + to_cam[:3, 3]
-        depth = cam[:, 2]
-        pix = cam @ np.asarray(self.intrinsics, dtype=np.float64).T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            uv = pix[:, :2] / depth[:, None]
-        return uv, depth
+        of (N, 3) ego-frame points (m) (:func:`project_points`)."""
+        return project_points(np.atleast_2d(points), self.intrinsics, self.sensor_to_ego)
+
+
+def project_points(
+    points: np.ndarray, intrinsics: np.ndarray, sensor_to_ego: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(..., 3)`` ego-frame points (m) -> ``(uv (..., 2) pixels, depth (...,) m)`` through a
+    pinhole camera; a point is in front of the camera where ``depth > 0``, its ``uv`` is
+    meaningless elsewhere (the one projection of the package: readers and teachers use it)."""
+    cam = to_camera(points, sensor_to_ego)
+    return camera_pixels(cam, intrinsics), cam[..., 2]
+
+
+def to_camera(points: np.ndarray, sensor_to_ego: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` ego points (m) -> ``(..., 3)`` camera coordinates (m, z = depth)."""
+    t = np.asarray(sensor_to_ego, dtype=np.float64)
+    # inverse of a rigid transform: R^T (p - t)
+    return (np.asarray(points, dtype=np.float64) - t[:3, 3]) @ t[:3, :3]
+
+
+def camera_pixels(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` camera coordinates -> ``(..., 2)`` pixels ``(u, v)`` (pinhole; meaningless
+    where z <= 0)."""
+    p = np.asarray(points_cam, dtype=np.float64)
+    pix = p @ np.asarray(intrinsics, dtype=np.float64).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return pix[..., :2] / p[..., 2:3]
 
 
 @dataclass

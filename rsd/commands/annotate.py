@@ -89,8 +89,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hf.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"))
 
 
-def teacher_from_args(args: argparse.Namespace) -> Teacher:
-    """The teacher the flags describe; a backend flag given for another teacher is an error."""
+def teacher_from_args(args: argparse.Namespace, camera: bool = False) -> Teacher:
+    """The teacher the flags describe; a backend flag given for another teacher is an error.
+    ``camera``: real data with camera images: a VLM teacher looks at the front camera view
+    (numbered marks on the photo), as the paper's teacher does, instead of the top-down
+    picture of simulator frames."""
     kind = check_teacher_name(args.teacher)
     options: dict[str, Any] = {}
     for flag, (owner, option) in BACKEND_FLAGS.items():
@@ -103,6 +106,8 @@ def teacher_from_args(args: argparse.Namespace) -> Teacher:
         options[option] = value
     if kind == "transformers" and "model_dir" not in options:
         raise ConfigError("--teacher transformers needs --model-dir")
+    if camera and kind in ("openai", "transformers"):
+        options["view"] = "camera"
     return make_teacher(kind, noise=args.noise, noise_seed=args.noise_seed, **options)
 
 
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give either DATASET or --source KIND:DIR")
     source = args.source or f"sim:{args.dataset}"
     store = open_source(source)
-    teacher = teacher_from_args(args)
+    teacher = teacher_from_args(args, camera=parse_source(source)[0] != "sim")
     with AnnotationCache(args.cache or parse_source(source)[1] / CACHE_NAME) as cache:
         if args.show is not None:
             out = args.out or Path(f"{args.show}-risk.png")

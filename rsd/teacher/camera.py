@@ -24,10 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rsd.scene import AgentState, Frame
+from rsd.scene import FRONT_CAMERA, AgentState, Frame, camera_pixels, project_points, to_camera
 
-FRONT_CAMERA = "CAM_FRONT"
-"""Channel name of the front camera in ``Frame.cameras`` (as :data:`rsd.scene.FRONT_CAMERA`)."""
 NEAR_M = 0.1
 """Near plane (m along the optical axis): points closer than this are not projected."""
 MIN_VISIBLE_PX = 4.0
@@ -72,31 +70,12 @@ def check_camera(cam: Camera) -> None:
         raise ValueError(f"camera {cam.name}: image size {cam.width} x {cam.height}")
 
 
-def to_camera(points: np.ndarray, sensor_to_ego: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` ego points (m) -> ``(..., 3)`` camera coordinates (m, z = depth)."""
-    t = np.asarray(sensor_to_ego, dtype=np.float64)
-    rot, trans = t[:3, :3], t[:3, 3]
-    # inverse of a rigid transform: R^T (p - t)
-    return (np.asarray(points, dtype=np.float64) - trans) @ rot
-
-
-def project_camera(points_cam: np.ndarray, intrinsics: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` camera coordinates -> ``(..., 2)`` pixels ``(u, v)``; NaN where the
-    point is not in front of the near plane."""
-    p = np.asarray(points_cam, dtype=np.float64)
-    k = np.asarray(intrinsics, dtype=np.float64)
-    z = p[..., 2:3]
-    uvw = p @ k.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = uvw[..., :2] / z
-    return np.where(z > NEAR_M, uv, np.nan)
-
-
 def project(points: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
-    """``(..., 3)`` ego points -> ``(uv (..., 2), depth (...,))``; ``uv`` NaN behind the
-    near plane. Pixels may lie outside the image."""
-    p_cam = to_camera(points, cam.sensor_to_ego)
-    return project_camera(p_cam, cam.intrinsics), p_cam[..., 2]
+    """``(..., 3)`` ego points -> ``(uv (..., 2), depth (...,))``
+    (:func:`rsd.scene.project_points`), ``uv`` NaN behind the near plane. Pixels may lie
+    outside the image."""
+    uv, depth = project_points(points, cam.intrinsics, cam.sensor_to_ego)
+    return np.where(depth[..., None] > NEAR_M, uv, np.nan), depth
 
 
 def box_corners_3d(
@@ -134,7 +113,7 @@ def clipped_edges(corners: np.ndarray, cam: Camera) -> list[tuple[np.ndarray, np
             t = (NEAR_M + 1e-9 - a[2]) / (b[2] - a[2])
             cut = a + t * (b - a)
             a, b = (cut, b) if a[2] <= NEAR_M else (a, cut)
-        uv = project_camera(np.stack([a, b]), cam.intrinsics)
+        uv = camera_pixels(np.stack([a, b]), cam.intrinsics)
         out.append((uv[0], uv[1]))
     return out
 

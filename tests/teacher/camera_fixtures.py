@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from rsd.scene import Frame
-
-try:  # the data model's camera type, where the readers' branch has landed
-    from rsd.scene import CameraView
-except ImportError:  # pragma: no cover - the same fields, until then
-
-    @dataclass
-    class CameraView:  # type: ignore[no-redef]
-        name: str
-        image_path: str
-        intrinsics: np.ndarray
-        sensor_to_ego: np.ndarray
-        width: int
-        height: int
-
+from rsd.scene import CameraView, Frame
 
 F_PX, CX, CY, W, H = 200.0, 160.0, 90.0, 320, 180
 """Focal length and principal point (px) and image size of the test camera."""
