@@ -302,9 +302,9 @@ def test_privileged_teacher_annotates_a_recorded_episode(real_dataset, tmp_path,
     argv = ["annotate", str(real_dataset), "--cache", str(cache_path), "--no-progress"]
     assert main([*argv, "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"teacher privileged (prompt physics-v1): {len(store)} frames annotated" in out
+    assert f"teacher privileged (prompt intent-v2): {len(store)} frames annotated" in out
     with AnnotationCache(cache_path) as cache:
-        got = cache.get_many(store.frame_ids, "privileged", "physics-v1")
+        got = cache.get_many(store.frame_ids, "privileged", "intent-v2")
         assert list(got) == list(store.frame_ids)
         for frame in store:
             a = got[frame.frame_id]
