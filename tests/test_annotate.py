@@ -337,4 +337,4 @@ def test_show_writes_scene_table_and_risk_map(real_dataset, tmp_path, capsys) ->
         pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 200  # a picture, not a blank canvas
     with AnnotationCache(cache_path) as cache:  # annotated on the way, and only that frame
-        assert len(cache) == 1 and cache.get(fid, "privileged", "physics-v1") is not None
+        assert len(cache) == 1 and cache.get(fid, "privileged", "intent-v2") is not None
