@@ -25,27 +25,52 @@ from rsd.geometry import BEVGrid, input_channel_names
 from rsd.models import BackboneConfig, ModelConfig, build_model
 from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
+from rsd.teacher.privileged import PrivilegedConfig, PrivilegedTeacher
+from rsd.teacher.risk_map import RiskMapConfig, risk_maps
 
 
 class ModelPlanner:
     """A driving model (a :class:`~rsd.models.protocol.BEVBackbone`) as a planner: builds the
     input features of the live frame under ``rig`` (:func:`rsd.data.features.build_features`,
-    the same builder as training) and returns ``outputs["plan"][0]`` (and ``risk_map``)."""
+    the same builder as training) and returns ``outputs["plan"][0]`` (and ``risk_map``, its
+    time channels collapsed by their maximum).
+
+    An ``oracle`` model (its ``oracle_key`` set) also reads the teacher's maps: ``teacher``
+    (the privileged teacher) is run live on each frame and its answer painted with
+    ``risk_map_cfg``. A live frame has no logged future, so the live teacher sees the agents at
+    constant velocity (no intent): the closed-loop oracle is weaker than the open-loop one."""
 
     def __init__(
-        self, model: Any, rig: Any, grid: Any = None, raster: Any = None, device: str = "cpu"
+        self,
+        model: Any,
+        rig: Any,
+        grid: Any = None,
+        raster: Any = None,
+        device: str = "cpu",
+        teacher: Any = None,
+        risk_map_cfg: RiskMapConfig | None = None,
     ) -> None:
         self.model, self.rig, self.device = model.eval(), rig, device
         self.grid, self.raster = grid or BEVGrid(), raster or RasterConfig()
+        self.oracle_key = getattr(model, "oracle_key", None)
+        if self.oracle_key is not None and teacher is None:
+            raise ValueError("an oracle model needs a teacher to run live")
+        self.teacher, self.risk_map_cfg = teacher, risk_map_cfg or RiskMapConfig()
 
     def plan(self, frame: Frame) -> PlanOutput:
         features = build_features(frame, self.rig, self.grid, self.raster)
+        if self.oracle_key is not None:
+            answer = self.teacher.assess([frame])[0]
+            features = {
+                **features,
+                self.oracle_key: risk_maps(frame, answer, self.grid, self.risk_map_cfg),
+            }
         with torch.inference_mode():
             out = self.model(batch_of_one(features, self.device))
         risk = out.get("risk_map")
         return PlanOutput(
             waypoints=out["plan"][0].float().cpu().numpy().astype(np.float64),
-            risk_map=None if risk is None else risk[0, 0].float().cpu().numpy(),
+            risk_map=None if risk is None else risk[0].amax(dim=0).float().cpu().numpy(),
         )
 
 
@@ -80,7 +105,11 @@ def load_planner(run_dir: str, rig: str | None = None, device: str = "cpu") -> M
     planner; ``rig`` overrides the run's sensor rig (evaluation on an unfamiliar rig)."""
     ev = load_for_eval(run_dir, device=device)
     cfg = ev.config
-    return ModelPlanner(ev.model, load_rig(rig or cfg.rig), cfg.grid, cfg.raster, device)
+    teacher = None
+    if cfg.task.oracle:  # the privileged teacher of the run's prompt version, live
+        teacher = PrivilegedTeacher(PrivilegedConfig(use_plan=cfg.prompt_version.endswith("+plan")))
+    rig_ = load_rig(rig or cfg.rig)
+    return ModelPlanner(ev.model, rig_, cfg.grid, cfg.raster, device, teacher, cfg.risk_map)
 
 
 def tiny_model_planner(rig: str = "dense360", seed: int = 0) -> ModelPlanner:

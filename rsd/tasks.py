@@ -11,7 +11,17 @@ task                RiskHead   teacher targets  loss
                                                 and the distillation terms
 ``constraint_only`` no         yes              + the likelihood constraint alone (ablation:
                                                 the teacher's risk without the RiskHead)
+``aux_only``        yes        no (occupancy)   as ``rsd``, but the head learns every agent's
+                                                future occupancy (control: a non-risk target
+                                                of the same shape; scene risk 0)
+``oracle``          teacher's  yes, as input    as ``rsd``; the planner reads the teacher's
+                                                maps at training *and* test time (the upper
+                                                bound of what distillation could deliver)
 =================== ========== ================ ==============================================
+
+The oracle needs the teacher's maps wherever it runs: evaluation builds them from the cached
+answers (:func:`eval_dataset`); closed loop runs the privileged teacher live on each frame
+(:class:`rsd.policy.ModelPlanner`).
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from rsd.data.store import open_store
 from rsd.losses import total_loss
 from rsd.models import build_model
 from rsd.teacher.cache import CACHE_NAME, AnnotationCache
-from rsd.teacher.risk_map import RiskTargetDataset
+from rsd.teacher.risk_map import ORACLE_FEATURE, RiskTargetDataset
 from rsd.teacher.schema import RiskAssessment
 
 
@@ -41,23 +51,42 @@ class Task:
     risk_head: bool
     """The model carries the RiskHead (a student risk map; the distillation terms apply)."""
     teacher_targets: bool
-    """Samples carry the teacher's risk targets and the loss reads them (``risk=True``)."""
+    """Samples carry the teacher's risk targets (from its cached answers)."""
     summary: str
+    target: str = "risk"
+    """What the risk targets hold: ``risk`` (the teacher's) or ``occupancy`` (``aux_only``)."""
+    oracle: bool = False
+    """The planner reads the teacher's maps as an input (at test time too)."""
+
+    @property
+    def risk_terms(self) -> bool:
+        """The loss reads risk targets (``risk=True`` of :func:`rsd.losses.total_loss`)."""
+        return self.teacher_targets or self.target != "risk"
 
     def build_model(self, cfg: Any) -> nn.Module:
         """The untrained model of ``cfg`` for this task (every result is a ``BEVBackbone``)."""
-        return build_model(cfg.model, cfg.in_channels, cfg.grid, risk_head=self.risk_head)
+        return build_model(
+            cfg.model,
+            cfg.in_channels,
+            cfg.grid,
+            risk_head=self.risk_head,
+            risk_channels=cfg.risk_map.channels,
+            oracle_key=ORACLE_FEATURE if self.oracle else None,
+        )
 
     def with_targets(self, ds: Any, answers: Mapping[str, RiskAssessment], cfg: Any) -> Any:
-        """``ds`` (a ``BEVDataset``) with the teacher's risk targets built from ``answers``
-        (frame id -> usable answer) added to each sample's ``targets``."""
-        return RiskTargetDataset(ds, answers, cfg.risk_map)
+        """``ds`` (a ``BEVDataset``) with the risk targets built from ``answers`` (frame id ->
+        usable answer; unused for occupancy) added to each sample's ``targets`` (and, for the
+        oracle, to its ``features``)."""
+        return RiskTargetDataset(
+            ds, answers, cfg.risk_map, target=self.target, oracle_input=self.oracle
+        )
 
     def loss(
         self, outputs: dict[str, Tensor], targets: dict[str, Any], cfg: Any, stride: int
     ) -> dict[str, Tensor]:
         """The weighted loss terms and ``"loss"`` (:func:`rsd.losses.total_loss`)."""
-        return total_loss(outputs, targets, cfg.loss, cfg.grid, stride, risk=self.teacher_targets)
+        return total_loss(outputs, targets, cfg.loss, cfg.grid, stride, risk=self.risk_terms)
 
 
 BASELINE = Task("baseline", False, False, "the driving model alone")
@@ -65,7 +94,21 @@ RSD = Task("rsd", True, True, "RiskHead + distillation + trajectory likelihood c
 CONSTRAINT_ONLY = Task(
     "constraint_only", False, True, "the likelihood constraint without the RiskHead (ablation)"
 )
-TASKS: dict[str, Task] = {t.name: t for t in (BASELINE, RSD, CONSTRAINT_ONLY)}
+AUX_ONLY = Task(
+    "aux_only",
+    True,
+    False,
+    "the RiskHead trained on future occupancy, a non-risk target (control)",
+    target="occupancy",
+)
+ORACLE = Task(
+    "oracle",
+    True,
+    True,
+    "the teacher's maps given to the planner, in training and at test time (upper bound)",
+    oracle=True,
+)
+TASKS: dict[str, Task] = {t.name: t for t in (BASELINE, RSD, CONSTRAINT_ONLY, AUX_ONLY, ORACLE)}
 """Every task by name: the values of ``TrainConfig.variant``."""
 
 
@@ -91,9 +134,14 @@ def eval_dataset(
         raise ConfigError(f"dataset {data_dir}: no frames in the {split!r} split")
     ds: Any = BEVDataset(store, rig=rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
     path = Path(data_dir) / CACHE_NAME
-    if not cfg.task.risk_head:
+    task = cfg.task
+    if not task.risk_head:
         return ds, False, "no RiskHead"
+    if not task.teacher_targets:  # aux_only: its own targets, no teacher
+        return task.with_targets(ds, {}, cfg), True, f"{task.target} targets"
     if not path.exists():
+        if task.oracle:
+            raise ConfigError(f"the oracle reads the teacher's maps: no {CACHE_NAME} in {data_dir}")
         return ds, False, f"no {CACHE_NAME} in {data_dir}"
     with AnnotationCache(path) as cache:
         found = cache.get_many(
@@ -101,6 +149,11 @@ def eval_dataset(
         )
     usable = {k: a for k, a in found.items() if a.usable}
     if not usable:
+        if task.oracle:
+            raise ConfigError(
+                f"the oracle reads the teacher's maps: no usable answers of"
+                f" {cfg.teacher}/{cfg.prompt_version} in {path}"
+            )
         return ds, False, f"no usable answers of {cfg.teacher}/{cfg.prompt_version}"
     note = f"{cfg.teacher}/{cfg.prompt_version}: {len(usable)} of {len(indices)} frames"
     return cfg.task.with_targets(ds, usable, cfg), True, note

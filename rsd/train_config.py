@@ -35,6 +35,7 @@ RUN_CONTROL_KEYS = frozenset(
         "checkpoint_every",
         "raster_cache",
         "raster_cache_dir",
+        "grad_terms_every",
     }
 )
 """Keys that may change between a run and its resume: they do not change what is computed."""
@@ -82,11 +83,14 @@ class TrainConfig:
     """Where the raster cache lives; None: ``DATA/.raster_cache``."""
     teacher: str = "privileged"
     """Teacher id whose cached answers are the risk targets (``rsd`` variant)."""
-    prompt_version: str = "physics-v1"
+    prompt_version: str = "intent-v2"
     max_samples: int | None = None
     """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
     log_every: int = 10
     """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
+    grad_terms_every: int | None = 50
+    """Every this many steps, log each loss term's own gradient norm (``grad/<term>``; one
+    extra backward pass per term on that step); ``null``: never."""
     checkpoint_every: int | None = 200
     """Also save the checkpoint every this many steps, inside epochs too, so that a run killed
     without warning (``kill -9``, a lost node) loses at most that many steps; ``null``: at

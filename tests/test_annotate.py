@@ -302,9 +302,9 @@ def test_privileged_teacher_annotates_a_recorded_episode(real_dataset, tmp_path,
     argv = ["annotate", str(real_dataset), "--cache", str(cache_path), "--no-progress"]
     assert main([*argv, "--batch-size", "8"]) == 0
     out = capsys.readouterr().out
-    assert f"teacher privileged (prompt physics-v1): {len(store)} frames annotated" in out
+    assert f"teacher privileged (prompt intent-v2): {len(store)} frames annotated" in out
     with AnnotationCache(cache_path) as cache:
-        got = cache.get_many(store.frame_ids, "privileged", "physics-v1")
+        got = cache.get_many(store.frame_ids, "privileged", "intent-v2")
         assert list(got) == list(store.frame_ids)
         for frame in store:
             a = got[frame.frame_id]
@@ -337,4 +337,4 @@ def test_show_writes_scene_table_and_risk_map(real_dataset, tmp_path, capsys) ->
         pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
         assert len(np.unique(pixels, axis=0)) > 200  # a picture, not a blank canvas
     with AnnotationCache(cache_path) as cache:  # annotated on the way, and only that frame
-        assert len(cache) == 1 and cache.get(fid, "privileged", "physics-v1") is not None
+        assert len(cache) == 1 and cache.get(fid, "privileged", "intent-v2") is not None

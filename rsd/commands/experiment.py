@@ -1,6 +1,6 @@
 """``rsd experiment``: the headline experiment, every arm trained on several seeds.
 
-    rsd experiment                       # the default config: 8 arms x 3 seeds -> experiment/
+    rsd experiment                       # the default config: 10 arms x 3 seeds -> experiment/
     rsd experiment quick --out /tmp/q    # a tiny version (smoke test, a few minutes)
     rsd experiment my.yaml train.epochs=20 seeds=[0,1,2,3,4]
     rsd experiment --dry-run             # the stage list, done / to do; nothing is run
@@ -26,7 +26,7 @@ dataset, evaluates each run open loop on the training rig and on an unseen rig a
 on held-out seeds, and aggregates over seeds: mean, sample std and change vs baseline of every
 metric, and the issue's targets met or not (OUT/results.md, results.json, report/index.html).
 
-Time: the default (8 arms x 3 seeds = 24 runs, 6 epochs of a small model on 3,268 samples,
+Time: the default (10 arms x 3 seeds = 30 runs, 6 epochs of a small model on 3,268 samples,
 10 drive episodes per scenario) measured 70 min elapsed and 2 h 14 min CPU on this 2-core
 machine (training 76 %, closed loop 20 %); 'quick' takes a few minutes. Stages are
 resumable: re-run the same command after an interruption (Ctrl-C stops every run, each

@@ -291,7 +291,13 @@ def student_agent_risk(
         return outputs["agent_risk_pred"]
     if "risk_logits" not in outputs or "agent_boxes" not in targets:
         return None
-    return agent_risk_readout(outputs["risk_logits"], targets["agent_boxes"], grid).sigmoid()
+    return agent_risk_readout(
+        outputs["risk_logits"],
+        targets["agent_boxes"],
+        grid,
+        targets.get("agent_future"),
+        targets.get("agent_future_valid"),
+    ).sigmoid()
 
 
 def distillation_terms(

@@ -17,23 +17,54 @@ from rsd.geometry import BEVGrid, BoxField, world_to_pixel
 from rsd.losses._bev import sample_bev
 
 
-def agent_risk_readout(risk_logits: Tensor, agent_boxes: Tensor, grid: BEVGrid) -> Tensor:
-    """The student's risk logit at each agent: ``risk_logits`` (B, 1, H, W) on ``grid`` read
-    out bilinearly at the centres of ``agent_boxes`` (B, K, >=2) (ego frame, m) -> (B, K).
+def _sample_points(maps: Tensor, xy: Tensor, grid: BEVGrid) -> Tensor:
+    """``maps`` (N, 1, h, w) covering ``grid`` read bilinearly at ``xy`` (N, P, 2) (m), the
+    border cell outside -> (N, P)."""
+    rc = world_to_pixel(xy, grid)
+    # grid_sample, align_corners=False: -1 and +1 are the outer edges of the border cells.
+    loc = torch.stack([rc[..., 1] / grid.width * 2 - 1, rc[..., 0] / grid.height * 2 - 1], -1)
+    out = F.grid_sample(
+        maps, loc[:, :, None].to(maps.dtype), padding_mode="border", align_corners=False
+    )
+    return out[:, 0, :, 0]
+
+
+def agent_risk_readout(
+    risk_logits: Tensor,
+    agent_boxes: Tensor,
+    grid: BEVGrid,
+    agent_future: Tensor | None = None,
+    future_valid: Tensor | None = None,
+) -> Tensor:
+    """The student's risk logit at each agent -> (B, K).
+
+    ``risk_logits`` (B, R, H, W) on ``grid``. With one channel (or no ``agent_future``) it is
+    read out bilinearly at the centres of ``agent_boxes`` (B, K, >=2) (ego frame, m). With
+    space-time channels (R > 1) channel ``r`` is read at the agent's logged future position
+    ``agent_future[:, :, r]`` (B, K, T, >=2) where ``future_valid`` (B, K, T) holds, and the
+    logits averaged over those steps (channel 0 at the current centre when none is valid).
 
     Points outside the grid read the nearest border cell: score only agents with
     ``agent_mask & agent_in_grid``. Ground truth (the boxes) enters here, on the loss side; the
     model itself never sees it. Its sigmoid is ``agent_risk_pred``, in [0, 1].
     """
-    rc = world_to_pixel(agent_boxes[..., : BoxField.Y + 1], grid)  # (B, K, 2) (row, col)
-    h, w = risk_logits.shape[-2:]
-    # grid_sample, align_corners=False: -1 and +1 are the outer edges of the border cells.
-    loc = torch.stack([rc[..., 1] / w * 2 - 1, rc[..., 0] / h * 2 - 1], dim=-1)[:, :, None]
-    loc = loc.to(risk_logits.dtype)  # (B, K, 1, 2)
-    out = F.grid_sample(
-        risk_logits, loc, mode="bilinear", padding_mode="border", align_corners=False
+    b, r = risk_logits.shape[:2]
+    now = _sample_points(risk_logits[:, :1], agent_boxes[..., : BoxField.Y + 1], grid)
+    if r == 1 or agent_future is None:
+        return now
+    k = agent_boxes.shape[1]
+    steps = min(r, agent_future.shape[2])
+    xy = agent_future[:, :, :steps, :2].transpose(1, 2).reshape(b * steps, k, 2)
+    maps = risk_logits[:, :steps].reshape(b * steps, 1, *risk_logits.shape[-2:])
+    vals = _sample_points(maps, xy, grid).reshape(b, steps, k).transpose(1, 2)  # (B, K, S)
+    ok = (
+        torch.ones_like(vals, dtype=torch.bool)
+        if future_valid is None
+        else future_valid[:, :, :steps].bool()
     )
-    return out[:, 0, :, 0]
+    n = ok.sum(dim=-1)
+    mean = torch.where(ok, vals, torch.zeros_like(vals)).sum(dim=-1) / n.clamp_min(1)
+    return torch.where(n > 0, mean, now)
 
 
 def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -125,12 +156,17 @@ def risk_mass_loss(
     ``mean_b sum_m pi_m * mean_t r(mu_mt)`` over frames with ``risk_valid``.
 
     ``traj`` (B, M, T, 2) waypoints (m), ``pi = softmax(logits)`` (B, M) (uniform without),
-    ``r`` the teacher's ``risk_map`` (B, 1, H, W) read bilinearly at the waypoints (0 outside
-    the grid) and, with ``threshold`` > 0, rescaled as ``relu(r - threshold) / (1 - threshold)``
+    ``r`` the teacher's ``risk_map`` (B, R, H, W) read bilinearly at the waypoints (0 outside
+    the grid; with space-time maps, R = T, waypoint ``t`` reads channel ``t``) and, with
+    ``threshold`` > 0, rescaled as ``relu(r - threshold) / (1 - threshold)``
     so only cells above it count. In [0, 1]. Its gradient moves probability from modes through
     risky cells to the others, and those modes' waypoints out of the risky cells.
     """
-    r = sample_bev(risk_map[:, 0], traj, grid)  # (B, M, T)
+    t = traj.shape[2]
+    if risk_map.shape[1] == t:  # space-time: waypoint t meets the risk at time t
+        r = torch.stack([sample_bev(risk_map[:, i], traj[:, :, i], grid) for i in range(t)], -1)
+    else:
+        r = sample_bev(risk_map[:, 0], traj, grid)  # (B, M, T)
     if threshold > 0:
         r = F.relu(r - threshold) / (1.0 - threshold)
     if logits is None:

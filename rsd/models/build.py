@@ -12,15 +12,28 @@ from rsd.models.risk_head import attach_risk_head
 
 
 def build_model(
-    cfg: ModelConfig, in_channels: int, grid: BEVGrid | None = None, *, risk_head: bool = False
+    cfg: ModelConfig,
+    in_channels: int,
+    grid: BEVGrid | None = None,
+    *,
+    risk_head: bool = False,
+    risk_channels: int = 1,
+    oracle_key: str | None = None,
 ) -> nn.Module:
     """The model of ``cfg`` for a ``bev`` input of ``in_channels`` channels on ``grid``
     (default :class:`BEVGrid`); with ``risk_head`` the backbone is wrapped in
     :class:`~rsd.models.risk_head.RiskDistilled` (configured by ``cfg.risk_head``). Every
     result is a ``BEVBackbone``. Whether a training run has the RiskHead is its task's choice
-    (:mod:`rsd.tasks`)."""
+    (:mod:`rsd.tasks`), as are ``risk_channels`` (the target's) and ``oracle_key``
+    (:class:`~rsd.models.risk_head.RiskDistilled`)."""
     backbone_cls = VADLite if cfg.kind == "vad" else CNNPlanner
     model = backbone_cls(in_channels, cfg.backbone)
     if risk_head:
-        return attach_risk_head(model, cfg.risk_head, grid or BEVGrid())
+        return attach_risk_head(
+            model,
+            cfg.risk_head,
+            grid or BEVGrid(),
+            risk_channels=risk_channels,
+            oracle_key=oracle_key,
+        )
     return model

@@ -96,11 +96,15 @@ class RiskHeadConfig:
     """Sampling points per head and location."""
     prior: float = 0.05
     """Initial risk probability everywhere (sets the output bias)."""
+    mode_cost: float = 2.0
+    """Initial weight (learned, kept > 0) of the risk cost the planner's mode selection sees
+    (mean risk probability along a mode's waypoints, subtracted from its logit); 0: off."""
 
     def __post_init__(self) -> None:
         _check(self.hidden > 0 and self.deform_points > 0, "risk_head: hidden, points > 0")
         _check(self.hidden % self.deform_heads == 0, "risk_head.hidden % deform_heads must be 0")
         _check(0.0 < self.prior < 1.0, "risk_head.prior must be in (0, 1)")
+        _check(self.mode_cost >= 0, "risk_head.mode_cost must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 :class:`EgoQuery` builds M queries from the command and the ego status; a backbone refines them
 with its own context; :class:`PlanOutput` turns them into waypoints on a constant-speed prior
-(:func:`waypoints_from_steps`), Laplace scales and mode logits.
+(:func:`waypoints_from_steps`), Laplace scales and mode logits. With a RiskHead attached,
+:func:`mode_risk_cost` and :func:`reselect_modes` let the student's (space-time) risk maps change
+which mode is chosen (:class:`~rsd.models.risk_head.RiskDistilled`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsd.geometry import EgoStatusField
+from rsd.geometry import BEVGrid, EgoStatusField, world_to_pixel
 from rsd.models.config import BackboneConfig
 from rsd.models.protocol import Features, Outputs
 from rsd.scene import KEYFRAME_DT, Command
@@ -91,3 +93,40 @@ class EgoQuery(nn.Module):
         if self.status is not None:
             q = q + self.status(features["ego_status"].float() * self.status_scale)
         return q[:, None, :] + self.modes
+
+
+def mode_risk_cost(risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
+    """Mean risk along each mode's waypoints: (B, M) in [0, 1].
+
+    ``risk`` (B, C, h, w) probabilities covering ``grid``'s extent at any resolution (the
+    feature grid or the full one); ``traj`` (B, M, T, 2) waypoints (m, ego frame). With
+    ``C == T`` (space-time maps) waypoint ``t`` reads channel ``t`` (where the risk *will* be
+    when the ego gets there); otherwise every waypoint reads channel 0. Bilinear, 0 outside the
+    grid; differentiable in both the map and the waypoints.
+    """
+    b, c, h, w = risk.shape
+    m, t = traj.shape[1:3]
+    rc = world_to_pixel(traj, grid)
+    # normalised grid_sample coordinates do not depend on the map's resolution
+    norm = torch.stack([2 * rc[..., 1] / grid.width - 1, 2 * rc[..., 0] / grid.height - 1], -1)
+    norm = norm.to(risk.dtype)
+    if c == t:
+        pts = norm.permute(0, 2, 1, 3).reshape(b * t, m, 1, 2)
+        val = F.grid_sample(risk.reshape(b * t, 1, h, w), pts, align_corners=False)
+        return val.reshape(b, t, m).mean(dim=1)
+    val = F.grid_sample(risk[:, :1], norm.reshape(b, m * t, 1, 2), align_corners=False)
+    return val.reshape(b, m, t).mean(dim=-1)
+
+
+def reselect_modes(outputs: Outputs, cost: Tensor, weight: Tensor) -> Outputs:
+    """``outputs`` with ``plan_logits - weight * cost`` (the risk cost (B, M) the mode
+    selection sees) and ``plan`` re-chosen as the most likely mode under them; the unchanged
+    logits are kept as ``plan_logits_raw``."""
+    out = dict(outputs)
+    traj = outputs["plan_traj"]
+    out["plan_logits_raw"] = outputs["plan_logits"]
+    out["plan_logits"] = outputs["plan_logits"] - weight * cost
+    best = out["plan_logits"].argmax(dim=1)
+    out["plan"] = traj[torch.arange(traj.shape[0], device=traj.device), best]
+    out["plan_risk_cost"] = cost
+    return out

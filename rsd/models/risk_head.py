@@ -3,14 +3,21 @@
 :class:`RiskHead` is a light encoder-decoder over BEV features ``(B, C, Hf, Wf)``: a 1x1
 projection, one stride-2 level and back (with a skip), an optional deformable-attention-style
 block (each location predicts sampling offsets and weights, samples with ``grid_sample``), and
-a 1x1 conv to one risk logit per feature cell.
+a 1x1 conv to ``R`` risk logits per feature cell: one per future keyframe (space-time maps,
+``R = 6``) or one (the single map).
 
 :class:`RiskDistilled` wraps a model without editing it::
 
     feats = model.encode(features)                       # (B, C, Hf, Wf)
-    A = sigmoid(head(feats))                             # (B, 1, Hf, Wf)
-    outputs = model.decode(feats * (1 + gate * A), features)
-    outputs += risk_logits / risk_map (B, 1, H, W)
+    P = sigmoid(head(feats))                             # (B, R, Hf, Wf)
+    outputs = model.decode(feats * (1 + gate * max_r P), features)
+    plan_logits -= softplus(w) * mode_risk_cost(P, plan_traj)   # the planner's choice
+    outputs += risk_logits / risk_map (B, R, H, W)
+
+so the risk reaches the planner twice: as a gain on the features it reads, and as a cost its
+mode selection sees (waypoint ``t`` reads channel ``t``: where the risk will be then;
+:func:`~rsd.models.plan_head.mode_risk_cost`). The ``oracle`` control replaces ``P`` by the
+teacher's own maps, handed in as a feature (``oracle_key``).
 
 ``detach(attach_risk_head(model))`` is ``model`` itself, untouched, so the baseline's outputs
 are exactly what they were.
@@ -27,6 +34,7 @@ from torch import Tensor, nn
 from rsd.geometry import BEVGrid
 from rsd.models.config import RiskHeadConfig
 from rsd.models.layers import ConvBN
+from rsd.models.plan_head import mode_risk_cost, reselect_modes
 from rsd.models.protocol import BEVBackbone, Features, Outputs
 
 
@@ -80,13 +88,16 @@ class DeformableSampling(nn.Module):
 
 
 class RiskHead(nn.Module):
-    """BEV features (B, C, Hf, Wf) -> risk logits (B, 1, Hf, Wf) on the same grid.
+    """BEV features (B, C, Hf, Wf) -> risk logits (B, R, Hf, Wf) on the same grid.
 
     Also owns ``gate`` (C,), the per-channel strength of the modulation
-    ``F * (1 + gate * A)`` applied by :class:`RiskDistilled`.
+    ``F * (1 + gate * A)`` applied by :class:`RiskDistilled`, and ``cost_weight`` (a scalar,
+    ``softplus`` of it weighs the risk cost of the planner's modes).
     """
 
-    def __init__(self, in_channels: int, cfg: RiskHeadConfig | None = None) -> None:
+    def __init__(
+        self, in_channels: int, cfg: RiskHeadConfig | None = None, out_channels: int = 1
+    ) -> None:
         super().__init__()
         cfg = cfg or RiskHeadConfig()
         self.cfg = cfg
@@ -99,9 +110,13 @@ class RiskHead(nn.Module):
             if cfg.use_deformable
             else nn.Identity()
         )
-        self.out = nn.Conv2d(h, 1, 1)
+        self.out_channels = out_channels
+        self.out = nn.Conv2d(h, out_channels, 1)
         nn.init.constant_(self.out.bias, math.log(cfg.prior / (1 - cfg.prior)))
         self.gate = nn.Parameter(torch.full((in_channels,), cfg.gate_init))
+        # softplus^-1(mode_cost): the cost starts at the configured weight
+        raw = math.log(math.expm1(cfg.mode_cost)) if cfg.mode_cost > 0 else 0.0
+        self.cost_weight = nn.Parameter(torch.tensor(raw))
 
     def forward(self, features: Tensor) -> Tensor:
         x = self.inp(features)
@@ -110,20 +125,32 @@ class RiskHead(nn.Module):
         x = self.deform(self.fuse(x + up))
         return self.out(x)
 
-    def modulate(self, features: Tensor, logits: Tensor) -> Tensor:
-        """``features * (1 + gate * sigmoid(logits))``: (B, C, Hf, Wf), (B, 1, Hf, Wf)."""
-        return features * (1 + self.gate[:, None, None] * logits.sigmoid())
+    def modulate(self, features: Tensor, prob: Tensor) -> Tensor:
+        """``features * (1 + gate * A)``, ``A = max_r prob``: (B, C, Hf, Wf), (B, R, Hf, Wf)
+        risk probabilities (the peak over time: a cell that will be risky at any step)."""
+        return features * (1 + self.gate[:, None, None] * prob.amax(dim=1, keepdim=True))
 
 
 class RiskDistilled(nn.Module):
     """A ``BEVBackbone`` with a :class:`RiskHead` between its encoder and its heads.
 
-    Adds to the model's outputs: ``risk_logits`` and ``risk_map`` (B, 1, H, W) on the full BEV
-    grid (bilinear upsampling of the head's feature-grid logits). It sees features only: the
-    read-out at ground-truth agents is :func:`rsd.losses.risk.agent_risk_readout`.
+    Adds to the model's outputs: ``risk_logits`` and ``risk_map`` (B, R, H, W) on the full BEV
+    grid (bilinear upsampling of the head's feature-grid logits) and, when the model plans with
+    modes and ``mode_cost`` > 0, re-weighs its ``plan_logits`` by the risk cost
+    (``plan_logits_raw``, ``plan_risk_cost`` (B, M) kept). It sees features only: the read-out
+    at ground-truth agents is :func:`rsd.losses.risk.agent_risk_readout`.
+
+    With ``oracle_key`` the head's prediction is replaced by ``features[oracle_key]`` (B, R,
+    H, W), the teacher's maps (the ``oracle`` control: an upper bound, not a deployable model).
     """
 
-    def __init__(self, model: BEVBackbone, head: RiskHead, grid: BEVGrid | None = None) -> None:
+    def __init__(
+        self,
+        model: BEVBackbone,
+        head: RiskHead,
+        grid: BEVGrid | None = None,
+        oracle_key: str | None = None,
+    ) -> None:
         super().__init__()
         grid = grid or BEVGrid()
         if not isinstance(model, nn.Module) or not isinstance(model, BEVBackbone):
@@ -131,21 +158,41 @@ class RiskDistilled(nn.Module):
         self.model = model
         self.head = head
         self.grid = grid
+        self.oracle_key = oracle_key
         self.bev_channels = model.bev_channels
         self.feature_stride = model.feature_stride
 
     def encode(self, features: Features) -> Tensor:
         return self.model.encode(features)
 
+    def _risk(self, feats: Tensor, features: Features) -> tuple[Tensor, Tensor, Tensor]:
+        """(feature-grid probabilities (B, R, Hf, Wf), full-grid logits and probabilities
+        (B, R, H, W)): the head's, or the oracle's maps."""
+        size = features["bev"].shape[-2:]
+        if self.oracle_key is None:
+            logits = self.head(feats)
+            full = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+            return logits.sigmoid(), full, full.sigmoid()
+        if self.oracle_key not in features:
+            raise KeyError(
+                f"the oracle model needs the teacher's maps as features[{self.oracle_key!r}]"
+            )
+        maps = features[self.oracle_key].to(feats.dtype)
+        # max-pool: a footprint smaller than a feature cell must not fade
+        coarse = F.adaptive_max_pool2d(maps, feats.shape[-2:])
+        return coarse, torch.logit(maps.clamp(1e-4, 1 - 1e-4)), maps
+
     def decode(self, feats: Tensor, features: Features) -> Outputs:
         size = features["bev"].shape[-2:]
         if tuple(size) != self.grid.shape:
             raise ValueError(f"bev is {tuple(size)} but the RiskHead's grid is {self.grid.shape}")
-        logits = self.head(feats)
-        out = dict(self.model.decode(self.head.modulate(feats, logits), features))
-        risk_logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        prob, risk_logits, risk_map = self._risk(feats, features)
+        out = dict(self.model.decode(self.head.modulate(feats, prob), features))
+        if self.head.cfg.mode_cost > 0 and "plan_traj" in out and "plan_logits" in out:
+            cost = mode_risk_cost(prob, out["plan_traj"], self.grid)
+            out = reselect_modes(out, cost, F.softplus(self.head.cost_weight))
         out["risk_logits"] = risk_logits
-        out["risk_map"] = risk_logits.sigmoid()
+        out["risk_map"] = risk_map
         return out
 
     def forward(self, features: Features) -> Outputs:
@@ -153,11 +200,19 @@ class RiskDistilled(nn.Module):
 
 
 def attach_risk_head(
-    model: BEVBackbone, cfg: RiskHeadConfig | None = None, grid: BEVGrid | None = None
+    model: BEVBackbone,
+    cfg: RiskHeadConfig | None = None,
+    grid: BEVGrid | None = None,
+    *,
+    risk_channels: int = 1,
+    oracle_key: str | None = None,
 ) -> RiskDistilled:
     """Wrap ``model`` (not copied, not edited) with a fresh :class:`RiskHead` sized to its
-    ``bev_channels``; ``grid`` is the BEV grid of the ``bev`` input (checked in ``decode``)."""
-    return RiskDistilled(model, RiskHead(model.bev_channels, cfg), grid)
+    ``bev_channels`` with ``risk_channels`` outputs (the target's channels); ``grid`` is the
+    BEV grid of the ``bev`` input (checked in ``decode``); ``oracle_key``: see
+    :class:`RiskDistilled`."""
+    head = RiskHead(model.bev_channels, cfg, risk_channels)
+    return RiskDistilled(model, head, grid, oracle_key)
 
 
 def detach(rsd_model: RiskDistilled) -> BEVBackbone:

@@ -16,11 +16,13 @@ shardable job, and a VLM teacher must never be started implicitly by training.
 
 ``RUN`` receives ``config.yaml`` (resolved), ``metrics.jsonl`` (every ``log_every`` steps: step,
 epoch, lr, grad norm and every loss term, averaged over the interval and the processes, plus one
-line per epoch), ``tb/`` (the same in TensorBoard) and ``checkpoints/last.safetensors``
-(:mod:`rsd.checkpoint`), written after every epoch, every ``checkpoint_every`` steps and when the
-run is stopped: Ctrl-C / SIGTERM set a flag and the loop saves at the next step boundary, then
-exits. ``--resume`` continues exactly: the data order, the RNG states and the learning-rate
-schedule are those of the run that was never interrupted. A loss term that turns NaN or inf
+line per epoch; every ``grad_terms_every`` steps also ``grad/<term>``, each weighted term's own
+gradient norm, single process only), ``tb/`` (the same in TensorBoard) and
+``checkpoints/last.safetensors`` (:mod:`rsd.checkpoint`), written after every epoch, every
+``checkpoint_every`` steps and when the run is stopped: Ctrl-C / SIGTERM set a flag and the
+loop saves at the next step boundary, then exits. ``--resume`` continues exactly: the data
+order, the RNG states and the learning-rate schedule are those of the run that was never
+interrupted. A loss term that turns NaN or inf
 stops the run naming the step and the term; the last good checkpoint is kept.
 """
 
@@ -53,8 +55,10 @@ from rsd.checkpoint import (
 )
 from rsd.config import ConfigError, dump_yaml, to_dict
 from rsd.data.shard import atomic_write
+from rsd.losses.gradnorm import term_grad_norms
 from rsd.pipeline.dist import Dist, RunLog, StopFlag, setup_dist
 from rsd.pipeline.train_data import make_loader, open_training_data, to_device
+from rsd.pipeline.train_meter import Meter
 from rsd.train_config import TrainConfig, check_resumable, lr_at
 
 CONFIG_NAME = "config.yaml"
@@ -275,9 +279,13 @@ def _step(run: _Run, batch: dict[str, Any], lr: float, flag: StopFlag) -> dict[s
     if run.loss_fn is None:
         terms = cfg.task.loss(outputs, batch["targets"], cfg, stride)
     else:
-        risk = cfg.task.teacher_targets
+        risk = cfg.task.risk_terms
         terms = run.loss_fn(outputs, batch["targets"], cfg.loss, cfg.grid, stride, risk=risk)
     run.optimizer.zero_grad(set_to_none=True)
+    every = cfg.grad_terms_every
+    per_term = {}
+    if every and (run.step + 1) % every == 0 and run.d.world == 1:  # (DDP: not its reducer's)
+        per_term = term_grad_norms(terms, [p for p in run.model.parameters() if p.requires_grad])
     terms["loss"].backward()
     clip = cfg.grad_clip if cfg.grad_clip > 0 else math.inf
     gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip)
@@ -301,43 +309,10 @@ def _step(run: _Run, batch: dict[str, Any], lr: float, flag: StopFlag) -> dict[s
         )
     run.optimizer.step()
     run.step += 1
-    return values
+    return values | per_term
 
 
-class _Meter:
-    """Averages of the logged values over ``log_every`` steps, and the epoch's mean loss."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.n, self.t = 0, time.monotonic()
-        self.epoch_loss, self.epoch_n = 0.0, 0
-
-    def add(self, values: dict[str, float]) -> None:
-        for k, v in values.items():
-            if k != "stop":
-                self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
-        self.epoch_loss += values["loss"]
-        self.epoch_n += 1
-
-    def line(self, run: _Run, lr: float) -> dict[str, float]:
-        """The interval's log line; starts the next interval."""
-        dt = time.monotonic() - self.t
-        rec = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "lr": lr}
-        rec |= {k: s / self.n for k, s in self.sums.items()}
-        rec["samples_per_s"] = self.n * run.cfg.batch_size * run.d.world / max(dt, 1e-9)
-        self.sums, self.n, self.t = {}, 0, time.monotonic()
-        return rec
-
-    def epoch_line(self, run: _Run, seconds: float) -> dict[str, float]:
-        rec = {"step": run.step, "epoch": run.step // run.steps_per_epoch}
-        rec["loss"] = self.epoch_loss / max(self.epoch_n, 1)
-        rec["seconds"] = seconds
-        self.epoch_loss, self.epoch_n = 0.0, 0
-        return rec
-
-
-def _epoch(run: _Run, flag: StopFlag, meter: _Meter, log: RunLog, bar: tqdm) -> str:
+def _epoch(run: _Run, flag: StopFlag, meter: Meter, log: RunLog, bar: tqdm) -> str:
     """The rest of the current epoch; returns ``done`` (epoch finished, saved and logged),
     ``interrupted`` or ``stopped`` (saved)."""
     cfg = run.cfg
@@ -380,7 +355,7 @@ def _loop(run: _Run, progress: bool) -> TrainResult:
     bar = tqdm(total=run.total, initial=run.step, unit="step", disable=not (progress and run.lead))
     bar.set_description(f"train {cfg.variant}")
     run.net.train()
-    status, meter = "done", _Meter()
+    status, meter = "done", Meter()
     try:
         with StopFlag() as flag:
             while run.step < run.total and status == "done":

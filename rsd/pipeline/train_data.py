@@ -75,6 +75,8 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
                 f" answer of {cfg.teacher}; they train without risk targets"
             )
         ds = cfg.task.with_targets(ds, usable, cfg)
+    elif cfg.task.risk_terms:  # aux_only: targets of its own, no teacher
+        ds = cfg.task.with_targets(ds, {}, cfg)
     return ds, identity, rig
 
 

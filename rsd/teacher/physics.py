@@ -171,3 +171,40 @@ def continue_along_lane(path: np.ndarray, frame: Frame, length: float = 80.0) ->
         ahead = ahead[(ahead - end) @ heading > 1e-6]
         return np.concatenate([path, ahead]) if len(ahead) else path
     return path
+
+
+ROUTE_STEP_M = 2.0
+"""Spacing (m) of the points of :func:`route_path` along the ego's lane."""
+
+
+def route_path(frame: Frame) -> np.ndarray:
+    """The ego's route (M, 2) without its plan: from the origin along its lane's centreline at
+    the ego's present lateral offset (shifted by it), continued along the lane network
+    (:func:`continue_along_lane`); straight ahead when the lane is unknown."""
+    ego = frame.ego
+    lane = next((ln for ln in frame.lanes if ln.lane_id == ego.lane_id), None)
+    straight = np.array([[0.0, 0.0], [1.0, 0.0]])
+    if lane is None or len(lane.centre) < 2:
+        return continue_along_lane(straight, frame)
+    centre = np.asarray(lane.centre, np.float64)
+    s_lane, d_lane = project(centre, np.zeros((1, 2)))
+    total = float(np.hypot(*np.diff(centre, axis=0).T).sum())
+    if s_lane[0] >= total - ROUTE_STEP_M:  # at the lane's end: straight on
+        return continue_along_lane(straight, frame)
+    poses = along(centre, np.arange(s_lane[0], total, ROUTE_STEP_M))
+    normal = np.column_stack([-np.sin(poses[:, 2]), np.cos(poses[:, 2])])
+    path = poses[:, :2] + normal * d_lane[0]
+    path[0] = 0.0  # starts at the ego exactly
+    return continue_along_lane(path, frame) if len(path) >= 2 else straight
+
+
+def cv_departure(ag: AgentArrays) -> np.ndarray:
+    """(K,) largest distance (m) over the logged future keyframes between each agent and its
+    constant-velocity extrapolation from now: a cut-in, a sudden brake or a merge departs, a
+    car cruising on does not. Steps past the last valid one were filled at constant velocity
+    (:func:`agent_arrays`), so they add nothing."""
+    t = np.arange(1, ag.keys.shape[1]) * KEYFRAME_DT
+    cv = ag.now[:, None, :2] + ag.vel[:, None, :] * t[None, :, None]
+    if len(ag.ids) == 0:
+        return np.zeros(0)
+    return np.hypot(*np.moveaxis(ag.keys[:, 1:, :2] - cv, -1, 0)).max(axis=1)

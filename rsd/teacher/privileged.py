@@ -3,7 +3,20 @@
 Everything is in the ego frame of the keyframe (x forward, y left; m, s, m/s, m/s^2). Time is
 sampled every ``dt`` (0.1 s) from 0 to ``horizon`` (4 s); agent futures are the recorded ones
 (0.5 s keyframes, linearly interpolated, held at constant velocity past their last valid step).
-Three ego motions are compared with each agent's real future:
+By default (``use_plan=False``, prompt version ``intent-v2``) the expert's plan is never read:
+the ego's motion is its **route** (its lane at the present lateral offset, continued along the
+lane network, at constant speed ``v``: :func:`~rsd.teacher.physics.route_path`), which stands in
+for *plan*, *no-brake* and *keep-lane* below; ``brake = swerve = 0`` (no ``c_react``), and
+``c_prox`` counts near misses only (a contact under the route is the TTC's). Every agent moves
+along its **logged** future (where it *will* be when the ego gets there), and
+
+* ``c_intent = intent * max(c_nb, c_prox)``, ``intent = ramp(dev, intent_lo, intent_hi)``,
+  ``dev`` the largest distance (m) between the logged future and the constant-velocity
+  extrapolation from now (:func:`~rsd.teacher.physics.cv_departure`): a cut-in, a sudden brake
+  or a merge that conflicts with the route counts twice (noisy-OR with the rest).
+
+With ``use_plan=True`` (``intent-v2+plan``, kept for comparison: physics-v1 plus ``c_intent``),
+three ego motions are compared with each agent's real future:
 
 * **plan**: the expert's recorded future (what happened), to ``FUTURE_STEPS`` x 0.5 = 3 s;
 * **no-brake**: the ego keeps its current speed ``v`` along the plan's path (continued along the
@@ -42,24 +55,28 @@ from typing import Any
 
 import numpy as np
 
-from rsd.scene import FUTURE_STEPS, KEYFRAME_DT, Command, Frame
+from rsd.scene import FUTURE_STEPS, KEYFRAME_DT, Frame
+from rsd.teacher.categories import SAME_DIRECTION_RAD, categorise
 from rsd.teacher.physics import (
     AgentArrays,
     agent_arrays,
     along,
     box_gaps,
     continue_along_lane,
+    cv_departure,
     fill_invalid,
     first_contact,
     interp_steps,
     project,
     ramp,
+    route_path,
 )
 from rsd.teacher.rationale import rationale
 from rsd.teacher.schema import ObjectRisk, RiskAssessment, RiskCategory
 
 TEACHER_ID = "privileged"
-PROMPT_VERSION = "physics-v1"
+PROMPT_VERSION = "intent-v2"
+"""Cache key of the default teacher (intent, no expert plan); ``use_plan`` adds ``+plan``."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,15 @@ class PrivilegedConfig:
     """Extra lateral margin of the ego's path corridor (m)."""
     hard_brake: float = 2.0
     """Agent deceleration (m/s^2) that counts as braking in categories and rationales."""
+    use_plan: bool = False
+    """Judge against the expert's recorded plan (``physics-v1`` behaviour: ``c_prox`` and the
+    path from the plan, ``c_react``). Off (default), the ego follows its route instead (its
+    lane at the present offset, constant speed), so the teacher never hands the student its
+    imitation label; on, for comparison only (prompt version ``intent-v2+plan``)."""
+    intent_lo: float = 0.5
+    intent_hi: float = 2.5
+    """Departure (m) of an agent's logged future from its constant-velocity extrapolation over
+    which ``intent`` goes from 0 to 1."""
 
 
 # Named constants of the physics (SI units); the thresholds users tune are in PrivilegedConfig.
@@ -99,8 +125,6 @@ STANDING_PATH_M = 1.0
 """A plan shorter than this (m) is a standing ego: its path looks straight ahead."""
 DISCOUNT_S = 6.0
 """``disc = 1 - t_in / DISCOUNT_S``: a conflict entering the path later counts less."""
-SAME_DIRECTION_RAD = 0.6
-"""Heading difference (rad) below which an agent on the path is a lead; above, it crosses."""
 MIN_CLOSING = 0.1
 """Closing speed (m/s) below which an agent on the lane gives no TTC (and the TTC divisor)."""
 SEVERITY_BASE, SEVERITY_SPEED = 0.4, 10.0
@@ -117,20 +141,9 @@ MIN_GAP = 0.5
 """Floor of the bumper-to-bumper gap (m)."""
 REACT_WEIGHT = 0.5
 """Weight of ``c_react`` (the agent forced the expert to brake or swerve)."""
-INTERACTING_RISK = 0.1
-"""Risk from which an agent gets a category other than ``none`` (leads always do)."""
-BRAKING_CLOSING, BRAKING_DRAC, BRAKING_TTC = 3.0, 0.2, 0.3
-"""A lead counts as braking when closing faster (m/s), or ``c_drac`` / ``c_ttc`` above these."""
-MERGE_NEAR_M = 10.0
-"""An interacting agent within this longitudinal distance (m) is a merging conflict."""
-REAR_CLOSING = 0.5
-"""Closing speed (m/s) of an agent behind in the lane that makes it a rear conflict."""
-FOLLOW_TIME_S, FOLLOW_MIN_M = 3.0, 30.0
-"""A lead is followed within ``max(FOLLOW_TIME_S x v, FOLLOW_MIN_M)`` m."""
-MOVES_IN_M = 1.0
-"""An agent that comes this much (m) closer to the ego's line within the plan moves in."""
-CROSSING_NEAR_M = 2.0
-"""Closest planned gap (m) below which a crossing agent in a known lane conflicts."""
+INTENT_WEIGHT = 1.0
+"""Weight of ``c_intent`` (the agent's logged future departs from constant velocity and
+conflicts with the ego's route)."""
 
 
 @dataclass
@@ -158,7 +171,8 @@ class _EgoMotion:
 _CATS = list(RiskCategory)
 _FEATURES = (
     *("ids", "cls", "rel", "x", "y", "gap", "closing", "accel", "speed", "ttc", "a_req"),
-    *("d_min", "t_min", "headway", "t_enter", "risk", "cat", "swerve", "brake"),
+    *("d_min", "t_min", "headway", "t_enter", "risk", "cat", "swerve", "brake", "dev"),
+    "c_intent",
 )
 """The keys of :meth:`PrivilegedTeacher.features`, in order."""
 
@@ -172,6 +186,7 @@ class PrivilegedTeacher:
     def __init__(self, config: PrivilegedConfig | None = None) -> None:
         self.config = config or PrivilegedConfig()
         cfg = self.config
+        self.prompt_version = PROMPT_VERSION + ("+plan" if cfg.use_plan else "")
         self._times = np.arange(0.0, cfg.horizon + 1e-9, cfg.dt)
         self._plan_n = int(np.searchsorted(self._times, FUTURE_STEPS * KEYFRAME_DT + 1e-9))
 
@@ -187,7 +202,7 @@ class PrivilegedTeacher:
         if len(ag.ids) == 0:
             return {"ids": ag.ids, "risk": np.zeros(0), "swerve": np.array(em.swerve)}
         f = self._conflicts(frame, em, ag)
-        f["cat"] = self._categories(frame, em, ag, f)
+        f["cat"] = categorise(frame, ag, f, em.v, em.swerve, self._plan_n, self.config.hard_brake)
         f["swerve"], f["brake"] = np.array(em.swerve), np.array(em.brake)
         return {k: f[k] for k in _FEATURES}
 
@@ -197,6 +212,12 @@ class PrivilegedTeacher:
         times = self._times
         ego = frame.ego
         v = max(float(ego.speed), 0.0)
+        size = (float(ego.length), float(ego.width))
+        if not self.config.use_plan:  # the route, not the plan: no imitation label leaks
+            path = route_path(frame)
+            route = along(path, v * times)
+            keys = interp_steps(route, np.arange(FUTURE_STEPS + 1) * KEYFRAME_DT)
+            return _EgoMotion(v, size, keys, route[: self._plan_n], path, route, None, 0.0, 0.0)
         # plan: keyframes (0 = origin) -> samples over the 3 s of the plan.
         ekeys = np.concatenate([np.zeros((1, 3)), np.asarray(ego.future, np.float64)])
         evalid = np.concatenate([[True], np.asarray(ego.future_valid, bool)])
@@ -215,7 +236,6 @@ class PrivilegedTeacher:
         decel = max(-float(ego.accel), float(np.max(-np.diff(speeds) / dts)))
         brake = float(ramp(decel, *BRAKE_RAMP))
         keeplane, swerve = self._keep_lane(frame, ekeys, v)
-        size = (float(ego.length), float(ego.width))
         return _EgoMotion(v, size, ekeys, plan, path, nobrake, keeplane, brake, swerve)
 
     def _keep_lane(
@@ -297,6 +317,8 @@ class PrivilegedTeacher:
         d_min = d_plan.min(axis=1)
         t_min = times[np.argmin(d_plan, axis=1)]
         c_prox = ramp(d_min, cfg.prox_m, 0.0) ** 2
+        if not cfg.use_plan:  # contact at constant speed is the TTC's; proximity is a near miss
+            c_prox = np.where(d_min <= cfg.contact_m, 0.0, c_prox)
         headway = np.where(follow, gap / max(v, MIN_HEADWAY_SPEED), np.inf)
         c_hw = cfg.headway_weight * ramp(headway, cfg.headway_hi, cfg.headway_lo) * disc
         c_nb = ramp(np.minimum(ttc_nb, lane_ttc), cfg.ttc_hi, cfg.ttc_lo) * sev
@@ -304,7 +326,12 @@ class PrivilegedTeacher:
         c_react = REACT_WEIGHT * np.maximum(
             em.brake * np.maximum(c_nb, c_drac), em.swerve * c_kl * on_path
         )
+        dev = cv_departure(ag)
+        c_intent = (
+            INTENT_WEIGHT * ramp(dev, cfg.intent_lo, cfg.intent_hi) * np.maximum(c_nb, c_prox)
+        )
         risk = 1 - (1 - c_ttc) * (1 - c_drac) * (1 - c_prox) * (1 - c_hw) * (1 - c_react)
+        risk = 1 - (1 - risk) * (1 - c_intent)
         return {
             **{"ids": ag.ids, "cls": ag.cls, "rel": ag.rel, "x": x0, "y": y0, "gap": gap},
             **{"closing": closing, "accel": ag.accel, "ttc": ttc, "a_req": a_req},
@@ -312,53 +339,8 @@ class PrivilegedTeacher:
             **{"speed": np.hypot(ag.vel[:, 0], ag.vel[:, 1]), "c_drac": c_drac},
             **{"t_enter": np.where(on_path, times[t_in], np.inf), "risk": np.clip(risk, 0.0, 1.0)},
             **{"traj": traj, "half": half, "ahead": ahead, "enters": enters, "follow": follow},
-            **{"behind_lane": behind_lane, "dyaw": dyaw},
+            **{"behind_lane": behind_lane, "dyaw": dyaw, "dev": dev, "c_intent": c_intent},
         }
-
-    def _categories(
-        self, frame: Frame, em: _EgoMotion, ag: AgentArrays, f: dict[str, Any]
-    ) -> np.ndarray:
-        """(K,) category codes (index into RiskCategory): the last matching rule wins; only
-        interacting agents (and leads) get one."""
-        cfg, v = self.config, em.v
-        x0, y0, half, ahead = f["x"], f["y"], f["half"], f["ahead"]
-        follow, closing = f["follow"], f["closing"]
-        crossing = f["dyaw"] > SAME_DIRECTION_RAD
-        outside = (np.abs(y0) >= half) & (ag.rel != 0)
-        moves_in = np.abs(f["traj"][:, : self._plan_n, 1]).min(axis=1) < np.abs(y0) - MOVES_IN_M
-        came_in = (np.abs(ag.y_past) >= half) & (np.abs(y0) < half) & (ag.rel == 0)
-        cut_in = ahead & ((f["enters"] & outside & moves_in) | came_in)
-        ego_moves = em.swerve > 0 or frame.command in (Command.CHANGE_LEFT, Command.CHANGE_RIGHT)
-        braking = (
-            (ag.accel <= -cfg.hard_brake)
-            | (closing > BRAKING_CLOSING)
-            | (f["c_drac"] > BRAKING_DRAC)
-            | (f["c_ttc"] > BRAKING_TTC)
-        )
-        interacting = f["risk"] >= INTERACTING_RISK
-        rear = (f["behind_lane"] | (ag.rel == 0)) & ~ahead & (closing > REAR_CLOSING)
-        rules = [  # later rules win
-            (
-                RiskCategory.MERGING_CONFLICT,
-                np.isnan(ag.rel) | ego_moves | (np.abs(x0) < MERGE_NEAR_M),
-            ),
-            (RiskCategory.REAR, rear),
-            (
-                RiskCategory.FOLLOWING,
-                follow & (f["gap"] < np.maximum(FOLLOW_TIME_S * v, FOLLOW_MIN_M)),
-            ),
-            (RiskCategory.LEAD_BRAKING, follow & braking),
-            (RiskCategory.CUT_IN, cut_in),
-            (
-                RiskCategory.CROSSING_CONFLICT,
-                crossing & (np.isnan(ag.rel) | (f["d_min"] < CROSSING_NEAR_M)),
-            ),
-        ]
-        cat = np.full(len(ag.ids), _CATS.index(RiskCategory.NONE))
-        for category, mask in rules:
-            lead = category in (RiskCategory.FOLLOWING, RiskCategory.LEAD_BRAKING)
-            cat[mask & (interacting | lead)] = _CATS.index(category)
-        return cat
 
     def assess_frame(self, frame: Frame) -> RiskAssessment:
         f = self.features(frame)

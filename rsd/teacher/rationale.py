@@ -26,8 +26,21 @@ def _where(rel: float, dx: float) -> str:
     return f"{abs(dx):.0f} m {side}, {abs(rel):.0f} lanes to the {direction}"
 
 
+INTENT_NOTE_M = 1.0
+"""Departure from constant velocity (m) from which the rationale names it."""
+
+
 def rationale(f: dict[str, np.ndarray], i: int, cat: RiskCategory) -> str:
-    """One sentence with the numbers behind the judgement of agent ``i``."""
+    """One or two sentences with the numbers behind the judgement of agent ``i``; the second
+    names how far its logged future departs from constant velocity (``dev``), when it does."""
+    text = _sentence(f, i, cat)
+    dev = float(f["dev"][i]) if "dev" in f else 0.0
+    if dev >= INTENT_NOTE_M:
+        text += f" Its next 3 s depart {dev:.1f} m from constant velocity."
+    return text
+
+
+def _sentence(f: dict[str, np.ndarray], i: int, cat: RiskCategory) -> str:
     name = f"{_class_name(int(f['cls'][i]))} {int(f['ids'][i])}"
     rel, x = float(f["rel"][i]), float(f["x"][i])
     where = _where(rel, x)

@@ -72,6 +72,8 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
         expected |= {
             "risk_logits": (b, 1, H, W),
             "risk_map": (b, 1, H, W),
+            "plan_logits_raw": (b, M),  # the risk cost re-weighs the modes
+            "plan_risk_cost": (b, M),
         }
         assert agent_risk.shape == (b, 5)
     assert {k: tuple(v.shape) for k, v in out.items()} == expected
@@ -177,13 +179,17 @@ def test_gradients_reach_the_risk_head_and_the_gate(kind: str) -> None:
     model = _model(kind, True).train()
     assert isinstance(model, RiskDistilled)
     out = model(make_features(2))
-    # Distillation loss alone: every head parameter but the gate learns.
+    # Distillation loss alone: every head parameter but the gate and the cost weight learns.
     out["risk_map"].mean().backward(retain_graph=True)
     head = model.head
     assert head.gate.grad is None or torch.all(head.gate.grad == 0)
     for name, p in head.named_parameters():
-        if name != "gate":
+        if name not in ("gate", "cost_weight"):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # The mode selection sees the risk: the mode logits reach the cost weight and the head.
+    model.zero_grad()
+    out["plan_logits"].square().sum().backward(retain_graph=True)
+    assert head.cost_weight.grad.abs() > 0 and head.out.weight.grad.abs().sum() > 0
     # A task loss reaches the gate and, through the modulation, the head's output layer.
     model.zero_grad()
     out["map_logits"].square().mean().backward()

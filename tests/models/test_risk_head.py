@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -72,3 +74,47 @@ def test_risk_head_learns_a_painted_risk_target() -> None:
     with torch.no_grad():
         pred = F.interpolate(head(feats), size=target.shape[-2:], mode="bilinear").sigmoid()
     assert _iou(pred, target) >= 0.8
+
+
+def test_mode_risk_cost_reads_channel_t_at_waypoint_t() -> None:
+    """Two modes on a 6-channel map where only channel 2 (1.5 s) is risky, at one cell: the
+    mode whose waypoint 2 lies there pays 1/6, the other (there at another time) nothing."""
+    from rsd.geometry import BEVGrid, pixel_to_world
+    from rsd.models.plan_head import mode_risk_cost, reselect_modes
+
+    grid = BEVGrid()
+    risk = torch.zeros(1, 6, *grid.shape)
+    risk[0, 2, 40, 32] = 1.0
+    centre = torch.as_tensor(pixel_to_world(np.array([40.5, 32.5]), grid), dtype=torch.float32)
+    traj = torch.zeros(1, 2, 6, 2)
+    traj[0, 0, 2] = centre  # mode 0 is there at 1.5 s
+    traj[0, 1, 4] = centre  # mode 1 is there at 2.5 s, when the cell is free
+    traj[0, :, [0, 1, 3, 5]] = torch.tensor([-100.0, 0.0])  # elsewhere: outside the grid
+    traj[0, 0, 4] = torch.tensor([-100.0, 0.0])
+    traj[0, 1, 2] = torch.tensor([-100.0, 0.0])
+    cost = mode_risk_cost(risk, traj, grid)
+    assert cost[0].tolist() == pytest.approx([1 / 6, 0.0], abs=1e-6)
+    # one channel: every waypoint reads it, so the single map cannot tell the two apart
+    single = mode_risk_cost(risk[:, 2:3], traj, grid)
+    assert single[0].tolist() == pytest.approx([1 / 6, 1 / 6], abs=1e-6)
+    out = {"plan_traj": traj, "plan_logits": torch.tensor([[0.1, 0.0]]), "plan": traj[:, 0]}
+    chosen = reselect_modes(out, cost, torch.tensor(1.0))  # 0.1 - 1/6 < 0: mode 1 now
+    assert torch.equal(chosen["plan"], traj[:, 1]) and torch.equal(out["plan"], traj[:, 0])
+
+
+def test_oracle_model_reads_the_teacher_maps() -> None:
+    from rsd.models import BackboneConfig, ModelConfig, build_model
+    from tests.models.batches import make_features
+
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    model = build_model(
+        ModelConfig(backbone=bb), 7, risk_head=True, risk_channels=6, oracle_key="oracle_risk"
+    ).eval()
+    feats = make_features(2)
+    maps = torch.zeros(2, 6, 160, 64)
+    maps[1, :, 60:80, 20:40] = 1.0
+    with pytest.raises(KeyError, match="oracle_risk"):
+        model(feats)
+    out = model({**feats, "oracle_risk": maps})
+    assert torch.equal(out["risk_map"], maps)
+    assert out["plan_risk_cost"][0].abs().sum() == 0  # an empty map costs nothing

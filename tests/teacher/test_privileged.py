@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rsd.scene import Frame
 from rsd.sim.recorder import record_episode
+from rsd.teacher.physics import agent_arrays, cv_departure
 from rsd.teacher.privileged import PrivilegedConfig, PrivilegedTeacher
 from rsd.teacher.schema import RiskAssessment, RiskCategory, Teacher
 from tests.data.frames import make_frame
@@ -55,7 +56,7 @@ def _braking_frame(frames: list[Frame]) -> tuple[Frame, int]:
 
 def test_is_a_teacher(teacher: PrivilegedTeacher) -> None:
     assert isinstance(teacher, Teacher)
-    assert teacher.teacher_id == "privileged" and teacher.prompt_version == "physics-v1"
+    assert teacher.teacher_id == "privileged" and teacher.prompt_version == "intent-v2"
 
 
 def test_braking_lead_is_the_top_risk(episodes, teacher: PrivilegedTeacher) -> None:
@@ -174,3 +175,77 @@ def test_any_frame_gives_a_well_formed_assessment(seed, n_agents, n_lanes, stand
     assert sorted(o.rank for o in a.objects) == list(range(1, len(ids) + 1))
     assert all(np.isfinite(o.risk) and 0.0 <= o.risk <= 1.0 for o in a.objects)
     assert RiskAssessment.model_validate_json(a.model_dump_json()) == a
+
+
+# -- intent (issue 12): the default teacher reads agents' logged futures, never the plan ------
+
+
+def _with_cv_future(frame: Frame, agent_id: int) -> Frame:
+    """``frame`` with agent ``agent_id``'s logged future replaced by its constant-velocity
+    extrapolation (heading kept)."""
+    agents = []
+    for a in frame.agents:
+        if a.id == agent_id:
+            t = np.arange(1, len(a.future) + 1) * 0.5
+            fut = np.column_stack([a.x + a.vx * t, a.y + a.vy * t, np.full(len(t), a.yaw)])
+            a = dataclasses.replace(a, future=fut, future_valid=np.ones(len(t), bool))
+        agents.append(a)
+    return dataclasses.replace(frame, agents=agents)
+
+
+def test_default_teacher_never_reads_the_expert_plan(episodes, teacher) -> None:
+    for frame in episodes["sudden_brake"][::7] + episodes["cut_in"][::7]:
+        ego = frame.ego
+        swerved = np.asarray(ego.future).copy()
+        swerved[:, 1] += 3.0  # a plan that changes lane and...
+        swerved[:, 0] *= 0.3  # ...brakes hard
+        other = dataclasses.replace(frame, ego=dataclasses.replace(ego, future=swerved))
+        a, b = teacher.assess([frame])[0], teacher.assess([other])[0]
+        assert a.model_dump(exclude={"latency_s"}) == b.model_dump(exclude={"latency_s"})
+    with_plan = PrivilegedTeacher(PrivilegedConfig(use_plan=True))
+    assert with_plan.prompt_version == "intent-v2+plan"
+    changed = [
+        with_plan.assess([f])[0].scene_risk
+        != with_plan.assess(
+            [dataclasses.replace(f, ego=dataclasses.replace(f.ego, future=f.ego.future * 0.3))]
+        )[0].scene_risk
+        for f in episodes["sudden_brake"][::7]
+    ]
+    assert any(changed)  # the comparison option does read the plan
+
+
+def test_cut_in_intent_raises_the_risk_over_constant_velocity(episodes, teacher) -> None:
+    """Before the cut-in, the cutter is in the next lane: only its logged future says it comes
+    in. With that future replaced by constant velocity, its risk and departure drop."""
+    first = next(i for i, f in enumerate(episodes["cut_in"]) if _event_agent(f, "cut_in"))
+    cutter = _event_agent(episodes["cut_in"][first], "cut_in")
+    gains = []
+    for frame in episodes["cut_in"][max(first - 4, 0) : first + 1]:
+        if frame.agent(cutter) is None:
+            continue
+        real = teacher.features(frame)
+        cv = teacher.features(_with_cv_future(frame, cutter))
+        i = int(np.flatnonzero(real["ids"] == cutter)[0])
+        assert cv["dev"][i] == pytest.approx(0.0, abs=1e-9)
+        gains.append(real["risk"][i] - cv["risk"][i])
+    assert gains and max(gains) > 0.2
+
+
+def test_cv_departure_hand_case() -> None:
+
+    frame = make_frame("highway", 0, 0, np.random.default_rng(0), n_agents=2)
+    a0, a1 = sorted(frame.agents, key=lambda a: a.id)
+    t = np.arange(1, len(a0.future) + 1) * 0.5
+    cv0 = np.column_stack([a0.x + a0.vx * t, a0.y + a0.vy * t, np.zeros(len(t))])
+    cv1 = np.column_stack([a1.x + a1.vx * t, a1.y + a1.vy * t, np.zeros(len(t))])
+    cv1[-1, 1] += 3.0  # swerves 3 m at the last keyframe
+    cv1[2, 0] -= 4.0  # and lags 4 m at 1.5 s: the largest departure
+    valid = np.ones(len(t), bool)
+    frame = dataclasses.replace(
+        frame,
+        agents=[
+            dataclasses.replace(a0, future=cv0, future_valid=valid),
+            dataclasses.replace(a1, future=cv1, future_valid=valid),
+        ],
+    )
+    assert cv_departure(agent_arrays(frame)) == pytest.approx([0.0, 4.0])

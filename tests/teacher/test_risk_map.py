@@ -8,22 +8,26 @@ import numpy as np
 import pytest
 import torch
 
+from rsd.config import ConfigError
 from rsd.data.dataset import BEVDataset, collate
 from rsd.geometry import BEVGrid, BoxField
 from rsd.scene import Frame
 from rsd.sim.recorder import record_episode
 from rsd.teacher.privileged import PrivilegedTeacher
 from rsd.teacher.risk_map import (
+    ORACLE_FEATURE,
     RiskMapConfig,
     RiskTargetDataset,
     object_targets,
     paint_risk,
+    paint_space_time,
     risk_map,
+    risk_maps,
 )
 from rsd.teacher.schema import ObjectRisk, RiskAssessment, Status
 
 GRID = BEVGrid()
-FLAT = RiskMapConfig(sweep_future=False, sigma_m=0.0)
+FLAT = RiskMapConfig(sweep_future=False, sigma_m=0.0, time_channels=0)
 """Footprints only: values can be checked cell by cell."""
 
 
@@ -103,7 +107,9 @@ def test_sweep_paints_the_near_future_with_decay() -> None:
     future = np.zeros((1, 6, 3))
     future[0, :, 0] = 10.0 * np.arange(1, 7)  # 20 m/s forward
     valid = np.ones((1, 6), bool)
-    cfg = RiskMapConfig(sweep_future=True, sweep_steps=2, sweep_decay=0.5, sigma_m=0.0)
+    cfg = RiskMapConfig(
+        sweep_future=True, sweep_steps=2, sweep_decay=0.5, sigma_m=0.0, time_channels=0
+    )
     heat = paint_risk(boxes, np.array([0.8]), GRID, cfg, future, valid)
     assert heat[_cell((0.25, 0.25))] == pytest.approx(0.8)
     assert heat[_cell((8.25, 0.25))] == pytest.approx(0.4)  # between now and 0.5 s
@@ -118,7 +124,9 @@ def test_smoothing_keeps_the_peak(frames: list[Frame]) -> None:
     frame = frames[5]
     agent = _inside_agent(frame)
     a = _assessment(frame, {agent.id: 1.0})
-    smooth = risk_map(frame, a, GRID, RiskMapConfig(sweep_future=False, sigma_m=1.0))
+    smooth = risk_map(
+        frame, a, GRID, RiskMapConfig(sweep_future=False, sigma_m=1.0, time_channels=0)
+    )
     flat = risk_map(frame, a, GRID, FLAT)
     assert smooth[_cell((agent.x, agent.y))] == 1.0
     assert (smooth >= flat).all() and smooth.max() <= 1.0
@@ -153,7 +161,7 @@ def test_dataset_wrapper_batches(frames: list[Frame]) -> None:
     batch = collate([ds[i] for i in range(3)])["targets"]  # teacher targets are targets
     k = max(len(f.agents) for f in chosen)
     h, w = GRID.shape
-    assert batch["risk_map"].shape == (3, 1, h, w) and batch["risk_map"].dtype == torch.float32
+    assert batch["risk_map"].shape == (3, 6, h, w) and batch["risk_map"].dtype == torch.float32
     assert batch["agent_risk"].shape == (3, k) and batch["agent_rank"].shape == (3, k)
     assert batch["agent_risk_valid"].shape == (3, k)
     assert batch["risk_valid"].tolist() == [True, True, False]
@@ -162,8 +170,44 @@ def test_dataset_wrapper_batches(frames: list[Frame]) -> None:
     first = object_targets(chosen[0], assessments[chosen[0].frame_id])
     n = len(chosen[0].agents)
     np.testing.assert_allclose(batch["agent_risk"][0, :n].numpy(), first["risk"])
-    expected = risk_map(chosen[0], assessments[chosen[0].frame_id], GRID)
-    np.testing.assert_allclose(batch["risk_map"][0, 0].numpy(), expected, atol=1e-6)
+    expected = risk_maps(chosen[0], assessments[chosen[0].frame_id], GRID)
+    np.testing.assert_allclose(batch["risk_map"][0].numpy(), expected, atol=1e-6)
     ds_failed = RiskTargetDataset(base, {**assessments, failed.frame_id: failed})
     failed_targets = ds_failed[1]["targets"]
     assert not failed_targets["risk_valid"] and not failed_targets["risk_map"].any()
+
+
+def test_space_time_channels_follow_the_logged_future() -> None:
+    """One 4 x 2 m box at (10, 0) whose future moves 5 m ahead and 1 m left per keyframe:
+    channel k holds its footprint at (10 + 5 (k + 1), k + 1), painted with its risk, and
+    nothing where it is now."""
+    box = np.array([[10.0, 0.0, 4.0, 2.0, 1.5, 0.0, 0.0, 0.0]])
+    k = np.arange(1, 7)
+    future = np.stack([10 + 5.0 * k, 1.0 * k, np.zeros(6)], axis=-1)[None]
+    valid = np.ones((1, 6), bool)
+    valid[0, 5] = False  # the last step unknown: paints nothing
+    cfg = RiskMapConfig(sigma_m=0.0)
+    maps = paint_space_time(box, np.array([0.7]), GRID, cfg, future, valid)
+    assert maps.shape == (6, *GRID.shape)
+    for step in range(5):
+        assert maps[step][_cell((15.0 + 5 * step, 1.0 + step))] == pytest.approx(0.7)
+        assert maps[step][_cell((10.0, 0.0))] == 0.0
+        # 4 x 2 m is 8 x 4 cells of 0.5 m; PIL fills the outline too (at most 9 x 5)
+        assert 0.7 * 32 <= maps[step].sum() <= 0.7 * 45 + 1e-4
+    assert not maps[5].any()
+    single = paint_space_time(box, np.array([0.7]), GRID, FLAT, future, valid)
+    assert single.shape == (1, *GRID.shape) and single[0][_cell((10.0, 0.0))] == pytest.approx(0.7)
+
+
+def test_occupancy_target_and_oracle_input(frames: list[Frame]) -> None:
+    chosen = [frames[4], frames[9]]
+    base = BEVDataset(chosen, rig="front_short")
+    occ = RiskTargetDataset(base, {}, target="occupancy", oracle_input=True)
+    sample = occ[0]
+    t = sample["targets"]
+    assert bool(t["risk_valid"]) and float(t["scene_risk"]) == 0.0
+    assert t["agent_risk"].eq(1).all() and t["agent_rank"].eq(0).all()
+    assert t["risk_map"].max() == 1.0  # every agent painted with 1, whatever its risk
+    assert torch.equal(sample["features"][ORACLE_FEATURE], t["risk_map"])
+    with pytest.raises(ConfigError, match="occupancy"):
+        RiskTargetDataset(base, {}, target="speed")
