@@ -176,6 +176,8 @@ def test_default_arms_and_teacher_ids():
         "rsd",
         "rsd_no_constraint",
         "constraint_only",
+        "aux_only",
+        "oracle",
         "rsd_noisy25",
         "rsd_noisy50",
         "rsd_riskweighted",

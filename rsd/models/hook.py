@@ -119,7 +119,7 @@ class RiskHooked(nn.Module):
         maps = self._to_maps(feats)
         logits = self.head(maps)
         self.risk_logits = logits
-        modulated = self._from_maps(self.head.modulate(maps, logits))
+        modulated = self._from_maps(self.head.modulate(maps, logits.sigmoid()))
         if self.output_index is None:
             return modulated
         replaced = list(output)
