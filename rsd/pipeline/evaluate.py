@@ -63,6 +63,7 @@ from rsd.metrics.plan_score import SUB_SCORES, plan_scores, summarise_plan_score
 from rsd.metrics.planning import planning_metrics
 from rsd.metrics.risk import near_miss_labels, risk_map_l1, risk_metrics
 from rsd.models.detection import decode_detections
+from rsd.scene import class_names
 from rsd.tasks import eval_dataset
 
 PLAN_KEYS = ("ego_future", "ego_future_valid", "ego_size")
@@ -154,8 +155,12 @@ class _Collector:
     """What the metrics need of every batch, kept until the whole split is seen (metrics
     over the split at once, no average of per-batch averages)."""
 
-    def __init__(self, grid: BEVGrid, feature_stride: int, with_risk: bool) -> None:
+    def __init__(
+        self, grid: BEVGrid, feature_stride: int, with_risk: bool, classes: tuple[str, ...]
+    ) -> None:
         self.grid, self.stride, self.with_risk = grid, feature_stride, with_risk
+        self.classes = classes
+        """Detection classes: the model's (``class_names(backbone.n_classes)``)."""
         self.plans: list[np.ndarray] = []
         self.plan_in: list[dict] = []
         self.agent_in: list[dict] = []
@@ -230,7 +235,7 @@ class _Collector:
         plan_score = summarise_plan_scores(scores) | events
         res: dict[str, Any] = {"planning": self.planning(), "plan_score": plan_score}
         if self.det_preds:
-            res["detection"] = detection_metrics(self.det_preds, self.det_gts)
+            res["detection"] = detection_metrics(self.det_preds, self.det_gts, self.classes)
         if self.risk_parts:
             r = {k: _cat_padded([p[k] for p in self.risk_parts]) for k in self.risk_parts[0]}
             res["risk"] = risk_metrics(
@@ -273,7 +278,8 @@ def evaluate(
     sensor_rig = resolve_rig(rig, cfg.rig)
     ds, has_teacher, teacher_note = eval_dataset(data_dir, cfg, sensor_rig, split, max_samples)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    seen = _Collector(cfg.grid, model.feature_stride, has_teacher)
+    classes = class_names(cfg.model.backbone.n_classes)
+    seen = _Collector(cfg.grid, model.feature_stride, has_teacher, classes)
     model_s, t0 = 0.0, time.perf_counter()
     bar = tqdm(total=len(ds), desc="rsd eval", unit="sample", disable=not progress)
     with torch.inference_mode():

@@ -18,6 +18,7 @@ from torch import nn
 
 from rsd.losses.risk import distill_map_loss
 from rsd.models import RiskHeadConfig, RiskHooked, hook_risk_head
+from rsd.pipeline.export import FORMAT_VERSION, MAPS_NAME, META_NAME
 
 BEV_H, BEV_W, DIM = 8, 6, 16
 
@@ -202,17 +203,24 @@ def test_bad_module_name_and_shapes_are_named() -> None:
 
 
 def _write_labels(root: Path, frame_ids: list[str], maps: np.ndarray) -> Path:
-    """A tiny labels file: per-frame BEV risk maps keyed by frame id (npz) plus a JSON index."""
+    """A tiny labels directory in ``rsd export``'s format (``meta.json`` with the format
+    version and grid, ``risk_maps.npz`` with ``maps`` and ``sample_tokens``)."""
     root.mkdir(parents=True, exist_ok=True)
-    np.savez(root / "risk_maps.npz", **{fid: m for fid, m in zip(frame_ids, maps, strict=True)})
-    (root / "labels.json").write_text(json.dumps({"frames": frame_ids, "grid": [BEV_H, BEV_W]}))
+    tokens = np.array(frame_ids, str)
+    np.savez_compressed(root / MAPS_NAME, maps=maps.astype(np.float32), sample_tokens=tokens)
+    meta = {"format_version": FORMAT_VERSION, "grid": {"rows": BEV_H, "cols": BEV_W}}
+    (root / META_NAME).write_text(json.dumps(meta))
     return root
 
 
 def _read_labels(root: Path) -> tuple[list[str], np.ndarray]:
-    index = json.loads((root / "labels.json").read_text())
-    with np.load(root / "risk_maps.npz") as npz:
-        return index["frames"], np.stack([npz[f] for f in index["frames"]])
+    """What a third-party trainer does: numpy and json only."""
+    meta = json.loads((root / META_NAME).read_text())
+    assert meta["format_version"] == 1
+    with np.load(root / MAPS_NAME) as npz:
+        maps, tokens = npz["maps"], [str(t) for t in npz["sample_tokens"]]
+    assert maps.shape[1:] == (meta["grid"]["rows"], meta["grid"]["cols"])
+    return tokens, maps
 
 
 def test_training_with_risk_labels_lowers_the_distillation_loss(tmp_path: Path) -> None:
