@@ -54,7 +54,8 @@ def _default_arms() -> dict[str, dict[str, Any]]:
 
 
 def _default_train() -> dict[str, Any]:
-    """The small-model recipe every built-in config starts from (~70 k parameters).
+    """The small-model recipe every built-in config starts from (53 k parameters; 55 k with the
+    RiskHead).
 
     Issue 11 (``benchmarks/bench_recipe.py`` measures each choice): a view 64 m wide at 1 m
     cells (x in [-24, 56] m, y in [-32, 32] m: the agents the teacher rates risky in
@@ -82,7 +83,7 @@ def _default_train() -> dict[str, Any]:
                 "feature_stride": 2,
                 "channels_last": True,
             },
-            "risk_head": {"hidden": 8},  # <= 10 % of the 72 k backbone (bench_models.py)
+            "risk_head": {"hidden": 8},  # a light head: +5 % parameters (bench_models.py)
         },
     }
 
