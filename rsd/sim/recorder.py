@@ -288,6 +288,19 @@ def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, 
     return snaps, infos
 
 
+def episode_outcome(ep: Any, seed: int) -> dict[str, Any]:
+    """How a recorded episode ended: ``scenario``, ``seed``, ``success``, ``crashed``,
+    ``offroad``, ``steps`` (the manifest counts the booleans)."""
+    return {
+        "scenario": ep.spec.name,
+        "seed": int(seed),
+        "success": bool(ep.success),
+        "crashed": bool(ep.crashed),
+        "offroad": bool(ep.offroad),
+        "steps": int(ep.step_count),
+    }
+
+
 def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
     """Run the privileged expert through one seeded episode and return its keyframes.
 
@@ -306,16 +319,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
         frames = [
             build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
         ]
-        outcome = {
-            "scenario": ep.spec.name,
-            "seed": int(seed),
-            "success": bool(ep.success),
-            "crashed": bool(ep.crashed),
-            "offroad": bool(ep.offroad),
-            "steps": int(ep.step_count),
-            "keyframes": len(frames),
-            "params": ep.params,
-        }
+        outcome = {**episode_outcome(ep, seed), "keyframes": len(frames), "params": ep.params}
         return RecordedEpisode(frames=frames, outcome=outcome)
     finally:
         ep.env.close()

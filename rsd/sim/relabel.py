@@ -35,6 +35,7 @@ from rsd.sim.recorder import (
     RecordedEpisode,
     Snapshot,
     build_frame,
+    episode_outcome,
     live_frame,
     snapshot,
 )
@@ -150,12 +151,7 @@ def student_episode(
             run.step()
         run.observe()
         outcome = {
-            "scenario": ep.spec.name,
-            "seed": int(seed),
-            "success": bool(ep.success),
-            "crashed": bool(ep.crashed),
-            "offroad": bool(ep.offroad),
-            "steps": int(ep.step_count),
+            **episode_outcome(ep, seed),
             "expert_steps": run.expert_steps,
             "keyframes": len(run.frames),
         }

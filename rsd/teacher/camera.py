@@ -20,11 +20,19 @@ Boxes rest on the ego's ground plane (centre height ``h / 2``) unless the agent 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from rsd.scene import FRONT_CAMERA, AgentState, Frame, camera_pixels, project_points, to_camera
+from rsd.scene import (
+    FRONT_CAMERA,
+    AgentState,
+    CameraView,
+    Frame,
+    camera_pixels,
+    project_points,
+    to_camera,
+)
 
 NEAR_M = 0.1
 """Near plane (m along the optical axis): points closer than this are not projected."""
@@ -41,15 +49,8 @@ BOX_EDGES: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 
 
-class Camera(Protocol):
-    """What projection needs of a camera (:class:`rsd.scene.CameraView` has it)."""
-
-    name: str
-    image_path: str
-    intrinsics: np.ndarray
-    sensor_to_ego: np.ndarray
-    width: int
-    height: int
+Camera = CameraView
+"""A frame's camera (:class:`rsd.scene.CameraView`): image, intrinsics, sensor->ego."""
 
 
 def front_camera(frame: Frame, name: str = FRONT_CAMERA) -> Camera | None:
