@@ -37,8 +37,15 @@ from typing import Any
 import numpy as np
 
 from rsd.config import ConfigError
-from rsd.datasets.common import FrameSequence, command_from_future, need, past_future, yaw_of
-from rsd.scene import FRONT_CAMERA, AgentClass, AgentState, CameraView, EgoState, Frame, SkillGroup
+from rsd.datasets.common import (
+    FrameSequence,
+    command_from_future,
+    ego_state,
+    need,
+    past_future,
+    yaw_of,
+)
+from rsd.scene import FRONT_CAMERA, AgentClass, AgentState, CameraView, Frame, SkillGroup
 
 RECORD_HZ = 10
 """Bench2Drive records every clip at 10 Hz."""
@@ -151,28 +158,15 @@ class Bench2DriveReader(FrameSequence):
         pose = self._ego_pose(c, number)
         if anno is None or pose is None:
             raise ConfigError(f"Bench2Drive annotation {where}: no ego_vehicle bounding box")
-        past, pv, fut, fv = past_future(pose, k, len(keys), lambda j: self._ego_pose(c, keys[j]))
         ego_box = next(b for b in anno["bounding_boxes"] if b.get("class") == "ego_vehicle")
         extent = np.asarray(need(ego_box, "extent", where), dtype=float)
         accel = anno.get("acceleration") or [0.0]
         gyro = anno.get("angular_velocity") or [0.0, 0.0, 0.0]
-        ego = EgoState(
-            speed=float(anno.get("speed") or 0.0),  # None in some frames (docs/anno.md)
-            accel=float(accel[0] or 0.0),
-            yaw_rate=-float(gyro[2] or 0.0),
-            length=2 * float(extent[0]),
-            width=2 * float(extent[1]),
-            height=2 * float(extent[2]),
-            lane_id="",
-            lane_offset=float("nan"),
-            world_x=float(pose[0, 3]),
-            world_y=float(pose[1, 3]),
-            world_yaw=yaw_of(pose[:3, :3]),
-            past=past,
-            past_valid=pv,
-            future=fut,
-            future_valid=fv,
-        )
+        # speed is None in some frames (docs/anno.md)
+        motion = (float(anno.get("speed") or 0.0), float(accel[0] or 0.0), -float(gyro[2] or 0.0))
+        size = (2 * float(extent[0]), 2 * float(extent[1]), 2 * float(extent[2]))
+        pose_at = lambda j: self._ego_pose(c, keys[j])  # noqa: E731
+        ego = ego_state(pose, k, len(keys), pose_at, motion, size)
         return Frame(
             frame_id=self._ids[i],
             scenario=self.clips[c][0],
@@ -183,7 +177,7 @@ class Bench2DriveReader(FrameSequence):
             ego=ego,
             agents=self._agents(c, k, pose, where),
             lanes=[],
-            command=command_from_future(fut, fv),
+            command=command_from_future(ego.future, ego.future_valid),
             cameras=self._cameras(c, number, anno, where),
         )
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from rsd.config import ConfigError
-from rsd.scene import FUTURE_STEPS, PAST_STEPS, Command, Frame, wrap_angle
+from rsd.scene import FUTURE_STEPS, PAST_STEPS, Command, EgoState, Frame, wrap_angle
 
 TURN_THRESHOLD_M = 2.0
 """Lateral displacement (m) of the last future waypoint beyond which the command is a turn
@@ -101,6 +101,39 @@ def past_future(
     past, pv = track(ego_pose, past_poses, PAST_STEPS)
     fut, fv = track(ego_pose, fut_poses, FUTURE_STEPS)
     return past, pv, fut, fv
+
+
+def ego_state(
+    pose: np.ndarray,
+    keyframe: int,
+    n_keyframes: int,
+    pose_at: Callable[[int], np.ndarray | None],
+    motion: tuple[float, float, float],
+    size: tuple[float, float, float],
+) -> EgoState:
+    """The ego at keyframe ``keyframe`` of a clip: world ``pose`` (4 x 4), ``motion`` = (speed
+    m/s, accel m/s^2, yaw rate rad/s; NaN -> 0), ``size`` = (length, width, height) m, its past
+    and future (:func:`past_future`); no lane map, so the lane offset is unknown (NaN)."""
+    past, pv, fut, fv = past_future(pose, keyframe, n_keyframes, pose_at)
+    speed, accel, yaw_rate = (0.0 if np.isnan(v) else float(v) for v in motion)
+    length, width, height = size
+    return EgoState(
+        speed=speed,
+        accel=accel,
+        yaw_rate=yaw_rate,
+        length=length,
+        width=width,
+        height=height,
+        lane_id="",
+        lane_offset=float("nan"),
+        world_x=float(pose[0, 3]),
+        world_y=float(pose[1, 3]),
+        world_yaw=yaw_of(pose[:3, :3]),
+        past=past,
+        past_valid=pv,
+        future=fut,
+        future_valid=fv,
+    )
 
 
 def need(record: Mapping[str, Any], key: str, where: str) -> Any:

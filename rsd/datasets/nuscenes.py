@@ -35,6 +35,7 @@ from rsd.config import ConfigError
 from rsd.datasets.common import (
     FrameSequence,
     command_from_future,
+    ego_state,
     need,
     past_future,
     pose_matrix,
@@ -237,25 +238,8 @@ class NuScenesReader(FrameSequence):
             (v0, _), (v1, _) = self._ego_motion(chain[k - 1]), self._ego_motion(chain[k + 1])
             ts = [self._ref("sample", chain[j], "scene")["timestamp"] for j in (k - 1, k + 1)]
             accel = (v1 - v0) / (1e-6 * (ts[1] - ts[0]))
-        past, pv, fut, fv = past_future(pose, k, len(chain), lambda j: self.ego_pose(chain[j]))
-        length, width, height = EGO_SIZE
-        return EgoState(
-            speed=0.0 if np.isnan(speed) else speed,
-            accel=0.0 if np.isnan(accel) else float(accel),
-            yaw_rate=0.0 if np.isnan(yaw_rate) else yaw_rate,
-            length=length,
-            width=width,
-            height=height,
-            lane_id="",
-            lane_offset=float("nan"),
-            world_x=float(pose[0, 3]),
-            world_y=float(pose[1, 3]),
-            world_yaw=yaw_of(pose[:3, :3]),
-            past=past,
-            past_valid=pv,
-            future=fut,
-            future_valid=fv,
-        )
+        pose_at = lambda j: self.ego_pose(chain[j])  # noqa: E731
+        return ego_state(pose, k, len(chain), pose_at, (speed, accel, yaw_rate), EGO_SIZE)
 
     def _agents(self, chain: list[str], k: int, pose: np.ndarray) -> list[AgentState]:
         inv = np.linalg.inv(pose)
