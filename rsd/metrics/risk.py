@@ -43,6 +43,33 @@ def risk_mae(pred: Any, target: Any, valid: Any = None) -> float:
     return float(np.abs(p - t)[v].mean()) if v.any() else float("nan")
 
 
+RISKY = 0.3
+"""Teacher risk above which an object counts as risky (the collapse check)."""
+COLLAPSE_RATIO = 0.1
+"""The student's map has collapsed when its mean risk on the teacher's risky objects is below
+this fraction of the teacher's own mean there."""
+
+
+def risk_collapse(pred: Any, target: Any, valid: Any = None) -> dict[str, float]:
+    """Whether the student's risk has collapsed where the teacher sees risk: over the valid
+    objects the teacher rates above :data:`RISKY`, the student's and the teacher's mean risk
+    (``student_risk_on_risky``, ``teacher_risk_on_risky``) and ``risk_collapsed`` (1.0 when
+    the student's is below :data:`COLLAPSE_RATIO` of the teacher's, 0.0 otherwise; NaN without
+    risky objects). A near-empty student map still earns a small map L1 and a rank correlation
+    among tiny values, so those alone do not reveal it. (..., K) arrays, risk in [0, 1]."""
+    p, t, v = _frames(pred, target, valid)
+    risky = v & (t > RISKY)
+    if not risky.any():
+        nan = float("nan")
+        return {"student_risk_on_risky": nan, "teacher_risk_on_risky": nan, "risk_collapsed": nan}
+    student, teacher = float(p[risky].mean()), float(t[risky].mean())
+    return {
+        "student_risk_on_risky": student,
+        "teacher_risk_on_risky": teacher,
+        "risk_collapsed": float(student < COLLAPSE_RATIO * teacher),
+    }
+
+
 def kendall_tau_b(x: Any, y: Any) -> float:
     """Kendall's tau-b of two (n,) score vectors (ties handled); ``nan`` if n < 2 or either is
     constant."""
@@ -203,6 +230,7 @@ def risk_metrics(
         "risk_mae": risk_mae(pred_risk, teacher_risk, valid),
         "risk_kendall_tau": kendall_tau(pred_risk, teacher_risk, valid),
         "risk_top1_agreement": top1_agreement(pred_risk, teacher_risk, valid),
+        **risk_collapse(pred_risk, teacher_risk, valid),
     }
     if pred_map is not None and teacher_map is not None:
         out["risk_map_l1"] = risk_map_l1(pred_map, teacher_map, map_mask, map_valid)

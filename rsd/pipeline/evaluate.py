@@ -316,4 +316,18 @@ def evaluate(
         np.savez(buf, **per_frame)
         Path(per_frame_out).parent.mkdir(parents=True, exist_ok=True)
         atomic_write(per_frame_out, buf.getvalue())
-    return clean(result | seen.metrics(per_frame))
+    result |= seen.metrics(per_frame)
+    result["warnings"] = risk_warnings(result.get("risk") or {})
+    return clean(result)
+
+
+def risk_warnings(risk: dict[str, Any]) -> list[str]:
+    """Plain-language warnings about the student's risk (shown by ``rsd eval`` and kept in its
+    JSON): a collapsed map (:func:`rsd.metrics.risk.risk_collapse`)."""
+    if risk.get("risk_collapsed") != 1.0:
+        return []
+    s, t = risk["student_risk_on_risky"], risk["teacher_risk_on_risky"]
+    return [
+        f"the student's risk map has collapsed: mean risk {s:.3g} on the objects the teacher"
+        f" rates risky (teacher: {t:.2f}); its rank agreement and map L1 mean little"
+    ]

@@ -217,6 +217,7 @@ def eval_table(result: dict) -> str:
         lines.append(f"  {group:<10}{label:<26}{shown:>9} {unit}")
     if "risk" not in result:
         lines.append(f"  risk      not measured ({result['teacher']})")
+    lines += [f"  WARNING: {w}" for w in result.get("warnings") or []]
     return "\n".join(lines)
 
 

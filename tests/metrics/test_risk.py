@@ -156,3 +156,37 @@ def test_invariant_to_frame_and_object_order(seed, frames, k, rnd):
         assert (math.isnan(ref[key]) and math.isnan(out[key])) or out[key] == pytest.approx(
             ref[key]
         ), key
+
+
+def test_risk_collapse_compares_student_and_teacher_on_the_teachers_risky_objects():
+    from rsd.metrics.risk import risk_collapse
+
+    teacher = np.array([[0.9, 0.5, 0.1, 0.0]])
+    valid = np.array([[True, True, True, False]])
+    # a near-empty student map: mean 0.02 on the two risky objects (teacher 0.7): collapsed
+    out = risk_collapse(np.array([[0.03, 0.01, 0.5, 0.9]]), teacher, valid)
+    assert out["student_risk_on_risky"] == pytest.approx(0.02)
+    assert out["teacher_risk_on_risky"] == pytest.approx(0.7)
+    assert out["risk_collapsed"] == 1.0
+    # a weak but living map: 0.1 >= 0.1 * 0.7
+    assert (
+        risk_collapse(np.array([[0.15, 0.05, 0.0, 0.0]]), teacher, valid)["risk_collapsed"] == 0.0
+    )
+    # no risky object among the valid ones: nothing to judge
+    none = risk_collapse(np.array([[0.0, 0.0, 0.0, 0.0]]), teacher, np.array([[0, 0, 1, 1]], bool))
+    assert np.isnan(none["risk_collapsed"])
+
+
+def test_eval_warns_about_a_collapsed_map():
+    from rsd.pipeline.evaluate import risk_warnings
+    from rsd.report.tables import eval_table
+
+    risk = {"risk_collapsed": 1.0, "student_risk_on_risky": 7e-8, "teacher_risk_on_risky": 0.62}
+    [warning] = risk_warnings(risk)
+    assert "collapsed" in warning and "7e-08" in warning and "0.62" in warning
+    assert risk_warnings({**risk, "risk_collapsed": 0.0}) == [] and risk_warnings({}) == []
+    result = {"unseen_rig": False, "run": "r", "variant": "rsd", "rig": "dense360",
+              "split": "val", "n_samples": 1, "samples_per_s": 1.0,
+              "end_to_end_samples_per_s": 1.0, "batch_size": 1, "risk": risk,
+              "warnings": [warning]}  # fmt: skip
+    assert f"WARNING: {warning}" in eval_table(result)
