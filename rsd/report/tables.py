@@ -207,6 +207,7 @@ def eval_table(result: dict) -> str:
         f"{result['samples_per_s']:.1f} samples/s model, "
         f"{result['end_to_end_samples_per_s']:.1f} with rasterising (batch {result['batch_size']})",
     ]
+    width = max(len(label) for _, _, label, _ in EVAL_TABLE) + 2
     for group, key, label, unit in EVAL_TABLE:
         if group not in result:
             continue
@@ -214,7 +215,7 @@ def eval_table(result: dict) -> str:
         if unit == "%" and v is not None:
             v = 100 * v
         shown = "-" if v is None else f"{v:.3f}"
-        lines.append(f"  {group:<10}{label:<26}{shown:>9} {unit}")
+        lines.append(f"  {group:<10}{label:<{width}}{shown:>9} {unit}")
     if "risk" not in result:
         lines.append(f"  risk      not measured ({result['teacher']})")
     lines += [f"  WARNING: {w}" for w in result.get("warnings") or []]
