@@ -248,3 +248,12 @@ def test_backbone_overfits_a_handful_of_real_samples(tmp_path):
     assert last["step"] == 60
     for term in ("loss", "plan_l1", "det_heatmap", "det_size"):
         assert last[term] <= 0.1 * first[term], (term, first[term], last[term])
+
+
+def test_train_help_names_every_task():
+    import re
+
+    from rsd.commands.train import TASK_HELP
+    from rsd.tasks import TASKS
+
+    assert set(re.findall(r"[a-z_]+", TASK_HELP)) - {"or"} == set(TASKS)

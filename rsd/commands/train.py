@@ -16,13 +16,16 @@ from typing import Any
 
 from rsd.config import load_config
 
+TASK_HELP = "baseline, rsd, constraint_only, aux_only or oracle"
+"""The task names for --help without importing torch (a test keeps it equal to rsd.tasks)."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="dataset dir")
     parser.add_argument(
         "--variant",
         metavar="TASK",
-        help="baseline, rsd or constraint_only (the tasks of rsd/tasks.py); default: rsd",
+        help=f"{TASK_HELP} (the tasks of rsd/tasks.py); default: rsd",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="RUN", help="run directory")
     parser.add_argument("--config", metavar="YAML", help="a TrainConfig YAML file")
