@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from rsd.cli import main
 from rsd.config import ConfigError, load_config
@@ -20,12 +19,7 @@ from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 TRAIN = [*TINY, *SMALL_GRID, "batch_size=2", "warmup_steps=1", "epochs=1", "log_every=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

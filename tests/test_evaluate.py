@@ -22,12 +22,7 @@ from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 VAD_TINY = [*TINY, "model.kind=vad", "model.backbone.agent_tokens=4"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

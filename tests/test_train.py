@@ -25,15 +25,10 @@ from tests.train_fakes import SMALL_GRID, TINY, tiny_dataset
 BASE = [*TINY, *SMALL_GRID, "batch_size=2", "num_workers=0", "warmup_steps=2", "log_every=1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: these models are tiny, and on a shared machine a second spinning
-    OpenMP thread made the tests up to 15x slower. Module-wide, so that the reference run and
-    the resumed runs share it (float reductions differ between thread counts)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+# One intra-op thread, module-wide: a second spinning OpenMP thread made these tiny models up
+# to 15x slower on a shared machine, and the reference and resumed runs must share the
+# thread count (float reductions differ between thread counts).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def cfg_of(*overrides: str) -> TrainConfig:

@@ -39,11 +39,11 @@ import numpy as np
 from rsd.config import ConfigError
 from rsd.datasets.common import (
     FrameSequence,
+    agent_state,
     command_from_future,
     ego_state,
     need,
     past_future,
-    yaw_of,
 )
 from rsd.scene import FRONT_CAMERA, AgentClass, AgentState, CameraView, Frame, SkillGroup
 
@@ -215,28 +215,10 @@ class Bench2DriveReader(FrameSequence):
                 other = self._boxes(c, keys[j]).get(actor)
                 return None if other is None else self._box_pose(other, where)
 
-            past, pv, fut, fv = past_future(pose, k, len(keys), pose_at)
-            agents.append(
-                AgentState(
-                    id=int(actor) if actor.isdigit() else len(agents),
-                    cls=cls,
-                    x=float(local[0, 3]),
-                    y=float(local[1, 3]),
-                    yaw=yaw_of(local[:3, :3]),
-                    vx=float(vel[0]),
-                    vy=float(vel[1]),
-                    length=2 * float(extent[0]),
-                    width=2 * float(extent[1]),
-                    height=2 * float(extent[2]),
-                    behaviour="unknown",
-                    z=float(local[2, 3]),
-                    source_id=actor,
-                    past=past,
-                    past_valid=pv,
-                    future=fut,
-                    future_valid=fv,
-                )
-            )
+            ident = (int(actor) if actor.isdigit() else len(agents), actor)
+            size = (2 * float(extent[0]), 2 * float(extent[1]), 2 * float(extent[2]))
+            tracks = past_future(pose, k, len(keys), pose_at)
+            agents.append(agent_state(ident, cls, local, vel, size, tracks))
         return agents
 
     def _cameras(self, c: int, number: int, anno: dict, where: str) -> dict[str, CameraView]:

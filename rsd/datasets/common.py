@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from rsd.config import ConfigError
-from rsd.scene import FUTURE_STEPS, PAST_STEPS, Command, EgoState, Frame, wrap_angle
+from rsd.scene import (
+    FUTURE_STEPS,
+    PAST_STEPS,
+    AgentClass,
+    AgentState,
+    Command,
+    EgoState,
+    Frame,
+    wrap_angle,
+)
 
 TURN_THRESHOLD_M = 2.0
 """Lateral displacement (m) of the last future waypoint beyond which the command is a turn
@@ -129,6 +138,40 @@ def ego_state(
         world_x=float(pose[0, 3]),
         world_y=float(pose[1, 3]),
         world_yaw=yaw_of(pose[:3, :3]),
+        past=past,
+        past_valid=pv,
+        future=fut,
+        future_valid=fv,
+    )
+
+
+def agent_state(
+    ident: tuple[int, str],
+    cls: AgentClass,
+    local: np.ndarray,
+    velocity: np.ndarray,
+    size: tuple[float, float, float],
+    tracks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> AgentState:
+    """An annotated object of real data: ``ident`` = (rsd id, the data set's own id), its
+    pose in the ego frame ``local`` (4 x 4), ``velocity`` (>=2,) m/s in the ego frame, ``size``
+    = (length, width, height) m and ``tracks`` = :func:`past_future`'s four arrays."""
+    past, pv, fut, fv = tracks
+    length, width, height = size
+    return AgentState(
+        id=ident[0],
+        cls=cls,
+        x=float(local[0, 3]),
+        y=float(local[1, 3]),
+        yaw=yaw_of(local[:3, :3]),
+        vx=float(velocity[0]),
+        vy=float(velocity[1]),
+        length=length,
+        width=width,
+        height=height,
+        behaviour="unknown",
+        z=float(local[2, 3]),
+        source_id=ident[1],
         past=past,
         past_valid=pv,
         future=fut,

@@ -34,6 +34,7 @@ import numpy as np
 from rsd.config import ConfigError
 from rsd.datasets.common import (
     FrameSequence,
+    agent_state,
     command_from_future,
     ego_state,
     need,
@@ -260,28 +261,9 @@ class NuScenesReader(FrameSequence):
                 other = self.ann_of.get((tok, chain[j]))
                 return None if other is None else self.box_pose(other)
 
-            past, pv, fut, fv = past_future(pose, k, len(chain), pose_at)
-            agents.append(
-                AgentState(
-                    id=self.instance_id[tok],
-                    cls=cls,
-                    x=float(local[0, 3]),
-                    y=float(local[1, 3]),
-                    yaw=yaw_of(local[:3, :3]),
-                    vx=float(vel[0]),
-                    vy=float(vel[1]),
-                    length=length,
-                    width=width,
-                    height=height,
-                    behaviour="unknown",
-                    z=float(local[2, 3]),
-                    source_id=tok,
-                    past=past,
-                    past_valid=pv,
-                    future=fut,
-                    future_valid=fv,
-                )
-            )
+            tracks = past_future(pose, k, len(chain), pose_at)
+            ident = (self.instance_id[tok], tok)
+            agents.append(agent_state(ident, cls, local, vel, (length, width, height), tracks))
         return agents
 
     def _cameras(self, sample: str, pose: np.ndarray) -> dict[str, CameraView]:
