@@ -99,6 +99,12 @@ class RiskHeadConfig:
     mode_cost: float = 2.0
     """Initial weight (learned, kept > 0) of the risk cost the planner's mode selection sees
     (mean risk probability along a mode's waypoints, subtracted from its logit); 0: off."""
+    planner_grad: bool = False
+    """Let the driving losses reach the head through the map the planner reads (the gain and
+    the mode cost). Off (the default): the planner reads a stop-gradient copy, so only the
+    distillation terms train the head; with it on, the planning terms (two orders of magnitude
+    larger in gradient) drive the predicted map towards whatever helps imitation, which in
+    the demo recipe was an empty map (the student's risk collapsed)."""
 
     def __post_init__(self) -> None:
         _check(self.hidden > 0 and self.deform_points > 0, "risk_head: hidden, points > 0")

@@ -187,6 +187,8 @@ class RiskDistilled(nn.Module):
         if tuple(size) != self.grid.shape:
             raise ValueError(f"bev is {tuple(size)} but the RiskHead's grid is {self.grid.shape}")
         prob, risk_logits, risk_map = self._risk(feats, features)
+        if not self.head.cfg.planner_grad:
+            prob = prob.detach()  # the head learns from the teacher only (see RiskHeadConfig)
         out = dict(self.model.decode(self.head.modulate(feats, prob), features))
         if self.head.cfg.mode_cost > 0 and "plan_traj" in out and "plan_logits" in out:
             cost = mode_risk_cost(prob, out["plan_traj"], self.grid)

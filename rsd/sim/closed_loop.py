@@ -154,7 +154,7 @@ class _EpisodeRun:
         command = self.commander.command()
         frame = live_frame(self.ep, self.snaps[::-KEY_EVERY][::-1], self.infos, command)
         out = self.planner.plan(frame)
-        self.ctl.set_plan(out.waypoints, pose, self.ep.t)
+        self.ctl.set_plan(out.waypoints, pose, self.ep.t, float(self.ep.ego.speed))
         return frame, out
 
     def step(self, pose: np.ndarray) -> None:

@@ -10,11 +10,13 @@ every 10 Hz step, returns ``(accel, steer)`` for :meth:`rsd.sim.episode.Episode.
   through highway-env's kinematic bicycle: the centre's path curvature is
   ``kappa = sin(beta) / (L / 2)`` with ``beta = arctan(tan(steer) / 2)``, so
   ``steer = arctan(2 tan(arcsin(kappa L / 2)))``.
-* **Longitudinal**: the plan implies a speed on each 0.5 s segment (segment length / 0.5 s);
-  the target is that profile read ``SPEED_PREVIEW`` s ahead of the time since the plan was made,
-  and the command is ``(v_target - v) / SPEED_TAU`` (a proportional controller whose gain is the
-  inverse of a time constant, which also acts as feed-forward of the plan's own deceleration),
-  clipped to ``ACCEL_LIMITS`` (-9..+4 m/s^2).
+* **Longitudinal**: the plan implies a speed profile: the ego's speed when the plan was made,
+  then each 0.5 s segment's mean speed (segment length / 0.5 s) at the segment's middle,
+  linear in between. The command is the profile's slope (feed-forward of the plan's own
+  acceleration) plus ``(v_target - v) / SPEED_TAU`` (a proportional correction; ``v_target``
+  the profile at the time since the plan was made), clipped to ``ACCEL_LIMITS``
+  (-9..+4 m/s^2). Without the feed-forward the loop lagged a hard brake by about a second
+  (a tracked expert plan then rear-ended in ``sudden_brake``).
 
 Signs: rsd's frames are counter-clockwise positive; highway-env's steering is positive towards
 its +y (to the right on screen), so the steering angle is negated once, here.
@@ -33,8 +35,10 @@ ACCEL_LIMITS = (-9.0, 4.0)
 """Acceleration the controller may command (m/s^2)."""
 SPEED_TAU = 0.5
 """Time constant (s) of the speed loop: ``accel = (v_target - v) / SPEED_TAU``."""
-SPEED_PREVIEW = 0.25
-"""How far ahead (s) of the elapsed time the plan's speed profile is read."""
+SPEED_PREVIEW = 0.0
+"""How far ahead (s) of the elapsed time the plan's speed profile is read. With the plan's
+acceleration fed forward none is needed (a command acts over the next step, so the speed of a
+constant-deceleration plan is tracked exactly); the proportional loop alone needed 0.25 s."""
 STEER_MAX = np.pi / 4
 
 
@@ -44,8 +48,14 @@ class ControllerConfig:
     """Look-ahead distance per m/s of speed (s)."""
     lookahead_min: float = 5.0
     lookahead_max: float = 25.0
+    lookahead_base: float = 4.0
+    """Look-ahead at standstill (m), before the clip."""
     speed_tau: float = SPEED_TAU
     speed_preview: float = SPEED_PREVIEW
+    feedforward: bool = True
+    """Add the plan's own acceleration (the slope of its speed profile, which starts at the
+    ego's speed when the plan was made) to the proportional term; without it the loop lags a
+    hard brake by about a second."""
 
 
 class TrajectoryController:
@@ -55,11 +65,15 @@ class TrajectoryController:
         self.cfg = cfg or ControllerConfig()
         self.path: np.ndarray | None = None  # (T + 1, 2) world-up, starting at the ego
         self.speeds: np.ndarray | None = None  # (T,) m/s per segment
+        self.v0 = 0.0  # the ego's speed when the plan was made
         self.plan_t = 0.0
 
-    def set_plan(self, waypoints: np.ndarray, pose: np.ndarray, t: float) -> None:
+    def set_plan(
+        self, waypoints: np.ndarray, pose: np.ndarray, t: float, speed: float | None = None
+    ) -> None:
         """New plan: ``waypoints`` (T, 2) in the ego frame of ``pose`` = world-up
-        ``(x, y, yaw)`` at time ``t`` (s)."""
+        ``(x, y, yaw)`` at time ``t`` (s), made at ego speed ``speed`` (m/s; default: the
+        plan's first segment speed)."""
         wp = np.asarray(waypoints, dtype=np.float64).reshape(-1, 2)
         local = np.vstack([[0.0, 0.0], wp])
         c, s = np.cos(pose[2]), np.sin(pose[2])
@@ -70,20 +84,37 @@ class TrajectoryController:
             ]
         )
         self.speeds = np.hypot(*np.diff(local, axis=0).T) / KEYFRAME_DT
+        self.v0 = float(self.speeds[0] if speed is None else speed)
         self.plan_t = float(t)
+
+    def _profile(self) -> tuple[np.ndarray, np.ndarray]:
+        """The plan's speed profile: knots (s since the plan) and speeds (m/s): the speed at
+        plan time, then each segment's mean speed at the segment's middle."""
+        assert self.speeds is not None
+        mids = (np.arange(len(self.speeds)) + 0.5) * KEYFRAME_DT
+        return np.concatenate([[0.0], mids]), np.concatenate([[self.v0], self.speeds])
 
     def target_speed(self, t: float) -> float:
         """Speed (m/s) the plan asks for at time ``t`` (read ``speed_preview`` s ahead)."""
-        assert self.speeds is not None
+        knots, v = self._profile()
+        return float(np.interp(t - self.plan_t + self.cfg.speed_preview, knots, v))
+
+    def plan_accel(self, t: float) -> float:
+        """The plan's acceleration (m/s^2) at time ``t``: the slope of its speed profile
+        (read ``speed_preview`` s ahead); 0 past its end."""
+        knots, v = self._profile()
         tau = t - self.plan_t + self.cfg.speed_preview
-        mids = (np.arange(len(self.speeds)) + 0.5) * KEYFRAME_DT
-        return float(np.interp(tau, mids, self.speeds))
+        i = int(np.searchsorted(knots, tau, side="right")) - 1
+        if i < 0 or i >= len(knots) - 1:
+            return 0.0
+        return float((v[i + 1] - v[i]) / (knots[i + 1] - knots[i]))
 
     def steer_towards(self, pose: np.ndarray, speed: float, length: float) -> float:
         """highway-env steering angle (rad) of pure pursuit from ``pose`` (world-up)."""
         assert self.path is not None
         cfg = self.cfg
-        ld = float(np.clip(cfg.lookahead_gain * speed + 4.0, cfg.lookahead_min, cfg.lookahead_max))
+        ld = cfg.lookahead_gain * speed + cfg.lookahead_base
+        ld = float(np.clip(ld, cfg.lookahead_min, cfg.lookahead_max))
         target = _point_ahead(self.path, pose[:2], ld)
         if target is None:
             return 0.0
@@ -99,8 +130,10 @@ class TrajectoryController:
         """``(accel m/s^2, steer rad)`` for the ego at world-up ``pose`` now (time ``t``)."""
         if self.path is None:
             return 0.0, 0.0
-        v_des = self.target_speed(t)
-        accel = float(np.clip((v_des - speed) / self.cfg.speed_tau, *ACCEL_LIMITS))
+        accel = (self.target_speed(t) - speed) / self.cfg.speed_tau
+        if self.cfg.feedforward:
+            accel += self.plan_accel(t)
+        accel = float(np.clip(accel, *ACCEL_LIMITS))
         return accel, self.steer_towards(pose, speed, length)
 
     def act_on(self, ego: object, t: float) -> tuple[float, float]:

@@ -116,7 +116,8 @@ class StudentRollout:
         if ep.step_count % self.every == 0:
             cmd = self.snaps[-1].command if ep.step_count % KEY_EVERY == 0 else None
             frame = live_frame(ep, self._context(), self.infos, cmd or self.commander.command())
-            self.ctl.set_plan(self.planner.plan(frame).waypoints, ego_pose(ep.ego), ep.t)
+            plan = self.planner.plan(frame).waypoints
+            self.ctl.set_plan(plan, ego_pose(ep.ego), ep.t, float(ep.ego.speed))
             self.expert_drives = bool(self.rng.random() < self.expert_prob)
         self.prev_yaw = float(heading_to_up(ep.ego.heading))
         accel, steer = self.expert.act()  # always: its state follows the episode

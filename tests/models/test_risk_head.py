@@ -118,3 +118,28 @@ def test_oracle_model_reads_the_teacher_maps() -> None:
     out = model({**feats, "oracle_risk": maps})
     assert torch.equal(out["risk_map"], maps)
     assert out["plan_risk_cost"][0].abs().sum() == 0  # an empty map costs nothing
+
+
+@pytest.mark.parametrize("planner_grad", [False, True])
+def test_planning_loss_reaches_the_head_only_with_planner_grad(planner_grad: bool) -> None:
+    """By default the planner reads a stop-gradient copy of the map: a loss on the plan alone
+    leaves the head's own weights without gradient (only the distillation terms train it), while
+    the gate and the cost weight (the planner's use of the map) still learn."""
+    from rsd.models import BackboneConfig, ModelConfig, build_model
+    from tests.models.batches import make_features
+
+    torch.manual_seed(0)
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    cfg = ModelConfig(backbone=bb, risk_head=RiskHeadConfig(hidden=8, planner_grad=planner_grad))
+    model = build_model(cfg, 7, risk_head=True, risk_channels=6)
+    with torch.no_grad():  # away from the initialisation (zero-initialised output layers)
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    out = model(make_features(2))
+    (out["plan_traj"].square().sum() + out["plan_logits"].square().sum()).backward()
+    head_w = [p for n, p in model.head.named_parameters() if n not in ("gate", "cost_weight")]
+    grads = [p.grad for p in head_w if p.grad is not None]
+    reached = any(float(g.abs().sum()) > 0 for g in grads)
+    assert reached is planner_grad
+    assert model.head.gate.grad is not None and float(model.head.gate.grad.abs().sum()) > 0
+    assert float(model.head.cost_weight.grad.abs()) > 0
