@@ -25,6 +25,7 @@ from rsd.geometry import BEVGrid, input_channel_names
 from rsd.models import BackboneConfig, ModelConfig, build_model
 from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
+from rsd.sim.tracked_expert import TrackedExpertPlanner
 from rsd.teacher.privileged import PrivilegedConfig, PrivilegedTeacher
 from rsd.teacher.risk_map import RiskMapConfig, risk_maps
 
@@ -79,8 +80,9 @@ class PlannerSpec:
     """A picklable recipe for a planner (worker processes build their own)."""
 
     kind: str = "expert"
-    """``expert`` | ``model`` (a trained run) | ``untrained`` (a tiny random model: smoke
-    tests and speed measurements)."""
+    """``expert`` | ``expert_plan`` (the expert's 3 s plan tracked by the controller: the
+    ceiling of imitation, :mod:`rsd.sim.tracked_expert`) | ``model`` (a trained run) |
+    ``untrained`` (a tiny random model: smoke tests and speed measurements)."""
     run_dir: str | None = None
     rig: str | None = None
     """Sensor rig for ``model`` (default: the run's own); ``dense360`` for ``untrained``."""
@@ -134,6 +136,8 @@ def planner_factory(spec: PlannerSpec) -> Callable[[Any], Planner]:
     """``episode -> planner`` for ``spec``; models are loaded once per process."""
     if spec.kind == "expert":
         return ExpertPlanner
+    if spec.kind == "expert_plan":
+        return TrackedExpertPlanner
     if spec.kind not in ("model", "untrained"):
         raise ValueError(f"unknown planner kind {spec.kind!r}")
     return lambda episode: _model_planner(spec)

@@ -39,10 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", nargs="?", help="training run directory (or checkpoint file)")
     parser.add_argument(
         "--planner",
-        choices=["model", "expert", "untrained"],
+        choices=["model", "expert", "expert_plan", "untrained"],
         default=None,
-        help="expert: the privileged expert (reference); untrained: a tiny random model "
-        "(smoke test / speed); default: the model of RUN",
+        help="expert: the privileged expert (reference); expert_plan: the expert's 3 s plan "
+        "tracked by the controller like a model's (what perfect imitation of the training "
+        "labels would score); untrained: a tiny random model (smoke test / speed); default: "
+        "the model of RUN",
     )
     which = parser.add_mutually_exclusive_group()
     which.add_argument(
@@ -106,7 +108,7 @@ def _planner_spec(args: argparse.Namespace) -> PlannerSpec:
 
     kind = args.planner or "model"
     if kind == "model" and not args.run_dir:
-        raise ConfigError("give a run directory (RUN) or --planner expert|untrained")
+        raise ConfigError("give a run directory (RUN) or --planner expert|expert_plan|untrained")
     if kind != "model" and args.run_dir:
         raise ConfigError(f"--planner {kind} takes no run directory (got {args.run_dir})")
     if kind == "model" and not Path(args.run_dir).exists():

@@ -18,7 +18,7 @@ def rig_of(spec: PlannerSpec) -> str | None:
     """The name of the sensor rig the planner of ``spec`` sees: the given one, else a run's
     own (from its checkpoint) or the untrained planner's default; None for the expert, which
     reads the ground truth."""
-    if spec.kind == "expert":
+    if spec.kind in ("expert", "expert_plan"):
         return None
     if spec.kind == "untrained":
         return load_rig(spec.rig or DEFAULT_RIG).name

@@ -160,6 +160,9 @@ class _EpisodeRun:
     def step(self, pose: np.ndarray) -> None:
         ep = self.ep
         self.prev_yaw = float(pose[2])
+        tick = getattr(self.planner, "tick", None)
+        if tick is not None:  # a planner that follows the episode every step (tracked expert)
+            tick()
         accel, steer = self.planner.act() if self.direct else self.ctl.act_on(ep.ego, ep.t)
         ep.step(accel, steer)
 
