@@ -327,3 +327,14 @@ def test_another_config_in_the_same_directory_is_refused(finished, tiny):
     # workers do not change any result: accepted (and nothing is recomputed)
     exp = run_experiment(dataclasses.replace(tiny, workers=1), out, progress=False)
     assert exp.ran == []
+
+
+def test_a_directory_named_like_a_builtin_config_does_not_shadow_it(tmp_path, monkeypatch):
+    """`rsd demo` writes `demo/` in the working directory by default: a second `rsd demo`
+    there must still find the built-in config `demo`, not try to read the directory."""
+    from rsd.pipeline.experiment_config import config_path, load_experiment_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    assert config_path("demo").name == "demo.yaml" and config_path("demo").is_file()
+    assert load_experiment_config("demo").seeds == (0,)

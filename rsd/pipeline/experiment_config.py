@@ -178,7 +178,7 @@ def builtin_configs() -> list[str]:
 def config_path(name_or_path: str | Path) -> Path:
     """A YAML path, or the path of the built-in config of that name."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix in (".yaml", ".yml") or p.is_file():
         return p
     builtin = BUILTIN_DIR / f"{name_or_path}.yaml"
     if not builtin.exists():
