@@ -190,6 +190,11 @@ class AgentState:
     length: float
     width: float
     height: float
+    velocity_valid: bool = True
+    """Whether ``(vx, vy)`` was measured; False where the source cannot tell (real data: a
+    lone annotation with no neighbour to difference against), ``vx = vy = 0`` then. Losses
+    and detection's AVE leave such a velocity out; the VLM prompt says it is unknown. Always
+    True in the simulator. Not stored in shards."""
     accel: float = 0.0
     """Longitudinal acceleration of the agent (m/s^2), privileged."""
     lane_id: str = ""

@@ -16,7 +16,8 @@ converts once into rsd's ego frame (y left, yaw counter-clockwise, radians):
   from ``world2vehicle`` / ``world2ped`` (the repository warns that static vehicles' location
   and rotation are wrong, so neither is used); velocity by central difference of the centre
   over the neighbouring recorded frames (pedestrians' ``speed`` is always 0 in the data),
-  else ``speed`` along the heading;
+  else ``speed`` along the heading for a vehicle, unknown (``velocity_valid`` False) for a
+  pedestrian;
 * classes: ``walker`` -> pedestrian; vehicles by ``base_type`` (car, van, truck, bus,
   motorcycle, bicycle; anything else a car). Traffic lights and signs are not road users
   and are left out;
@@ -191,6 +192,8 @@ class Bench2DriveReader(FrameSequence):
             p0 = np.asarray(b0["center"], dtype=float)
             p1 = np.asarray(b1["center"], dtype=float)
             return FLIP_Y[:3, :3] @ (p1 - p0) * RECORD_HZ / (n1 - n0)
+        if box.get("class") == "walker":  # its speed is always 0 in the data: unknown
+            return np.full(3, np.nan)
         heading = self._box_pose(box, where)[:3, 0]
         return heading * float(box.get("speed") or 0.0)
 

@@ -9,7 +9,8 @@ y left, z up); the devkit's conventions are followed where it defines one:
   ``Box.rotate`` do; ``size`` is ``(w, l, h)``; yaw is the heading of the rotated x axis;
 * velocity: ``NuScenes.box_velocity`` (central difference over the neighbouring annotations of
   the instance, one-sided at a track's ends, NaN past 1.5 s / 3 s), rotated into the ego frame;
-  a lone annotation (NaN) gets velocity 0;
+  where it is NaN (a lone annotation) the agent's velocity is unknown (``velocity_valid``
+  False, 0 m/s);
 * classes: the devkit's ``category_to_detection_name`` (ten detection classes); other
   categories (animals, strollers, emergency vehicles, debris...) are left out;
 * the front camera: ``CAM_FRONT`` of the sample, with ``sensor_to_ego`` mapping the camera
@@ -252,8 +253,7 @@ class NuScenesReader(FrameSequence):
             if cls is None:
                 continue
             local = inv @ self.box_pose(ann)
-            vel = inv[:3, :3] @ self.box_velocity(ann)
-            vel = np.where(np.isnan(vel), 0.0, vel)
+            vel = inv[:3, :3] @ self.box_velocity(ann)  # NaN: unknown (agent_state)
             width, length, height = (float(v) for v in need(ann, "size", "sample_annotation"))
             tok = ann["instance_token"]
 
