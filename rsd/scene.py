@@ -74,6 +74,28 @@ AGENT_CLASS_SIZES: dict[AgentClass, tuple[float, float, float]] = {
 }
 """Nominal (length, width, height) in metres per class; scenarios jitter them per agent."""
 
+CLASS_RGB: dict[AgentClass, tuple[int, int, int]] = {
+    AgentClass.CAR: (240, 160, 20),
+    AgentClass.VAN: (205, 100, 190),
+    AgentClass.TRUCK: (215, 60, 40),
+    AgentClass.BUS: (40, 190, 220),
+    AgentClass.TRAILER: (120, 210, 60),
+    AgentClass.CONSTRUCTION_VEHICLE: (150, 110, 40),
+    AgentClass.PEDESTRIAN: (230, 30, 130),
+    AgentClass.MOTORCYCLE: (110, 70, 230),
+    AgentClass.BICYCLE: (0, 150, 130),
+    AgentClass.BARRIER: (130, 130, 130),
+    AgentClass.TRAFFIC_CONE: (255, 110, 0),
+}
+"""The one drawing colour (8-bit RGB) per class, for every picture that draws classes (the
+teacher's BEV and camera images, ``rsd show``): saturated and distinct from the grey road,
+the white lines and the ego's blue. The simulator's three are those its pictures always had."""
+
+
+def class_hex(cls: AgentClass | int) -> str:
+    """``"#rrggbb"`` of :data:`CLASS_RGB` (matplotlib's colour format)."""
+    return "#{:02x}{:02x}{:02x}".format(*CLASS_RGB[AgentClass(int(cls))])
+
 
 def class_names(n_classes: int = len(SIM_CLASSES)) -> tuple[str, ...]:
     """Lower-case names of the classes ``AgentClass(0) .. AgentClass(n_classes - 1)``, e.g.
@@ -168,6 +190,11 @@ class AgentState:
     length: float
     width: float
     height: float
+    velocity_valid: bool = True
+    """Whether ``(vx, vy)`` was measured; False where the source cannot tell (real data: a
+    lone annotation with no neighbour to difference against), ``vx = vy = 0`` then. Losses
+    and detection's AVE leave such a velocity out; the VLM prompt says it is unknown. Always
+    True in the simulator. Not stored in shards."""
     accel: float = 0.0
     """Longitudinal acceleration of the agent (m/s^2), privileged."""
     lane_id: str = ""

@@ -15,10 +15,10 @@ import torch
 
 # SensorRig through raster: rigs.py is also the `rsd rigs` command, which only the CLI imports
 from rsd.data.raster import RasterConfig, SensorRig, input_raster
-from rsd.geometry import BEVGrid
-from rsd.scene import Frame
+from rsd.geometry import BEVGrid, EgoStatusField
+from rsd.scene import Frame, lane_offset_known
 
-FEATURE_KEYS = ("bev", "command", "ego_status")
+FEATURE_KEYS = ("bev", "command", "ego_status", "ego_status_valid")
 """What :func:`build_features` returns; every model input is among them."""
 
 
@@ -27,10 +27,22 @@ def ego_status(frame: Frame) -> np.ndarray:
     target speed (m/s), yaw rate (rad/s), lane offset (m): odometry, localisation and the
     speed the ego is asked for. Every value means the same in training and in closed loop;
     acceleration is left out (the expert's command in training, the tracking controller's in
-    closed loop). A frame without a target speed (NaN) gets its current speed there."""
+    closed loop). A frame without a target speed (NaN) gets its current speed there; an
+    unknown lane offset (real data without a lane map, NaN in the frame) is 0 here, never NaN,
+    and :func:`ego_status_valid` says which (the simulator's is always known)."""
     ego = frame.ego
     target = ego.speed if np.isnan(ego.target_speed) else ego.target_speed
-    return np.array([ego.speed, target, ego.yaw_rate, ego.lane_offset], dtype=np.float32)
+    offset = ego.lane_offset if lane_offset_known(ego) else 0.0
+    return np.array([ego.speed, target, ego.yaw_rate, offset], dtype=np.float32)
+
+
+def ego_status_valid(frame: Frame) -> np.ndarray:
+    """(4,) float32, 1 where the matching :func:`ego_status` column is measured and 0 where it
+    was unknown and stands in as 0 (only the lane offset can be: real data without a lane
+    map). A model that reads ``ego_status`` can gate or embed on it."""
+    valid = np.ones(len(EgoStatusField), dtype=np.float32)
+    valid[EgoStatusField.LANE_OFFSET] = float(lane_offset_known(frame.ego))
+    return valid
 
 
 def build_features(
@@ -46,7 +58,8 @@ def build_features(
       (C = 3 + ``raster.history``; defaults: ``BEVGrid()``, ``RasterConfig()``): the rig's
       map layers and sensor returns;
     * ``command`` () int64 (:class:`~rsd.scene.Command`);
-    * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`).
+    * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`), finite;
+    * ``ego_status_valid`` (4,) float32, 1 where that column is known (:func:`ego_status_valid`).
 
     ``bev``: the raster of this frame already made (e.g. read from a cache), used as is.
     """
@@ -55,6 +68,7 @@ def build_features(
         "bev": input_raster(frame, rig, grid, raster) if bev is None else bev,
         "command": np.array(int(frame.command), dtype=np.int64),
         "ego_status": ego_status(frame),
+        "ego_status_valid": ego_status_valid(frame),
     }
 
 

@@ -84,7 +84,7 @@ STORED_FIELDS: dict[str, tuple[str, ...]] = {
     "LaneGeometry": ("lane_id", "centre", "width", "left_line", "right_line", "relation"),
 }
 """Every dataclass field the shard format stores (a test checks it against ``rsd.scene``)."""
-UNSTORED_FIELDS = {"Frame": ("cameras",), "AgentState": ("z", "source_id")}
+UNSTORED_FIELDS = {"Frame": ("cameras",), "AgentState": ("z", "source_id", "velocity_valid")}
 """Left out on purpose: real data only (:mod:`rsd.datasets` reads it where it lies)."""
 STRING_KEYS = (
     "frame_id", "scenario", "events", "ego_lane_id", "agent_lane_id", "agent_behaviour", "lane_id"

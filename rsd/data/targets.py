@@ -18,8 +18,9 @@ def agent_targets(frame: Frame, grid: BEVGrid) -> dict[str, np.ndarray]:
 
     ``agent_boxes`` (K, 8) float32 (:class:`~rsd.geometry.BoxField`), ``agent_cls`` (K,) int64
     (:class:`~rsd.scene.AgentClass`), ``agent_ids`` (K,) int64, ``agent_in_grid`` (K,) bool
-    (centre inside the grid: the detection targets), ``agent_future`` (K, T, 3) float32
-    ``(x, y, yaw)``, ``agent_future_valid`` (K, T) bool.
+    (centre inside the grid: the detection targets), ``agent_vel_valid`` (K,) bool (velocity
+    measured: :attr:`~rsd.scene.AgentState.velocity_valid`), ``agent_future`` (K, T, 3)
+    float32 ``(x, y, yaw)``, ``agent_future_valid`` (K, T) bool.
     """
     agents = sorted(frame.agents, key=lambda a: a.id)
     k = len(agents)
@@ -35,6 +36,7 @@ def agent_targets(frame: Frame, grid: BEVGrid) -> dict[str, np.ndarray]:
         "agent_cls": np.array([int(a.cls) for a in agents], dtype=np.int64),
         "agent_ids": np.array([a.id for a in agents], dtype=np.int64),
         "agent_in_grid": grid.contains(boxes[:, :2]),
+        "agent_vel_valid": np.array([a.velocity_valid for a in agents], dtype=bool),
         "agent_future": future,
         "agent_future_valid": future_valid,
     }

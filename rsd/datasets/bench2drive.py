@@ -16,14 +16,17 @@ converts once into rsd's ego frame (y left, yaw counter-clockwise, radians):
   from ``world2vehicle`` / ``world2ped`` (the repository warns that static vehicles' location
   and rotation are wrong, so neither is used); velocity by central difference of the centre
   over the neighbouring recorded frames (pedestrians' ``speed`` is always 0 in the data),
-  else ``speed`` along the heading;
+  else ``speed`` along the heading for a vehicle, unknown (``velocity_valid`` False) for a
+  pedestrian;
 * classes: ``walker`` -> pedestrian; vehicles by ``base_type`` (car, van, truck, bus,
   motorcycle, bicycle; anything else a car). Traffic lights and signs are not road users
   and are left out;
 * front camera: ``sensors.CAM_FRONT.intrinsic`` and ``cam2ego`` (a CARLA transform of the
   camera, x along its optical axis) turned into an OpenCV camera -> rsd ego transform.
 
-Lanes need the town's HD map (a separate download): frames have none, lane offset NaN.
+Lanes come from the town's HD map (``<Town>_HD_map.npz``, a separate Bench2Drive download,
+placed under ``DIR/maps/``: :mod:`rsd.datasets.b2d_map`): lanes around the ego in its frame,
+its lane and signed offset. Without the map file frames have no lanes, lane offset NaN.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from rsd.config import ConfigError
+from rsd.datasets.b2d_map import find_map, load_hd_map, town_of
 from rsd.datasets.common import (
     FrameSequence,
     agent_state,
@@ -44,7 +48,9 @@ from rsd.datasets.common import (
     ego_state,
     need,
     past_future,
+    yaw_of,
 )
+from rsd.datasets.lanes import LaneMap
 from rsd.scene import FRONT_CAMERA, AgentClass, AgentState, CameraView, Frame, SkillGroup
 
 RECORD_HZ = 10
@@ -117,6 +123,17 @@ class Bench2DriveReader(FrameSequence):
                 self._where.append((len(self.clips), k))
             self.clips.append((name, clip, numbers))
         self._ids = tuple(f"{self.clips[c][0]}/{self._keys(c)[k]:05d}" for c, k in self._where)
+        self._maps: dict[str, LaneMap | None] = {}
+
+    def lane_map(self, c: int) -> LaneMap | None:
+        """The HD map's lanes of clip ``c``'s town (read once per town); None without one."""
+        town = town_of(self.clips[c][0]) or town_of(self.clips[c][1].name)
+        if town is None:
+            return None
+        if town not in self._maps:
+            path = find_map(self.root, town)
+            self._maps[town] = load_hd_map(path) if path is not None else None
+        return self._maps[town]
 
     def _keys(self, c: int) -> list[int]:
         return [n for n in self.clips[c][2] if n % self.stride == 0]
@@ -167,6 +184,9 @@ class Bench2DriveReader(FrameSequence):
         size = (2 * float(extent[0]), 2 * float(extent[1]), 2 * float(extent[2]))
         pose_at = lambda j: self._ego_pose(c, keys[j])  # noqa: E731
         ego = ego_state(pose, k, len(keys), pose_at, motion, size)
+        lanes, lane_map = [], self.lane_map(c)
+        if lane_map is not None:
+            lanes, ego.lane_id, ego.lane_offset = lane_map.near(pose[:2, 3], yaw_of(pose[:3, :3]))
         return Frame(
             frame_id=self._ids[i],
             scenario=self.clips[c][0],
@@ -176,7 +196,7 @@ class Bench2DriveReader(FrameSequence):
             t=number / RECORD_HZ,
             ego=ego,
             agents=self._agents(c, k, pose, where),
-            lanes=[],
+            lanes=lanes,
             command=command_from_future(ego.future, ego.future_valid),
             cameras=self._cameras(c, number, anno, where),
         )
@@ -191,6 +211,8 @@ class Bench2DriveReader(FrameSequence):
             p0 = np.asarray(b0["center"], dtype=float)
             p1 = np.asarray(b1["center"], dtype=float)
             return FLIP_Y[:3, :3] @ (p1 - p0) * RECORD_HZ / (n1 - n0)
+        if box.get("class") == "walker":  # its speed is always 0 in the data: unknown
+            return np.full(3, np.nan)
         heading = self._box_pose(box, where)[:3, 0]
         return heading * float(box.get("speed") or 0.0)
 

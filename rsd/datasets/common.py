@@ -154,10 +154,13 @@ def agent_state(
     tracks: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> AgentState:
     """An annotated object of real data: ``ident`` = (rsd id, the data set's own id), its
-    pose in the ego frame ``local`` (4 x 4), ``velocity`` (>=2,) m/s in the ego frame, ``size``
-    = (length, width, height) m and ``tracks`` = :func:`past_future`'s four arrays."""
+    pose in the ego frame ``local`` (4 x 4), ``velocity`` (>=2,) m/s in the ego frame (NaN when
+    it cannot be computed: the agent gets 0 and ``velocity_valid`` False), ``size`` = (length,
+    width, height) m and ``tracks`` = :func:`past_future`'s four arrays."""
     past, pv, fut, fv = tracks
     length, width, height = size
+    known = bool(np.isfinite(velocity[:2]).all())
+    velocity = np.asarray(velocity, dtype=np.float64) if known else np.zeros(2)
     return AgentState(
         id=ident[0],
         cls=cls,
@@ -169,6 +172,7 @@ def agent_state(
         length=length,
         width=width,
         height=height,
+        velocity_valid=known,
         behaviour="unknown",
         z=float(local[2, 3]),
         source_id=ident[1],

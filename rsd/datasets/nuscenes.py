@@ -9,7 +9,8 @@ y left, z up); the devkit's conventions are followed where it defines one:
   ``Box.rotate`` do; ``size`` is ``(w, l, h)``; yaw is the heading of the rotated x axis;
 * velocity: ``NuScenes.box_velocity`` (central difference over the neighbouring annotations of
   the instance, one-sided at a track's ends, NaN past 1.5 s / 3 s), rotated into the ego frame;
-  a lone annotation (NaN) gets velocity 0;
+  where it is NaN (a lone annotation) the agent's velocity is unknown (``velocity_valid``
+  False, 0 m/s);
 * classes: the devkit's ``category_to_detection_name`` (ten detection classes); other
   categories (animals, strollers, emergency vehicles, debris...) are left out;
 * the front camera: ``CAM_FRONT`` of the sample, with ``sensor_to_ego`` mapping the camera
@@ -18,9 +19,13 @@ y left, z up); the devkit's conventions are followed where it defines one:
 
 The ego's speed and yaw rate are central differences of the ego poses of the neighbouring
 ``LIDAR_TOP`` sample data (sweeps when present, else keyframes); its acceleration a central
-difference of those speeds over the neighbouring keyframes. Lanes come only from nuScenes'
-map expansion, which this reader does not parse yet: frames have no lanes and the lane
-offset is unknown (NaN).
+difference of those speeds over the neighbouring keyframes.
+
+Lanes come from nuScenes' map expansion (v1.3) of the scene's ``log.location``, read from
+``DATAROOT/maps/expansion/<location>.json`` (:mod:`rsd.datasets.nuscenes_map`): lanes and lane
+connectors around the ego in its frame, the ego's lane (the one under it, heading its way) and
+its signed offset from that centreline. Without the file (or without ``log.json``) frames have
+no lanes and the lane offset is unknown (NaN).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from rsd.datasets.common import (
     quat_to_matrix,
     yaw_of,
 )
+from rsd.datasets.lanes import LaneMap
+from rsd.datasets.nuscenes_map import expansion_path, load_expansion
 from rsd.scene import FRONT_CAMERA, AgentClass, AgentState, CameraView, EgoState, Frame, SkillGroup
 
 TABLES = (
@@ -121,6 +128,10 @@ class NuScenesReader(FrameSequence):
     def __init__(self, root: str | Path) -> None:
         self.dataroot, self.table_dir = locate_tables(Path(root))
         self.t = {name: load_table(self.table_dir, name) for name in TABLES}
+        # log.json only names the map location: without it, no lanes
+        has_log = (self.table_dir / "log.json").exists()
+        self.t["log"] = load_table(self.table_dir, "log") if has_log else {}
+        self._maps: dict[str, LaneMap | None] = {}
         self._index_tables()
         self._ids = tuple(tok for scene in self.scenes for tok in scene)
 
@@ -216,6 +227,7 @@ class NuScenesReader(FrameSequence):
         chain = self.scenes[scene_i]
         pose = self.ego_pose(token)
         ego = self._ego_state(chain, k, pose)
+        lanes, ego.lane_id, ego.lane_offset = self._lanes(scene_i, pose)
         sample = self._ref("sample", token, "scene")
         first = self._ref("sample", chain[0], "scene")
         return Frame(
@@ -227,10 +239,31 @@ class NuScenesReader(FrameSequence):
             t=1e-6 * (sample["timestamp"] - first["timestamp"]),
             ego=ego,
             agents=self._agents(chain, k, pose),
-            lanes=[],
+            lanes=lanes,
             command=command_from_future(ego.future, ego.future_valid),
             cameras=self._cameras(token, pose),
         )
+
+    def lane_map(self, scene_i: int) -> LaneMap | None:
+        """The map expansion's lanes of scene ``scene_i``'s location (read once per location);
+        None without ``log.json`` or the expansion file."""
+        scene = list(self.t["scene"].values())[scene_i]
+        log = self.t["log"].get(scene.get("log_token", ""))
+        if log is None:
+            return None
+        location = str(need(log, "location", "log.json"))
+        if location not in self._maps:
+            path = expansion_path(self.dataroot, location)
+            self._maps[location] = load_expansion(path) if path.exists() else None
+        return self._maps[location]
+
+    def _lanes(self, scene_i: int, pose: np.ndarray) -> tuple[list, str, float]:
+        """``(lanes, ego lane id, lane offset m)`` at ego ``pose`` (4 x 4); no map: no lanes,
+        offset NaN."""
+        lane_map = self.lane_map(scene_i)
+        if lane_map is None:
+            return [], "", float("nan")
+        return lane_map.near(pose[:2, 3], yaw_of(pose[:3, :3]))
 
     def _ego_state(self, chain: list[str], k: int, pose: np.ndarray) -> EgoState:
         speed, yaw_rate = self._ego_motion(chain[k])
@@ -252,8 +285,7 @@ class NuScenesReader(FrameSequence):
             if cls is None:
                 continue
             local = inv @ self.box_pose(ann)
-            vel = inv[:3, :3] @ self.box_velocity(ann)
-            vel = np.where(np.isnan(vel), 0.0, vel)
+            vel = inv[:3, :3] @ self.box_velocity(ann)  # NaN: unknown (agent_state)
             width, length, height = (float(v) for v in need(ann, "size", "sample_annotation"))
             tok = ann["instance_token"]
 

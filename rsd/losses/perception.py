@@ -61,7 +61,9 @@ def detection_targets(
     * ``heatmap`` (B, n_classes, Hf, Wf) in [0, 1];
     * ``index`` (B, K) long, flat ``row * Wf + col`` of the centre cell; ``mask`` (B, K) bool;
     * ``offset`` (B, K, 2) cells, ``size`` (B, K, 3) log m, ``yaw`` (B, K, 2) sin/cos,
-      ``vel`` (B, K, 2) m/s (values at masked-out slots are finite and meaningless).
+      ``vel`` (B, K, 2) m/s (values at masked-out slots are finite and meaningless);
+    * ``vel_mask`` (B, K) bool: ``mask`` and the velocity measured (``agent_vel_valid``, all
+      True when the targets do not carry it).
     """
     boxes: Tensor = targets["agent_boxes"]
     b, k = boxes.shape[:2]
@@ -111,6 +113,9 @@ def detection_targets(
         "size": size,
         "yaw": torch.stack([yaw.sin(), yaw.cos()], dim=-1),
         "vel": boxes[..., BoxField.VX : BoxField.VY + 1],
+        "vel_mask": mask & targets["agent_vel_valid"].bool()
+        if "agent_vel_valid" in targets
+        else mask,
     }
 
 
@@ -147,18 +152,19 @@ def detection_losses(
     * ``det_heatmap``: :func:`focal_loss` of ``det_heatmap`` logits vs ``targets["heatmap"]``;
     * ``det_offset`` (cells), ``det_size`` (log m), ``det_yaw``, ``det_vel`` (m/s): L1 of the
       prediction read at each target centre cell, summed over components and over objects and
-      divided by the number of objects (0 when there is none).
+      divided by the number of objects (0 when there is none); ``det_vel`` over the objects of
+      ``vel_mask`` only (an unknown velocity teaches nothing).
     """
     out: dict[str, Tensor] = {}
     if "det_heatmap" in outputs:
         out["det_heatmap"] = focal_loss(outputs["det_heatmap"], targets["heatmap"], alpha, beta)
-    mask = targets["mask"].to(targets["offset"].dtype)[..., None]
-    n_objects = mask.sum().clamp_min(1.0)
     for key in REGRESSION_KEYS:
         name = f"det_{key}"
         if name in outputs:
+            which = targets.get("vel_mask", targets["mask"]) if key == "vel" else targets["mask"]
+            mask = which.to(targets["offset"].dtype)[..., None]
             pred = _gather(outputs[name], targets["index"])
-            out[name] = ((pred - targets[key]).abs() * mask).sum() / n_objects
+            out[name] = ((pred - targets[key]).abs() * mask).sum() / mask.sum().clamp_min(1.0)
     return out
 
 

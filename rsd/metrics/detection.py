@@ -14,9 +14,10 @@ by :func:`rsd.models.detection.decode_detections`.
   the four thresholds, mAP the mean over classes.
 * True-positive errors on the matches at 2 m: ATE centre distance (m), ASE ``1 - IoU`` after
   aligning centre and yaw, AOE smallest yaw difference (rad, in [0, pi]), AVE ``||v - v_hat||``
-  (m/s). Each is the cumulative mean over the matches in score order, read at the recall points
-  from 0.1 (exclusive) to the highest recall reached and averaged; a class that does not get past
-  10 % recall scores 1. mTP = mean over classes.
+  (m/s; a ground truth without a measured velocity is NaN and left out of the mean, as the
+  devkit does). Each is the cumulative mean over the matches in score order, read at the
+  recall points from 0.1 (exclusive) to the highest recall reached and averaged; a class that
+  does not get past 10 % recall scores 1. mTP = mean over classes.
 * ``NDS = (5 mAP + sum over TP errors of max(0, 1 - mTP)) / (5 + number of TP errors)``: the
   nuScenes weighting, normalised as the devkit does by the weight total. nuScenes has a fifth
   TP error, AAE (attribute error); there are no attributes here, so it is omitted and the sum
@@ -182,6 +183,17 @@ def average_precision(is_tp: Any, num_gt: int, convention: str = "nuscenes") -> 
     return float(np.mean(np.maximum(prec - MIN_PRECISION, 0.0)) / (1.0 - MIN_PRECISION))
 
 
+def cumulative_mean(errors: np.ndarray) -> np.ndarray:
+    """(E,) running mean of ``errors`` that skips NaN entries (a match whose ground truth has no
+    velocity has no AVE), as the devkit's ``cummean``: 0 before the first number, all ones when
+    there is none. Without NaN it is ``cumsum / (1..E)`` exactly."""
+    if len(errors) and np.isnan(errors).all():
+        return np.ones_like(errors)
+    count = np.cumsum(~np.isnan(errors))
+    total = np.nancumsum(errors)
+    return np.divide(total, count, out=np.zeros_like(total), where=count != 0)
+
+
 def tp_error_curve(errors: Any, num_gt: int) -> float:
     """``"rsd"`` recall-averaged TP error of the (E,) errors of the matches in score order: the
     cumulative mean, interpolated linearly over recall, at each recall point in
@@ -195,8 +207,7 @@ def tp_error_curve(errors: Any, num_gt: int) -> float:
     if len(points) == 0:
         return 1.0
     recall = np.arange(1, len(errors) + 1) / num_gt
-    cummean = np.cumsum(errors) / np.arange(1, len(errors) + 1)
-    return float(np.mean(np.interp(points, recall, cummean)))
+    return float(np.mean(np.interp(points, recall, cumulative_mean(errors))))
 
 
 def tp_error_nuscenes(is_tp: Any, scores: Any, errors: Any, num_gt: int) -> float:
@@ -214,7 +225,7 @@ def tp_error_nuscenes(is_tp: Any, scores: Any, errors: Any, num_gt: int) -> floa
         return 1.0
     recall = np.cumsum(is_tp) / float(num_gt)
     conf = np.interp(DEVKIT_RECALL_POINTS, recall, scores, right=0.0)
-    cummean = np.cumsum(errors) / np.arange(1, len(errors) + 1)
+    cummean = cumulative_mean(errors)
     # np.interp wants increasing sample points: the matches' scores reversed are non-decreasing
     curve = np.interp(conf[::-1], scores[is_tp][::-1], cummean[::-1])[::-1]
     nonzero = np.nonzero(conf)[0]
@@ -314,8 +325,12 @@ def detection_metrics(
 
 def gts_from_targets(targets: Mapping[str, Any]) -> list[dict[str, np.ndarray]]:
     """Per-sample ground truth from a batch's targets: ``agent_boxes`` / ``agent_cls`` rows with
-    ``agent_mask & agent_in_grid`` (the agents the detection head is trained on) and class >= 0."""
-    boxes = to_numpy(targets["agent_boxes"], np.float64)
+    ``agent_mask & agent_in_grid`` (the agents the detection head is trained on) and class >= 0;
+    a velocity not measured (``agent_vel_valid`` False) is NaN, so that AVE leaves it out."""
+    boxes = to_numpy(targets["agent_boxes"], np.float64).copy()
+    if "agent_vel_valid" in targets:
+        unknown = ~to_numpy(targets["agent_vel_valid"], bool)
+        boxes[..., 6:8][unknown] = np.nan
     cls = to_numpy(targets["agent_cls"]).astype(int)
     keep = to_numpy(targets["agent_mask"], bool) & (cls >= 0)
     if "agent_in_grid" in targets:

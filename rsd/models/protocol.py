@@ -13,7 +13,9 @@ Features (``batch["features"]`` from ``rsd.data.dataset.collate``, built by
   (col 0 = far left); grid ``rsd.geometry.BEVGrid`` (default 160 x 64 at 0.5 m), channels
   ``rsd.geometry.InputChannel``.
 * ``command`` (B,) long (``rsd.scene.Command``); ``ego_status`` (B, 4) = speed m/s, target
-  speed m/s, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``).
+  speed m/s, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``), finite;
+  ``ego_status_valid`` (B, 4) float, 1 where that column is known, 0 where it stands in as 0
+  (the lane offset of real data without a lane map; rsd's own heads do not read it yet).
 
 Targets (``batch["targets"]``, built by ``rsd.data.targets.build_targets`` and, for RSD, by
 ``rsd.teacher.risk_map.RiskTargetDataset``), never seen by a model:

@@ -19,9 +19,10 @@ from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig
 from rsd.data.targets import map_targets
 from rsd.geometry import BEVGrid, InputChannel, TargetChannel, box_corners, input_channel_names
-from rsd.scene import AgentClass, Command, Frame
+from rsd.scene import SIM_CLASSES, AgentClass, Command, Frame, class_hex
 
-CLASS_COLOURS = {AgentClass.CAR: "#e69f00", AgentClass.VAN: "#cc79a7", AgentClass.TRUCK: "#d55e00"}
+CLASS_COLOURS = {cls: class_hex(cls) for cls in AgentClass}
+"""Box colour per class (:data:`rsd.scene.CLASS_RGB`, the teacher's pictures' too)."""
 EGO_COLOUR = "#0072b2"
 PAST_HITS = np.array([0.1, 0.45, 0.75])
 FIGSIZE = (14.0, 8.6)
@@ -84,11 +85,15 @@ def _draw_scene(ax, frame: Frame, bev: np.ndarray, targets: np.ndarray, grid: BE
     ax.set_title("scene (ground truth + what the rig sees)", fontsize=10)
 
 
-def _legend(ax) -> None:
+def _legend(ax, frame: Frame) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(fc=c, ec="k", label=k.name.lower()) for k, c in CLASS_COLOURS.items()]
+    # the simulator's classes always, real data's when the frame has them: a short legend
+    shown = set(SIM_CLASSES) | {a.cls for a in frame.agents}
+    handles = [
+        Patch(fc=c, ec="k", label=k.name.lower()) for k, c in CLASS_COLOURS.items() if k in shown
+    ]
     handles += [
         Patch(fc=EGO_COLOUR, ec="k", label="ego"),
         Line2D([], [], color=EGO_COLOUR, marker="o", ms=3, label="expert future\n(6 x 0.5 s)"),
@@ -127,7 +132,7 @@ def render_frame(
     n_cols = len(panels) // 2 + 1  # one free slot for the legend
     gs = fig.add_gridspec(2, 1 + n_cols, width_ratios=[2.3] + [1] * n_cols)
     _draw_scene(fig.add_subplot(gs[:, 0]), frame, bev, targets, grid)
-    _legend(fig.add_subplot(gs[1, n_cols]))
+    _legend(fig.add_subplot(gs[1, n_cols]), frame)
     extent = (grid.y_max, grid.y_min, grid.x_min, grid.x_max)
     for i, (name, img) in enumerate(panels):
         ax = fig.add_subplot(gs[i // n_cols, 1 + i % n_cols])

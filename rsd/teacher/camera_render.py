@@ -17,12 +17,9 @@ from dataclasses import dataclass
 from PIL import Image, ImageDraw
 
 from rsd.config import ConfigError
-from rsd.scene import Frame
+from rsd.scene import CLASS_RGB, AgentClass, Frame
 from rsd.teacher.camera import Camera, CameraLayout, layout_objects
-from rsd.teacher.render import CLASS_FILL, draw_label, label_font
-
-PALETTE = ((240, 160, 20), (205, 100, 190), (215, 60, 40), (40, 190, 220), (120, 210, 60))
-"""Box colours of classes without one in :data:`rsd.teacher.render.CLASS_FILL`."""
+from rsd.teacher.render import draw_label, label_font
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,8 @@ class CameraRenderConfig:
 
 
 def class_colour(cls: int) -> tuple[int, int, int]:
-    return CLASS_FILL.get(cls, PALETTE[int(cls) % len(PALETTE)])  # type: ignore[call-overload]
+    """The box colour of class ``cls`` (:data:`rsd.scene.CLASS_RGB`)."""
+    return CLASS_RGB[AgentClass(int(cls))]
 
 
 def load_image(cam: Camera, frame_id: str) -> Image.Image:

@@ -88,7 +88,8 @@ class AgentArrays:
 
 def agent_arrays(frame: Frame) -> AgentArrays:
     """The agents of ``frame`` as arrays, futures filled past their last valid keyframe at
-    constant velocity and yaw unwrapped over time."""
+    constant velocity and yaw unwrapped over time. An agent whose velocity is unknown
+    (``velocity_valid`` False, real data's lone annotations) has 0 there: taken as standing."""
     ags = sorted(frame.agents, key=lambda a: a.id)
     k, t = len(ags), FUTURE_STEPS
     now = np.array([(a.x, a.y, a.yaw) for a in ags], dtype=np.float64).reshape(k, 3)

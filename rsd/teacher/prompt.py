@@ -103,10 +103,12 @@ def object_line(a: AgentState, ego_speed: float, no_relation: str = "other road"
     dist = math.hypot(a.x, a.y)
     # closing speed: how fast the distance shrinks (+ = getting closer)
     closing = -(a.x * rvx + a.y * rvy) / dist if dist > 1e-6 else 0.0
-    return (
-        f"{a.id} | {a.cls.name.lower()} | {_num(a.x)} | {_num(a.y)} | {_num(a.speed, '.1f')} | "
-        f"({_num(rvx)}, {_num(rvy)}) | {_num(closing)} | {_lane_text(a.lane_relation, no_relation)}"
-    )
+    if a.velocity_valid:
+        motion = f"{_num(a.speed, '.1f')} | ({_num(rvx)}, {_num(rvy)}) | {_num(closing)}"
+    else:  # real data that cannot tell: say so rather than show a made-up 0
+        motion = "unknown | unknown | unknown"
+    lane = _lane_text(a.lane_relation, no_relation)
+    return f"{a.id} | {a.cls.name.lower()} | {_num(a.x)} | {_num(a.y)} | {motion} | {lane}"
 
 
 def build_prompt(frame: Frame) -> tuple[str, str]:

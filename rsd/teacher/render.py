@@ -24,18 +24,15 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from rsd.geometry import box_corners
-from rsd.scene import AgentClass, Frame, LineKind
+from rsd.scene import CLASS_RGB, Frame, LineKind
 
 BACKGROUND = (214, 222, 204)
 ROAD = (92, 94, 100)
 LINE = (245, 245, 245)
 GRID = (200, 208, 190)
 EGO = (30, 110, 230)
-CLASS_FILL = {
-    AgentClass.CAR: (240, 160, 20),
-    AgentClass.VAN: (205, 100, 190),
-    AgentClass.TRUCK: (215, 60, 40),
-}
+CLASS_FILL = CLASS_RGB
+"""Box fill per class (the package's one class palette, :data:`rsd.scene.CLASS_RGB`)."""
 ARROW = (255, 235, 60)
 SHOULDER_M = 0.6
 """Paved margin outside the outer lane lines, so that edge lines stand out."""

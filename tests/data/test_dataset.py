@@ -36,7 +36,7 @@ def test_collate_pads_and_masks():
     samples = [ds[i] for i in range(3)]
     batch = collate(samples)
     assert set(batch) == {"features", "targets", "frame_id", "index"}
-    assert set(batch["features"]) == {"bev", "command", "ego_status"}  # no ground truth
+    assert set(batch["features"]) == {"bev", "command", "ego_status", "ego_status_valid"}
     feats, gt = batch["features"], batch["targets"]
     c, h, w = samples[0]["features"]["bev"].shape
     assert feats["bev"].shape == (3, c, h, w)

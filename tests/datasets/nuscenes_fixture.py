@@ -180,3 +180,92 @@ def write_fixture(root: Path, seed: int = 0) -> Path:
     for name, records in tables.items():
         (table_dir / f"{name}.json").write_text(json.dumps(records, indent=1))
     return table_dir
+
+
+# --- the map expansion (v1.3) of the fixture's location ---------------------------------------
+LOCATION = "singapore-onenorth"
+EGO_CIRCLE = (600.0 - 200.0 * math.sin(0.3), 1600.0 + 200.0 * math.cos(0.3), 200.0)
+"""(cx, cy, radius) m: the circle the ego drives on (``_ego``: 8 m/s, 0.04 rad/s)."""
+ARC_RADIUS = 200.5
+"""``lane_arc`` is concentric, 0.5 m outside the ego's path: the ego is 0.5 m left of it."""
+ARC_WIDTH, STRAIGHT_WIDTH, STRAIGHT_RIGHT = 3.5, 3.0, 8.0
+
+
+def circle_pose(radius: float, phi: float) -> list[float]:
+    """``(x, y, yaw)`` on the ego's circle's centre at ``radius``, where the heading is ``phi``
+    driving counter-clockwise (the ego's own pose at heading phi when radius = 200)."""
+    cx, cy, _ = EGO_CIRCLE
+    return [cx + radius * math.sin(phi), cy - radius * math.cos(phi), phi]
+
+
+def _straight_pose(s: float, lateral: float = 0.0) -> list[float]:
+    """On the straight lane: ``s`` m along heading 0.3 from 20 m behind the ego's start,
+    ``STRAIGHT_RIGHT`` m to its right, plus ``lateral`` m to the left."""
+    x0, y0, _ = circle_pose(200.0, 0.3)
+    c, n = (math.cos(0.3), math.sin(0.3)), (-math.sin(0.3), math.cos(0.3))
+    d = -STRAIGHT_RIGHT + lateral
+    return [x0 + (s - 20.0) * c[0] + d * n[0], y0 + (s - 20.0) * c[1] + d * n[1], 0.3]
+
+
+def build_expansion() -> dict:
+    """Three lanes and a connector: ``lane_arc`` (shape LSL: two left arcs on one circle, the
+    ego's lane), ``lane_straight`` (8 m right of the ego's start, 60 m), ``lane_oncoming`` (the
+    ego's circle 0.2 m inside, driven the other way: near but never the ego's lane) and
+    ``conn_straight`` (10 m on from the straight lane, no polygon)."""
+    nodes, polygons = [], []
+
+    def polygon(name: str, points: list[list[float]]) -> str:
+        toks = []
+        for i, (x, y, *_rest) in enumerate(points):
+            toks.append(f"node_{name}_{i}")
+            nodes.append({"token": toks[-1], "x": x, "y": y})
+        polygons.append({"token": f"poly_{name}", "exterior_node_tokens": toks, "holes": []})
+        return f"poly_{name}"
+
+    phis = [0.2 + 0.05 * i for i in range(10)]
+    arc_ring = [circle_pose(ARC_RADIUS - ARC_WIDTH / 2, p) for p in phis]
+    arc_ring += [circle_pose(ARC_RADIUS + ARC_WIDTH / 2, p) for p in reversed(phis)]
+    ss = [0.0, 20.0, 40.0, 60.0]
+    straight_ring = [_straight_pose(s, STRAIGHT_WIDTH / 2) for s in ss]
+    straight_ring += [_straight_pose(s, -STRAIGHT_WIDTH / 2) for s in reversed(ss)]
+
+    def lane(token: str, poly: str, left: str, right: str) -> dict:
+        seg = lambda kind, i: {"node_token": f"node_{token[5:]}_{i}", "segment_type": kind}  # noqa: E731
+        return {"token": token, "polygon_token": poly, "lane_type": "CAR",
+                "from_edge_line_token": "", "to_edge_line_token": "",
+                "left_lane_divider_segments": [seg(left, i) for i in (0, 1, 2)],
+                "right_lane_divider_segments": [seg(right, i) for i in (3, 4)]}  # fmt: skip
+
+    lanes = [
+        lane("lane_arc", polygon("arc", arc_ring), "DOUBLE_DASHED_WHITE", "SINGLE_SOLID_WHITE"),
+        lane("lane_straight", polygon("straight", straight_ring), "NIL", "NIL"),
+        {"token": "lane_oncoming", "polygon_token": "", "lane_type": "CAR",
+         "left_lane_divider_segments": [], "right_lane_divider_segments": []},
+    ]  # fmt: skip
+    arc = {"start_pose": circle_pose(ARC_RADIUS, 0.2), "end_pose": circle_pose(ARC_RADIUS, 0.7),
+           "shape": "LSL", "radius": ARC_RADIUS, "segment_length": [60.0, 0.0, 40.0]}  # fmt: skip
+    straight = {"start_pose": _straight_pose(0.0), "end_pose": _straight_pose(60.0),
+                "shape": "RSR", "radius": 20.0, "segment_length": [0.0, 60.0, 0.0]}  # fmt: skip
+    onc = circle_pose(200.2, 0.7)
+    oncoming = {"start_pose": [onc[0], onc[1], 0.7 + math.pi], "end_pose": [0.0, 0.0, 0.0],
+                "shape": "RSR", "radius": 200.2, "segment_length": [50.0, 0.0, 50.0]}  # fmt: skip
+    conn = {"start_pose": _straight_pose(60.0), "end_pose": _straight_pose(70.0),
+            "shape": "LSL", "radius": 20.0, "segment_length": [0.0, 10.0, 0.0]}  # fmt: skip
+    empty = ("line drivable_area road_segment road_block ped_crossing walkway stop_line "
+             "carpark_area road_divider lane_divider traffic_light").split()  # fmt: skip
+    return {
+        "version": "1.3", "canvas_edge": [1585.6, 2025.0], **{k: [] for k in empty},
+        "node": nodes, "polygon": polygons, "lane": lanes,
+        "lane_connector": [{"token": "conn_straight", "polygon_token": ""}],
+        "arcline_path_3": {"lane_arc": [arc], "lane_straight": [straight],
+                           "lane_oncoming": [oncoming], "conn_straight": [conn]},
+        "connectivity": {"lane_straight": {"incoming": [], "outgoing": ["conn_straight"]}},
+    }  # fmt: skip
+
+
+def write_expansion(root: Path) -> Path:
+    """Write the expansion under the dataroot ``root``; returns its path."""
+    path = Path(root) / "maps" / "expansion" / f"{LOCATION}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(build_expansion(), indent=1))
+    return path
