@@ -43,10 +43,13 @@ def _md_row(label: str, cells: dict, variants: list[str], digits: int) -> str:
 
 
 def summary_markdown(summary: dict, title: str) -> str:
-    """The tables of ``rsd report`` in Markdown (``summary.md``)."""
+    """The tables of ``rsd report`` in Markdown (``summary.md``): the warnings, open loop per
+    rig, closed loop (with the expert's reference column when there is one) and the paired
+    differences when given."""
     vs = summary["variants"]
     head = "| metric | " + " | ".join(vs) + " |\n|---|" + "---:|" * len(vs)
     lines = [f"# {title}\n", f"Runs: {', '.join(r['name'] for r in summary['runs'])}\n"]
+    lines += [f"**WARNING**: {w}\n" for w in summary.get("warnings") or []]
     labels = {key: label for _, key, label, _ in OPEN_LOOP}
     for sec in summary["open_loop"]:
         role = "training rig" if sec["training_rig"] else "unseen rig"
@@ -65,12 +68,24 @@ def summary_markdown(summary: dict, title: str) -> str:
         lines.append("")
     names = {k: label for k, label, _ in CLOSED_LOOP}
     for sec in summary["closed_loop"]:
-        lines.append(f"## Closed loop (rig {sec['rig']})\n\n{head}")
+        expert = sec.get("expert")
+        ref = (expert or {}).get("overall") or {}
+        lines.append(f"## Closed loop (rig {sec['rig']})\n")
+        if expert:
+            same = "same episodes" if expert["same_episodes"] else "NOT the same episodes"
+            lines.append(f"Last column: the privileged expert as a reference ({same}).\n")
+            lines.append(head.replace(" |\n", " | expert |\n", 1) + "---:|")
+        else:
+            lines.append(head)
         for key, cells in sec["overall"].items():
-            lines.append(_md_row(names[key], cells, vs, 1))
+            row = _md_row(names[key], cells, vs, 1)
+            lines.append(f"{row} {fmt_number(ref.get(key))} |" if expert else row)
         for skill, cells in sec["per_skill_success"].items():
-            lines.append(_md_row(f"success: {skill}", cells, vs, 1))
+            row = _md_row(f"success: {skill} (%)", cells, vs, 1)
+            lines.append(f"{row} - |" if expert else row)
         lines.append("")
+    if summary.get("paired"):
+        lines += ["## Paired differences against the baseline\n", paired_table(summary["paired"])]
     return "\n".join(lines) + "\n"
 
 
@@ -225,11 +240,15 @@ def eval_table(result: dict) -> str:
 # -- rsd compare, paired intervals in results.md ----------------------------------------------
 
 
+NOT_RESOLVED = "not resolved"
+"""The verdict on a paired difference whose 95 % interval contains zero (never coloured)."""
+
+
 def paired_verdict(row: Mapping[str, Any]) -> str:
     """``better`` / ``worse`` where the 95 % interval of the paired difference excludes 0
-    (by the metric's direction), else ``-`` (no colour: the data do not tell)."""
+    (by the metric's direction), else :data:`NOT_RESOLVED` (the data do not tell)."""
     if not excludes_zero(row["ci95"]):
-        return "-"
+        return NOT_RESOLVED
     lower = row["metric"] in LOWER_IS_BETTER
     return "better" if (as_number(row["diff"]) < 0) == lower else "worse"
 
