@@ -119,10 +119,18 @@ def format_cell(cell: Mapping[str, Any], with_delta: bool = True) -> str:
     return f"{text} ({fmt_pct(cell.get('delta_pct'))})" if with_delta else text
 
 
-def format_table(agg: Mapping[str, Any], group: str, arms: Sequence[str]) -> str:
-    """One markdown table of an aggregate group: metrics as rows, arms as columns."""
-    head = "| metric | " + " | ".join(arms) + " |"
-    lines = [head, "|" + "---|" * (len(arms) + 1)]
+def format_table(
+    agg: Mapping[str, Any],
+    group: str,
+    arms: Sequence[str],
+    reference: Mapping[str, Any] | None = None,
+) -> str:
+    """One markdown table of an aggregate group: metrics as rows, arms as columns; with
+    ``reference`` (``{metric: value}``, the privileged expert's on the same scenario seeds) a
+    last column ``expert (ref.)``."""
+    cols = [*arms, "expert (ref.)"] if reference else list(arms)
+    head = "| metric | " + " | ".join(cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
     for metric, cells in (agg.get(group) or {}).items():
         row = [
             format_cell(cell_of(agg, group, metric, a), with_delta=a != BASELINE)
@@ -130,6 +138,8 @@ def format_table(agg: Mapping[str, Any], group: str, arms: Sequence[str]) -> str
             else "-"
             for a in arms
         ]
+        if reference:
+            row.append(fmt_number(reference.get(metric)))
         lines.append(f"| {experiment_label(metric)} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -170,10 +180,12 @@ def results_markdown(
     arms: Sequence[str],
     pooled: Mapping[str, Any] | None = None,
     paired: Sequence[Mapping[str, Any]] = (),
+    expert: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """``results.md``: the paired effects against the baseline (where runs pair), a table per
-    metric group, the closed-loop outcomes pooled over seeds (Wilson intervals: used where
-    nothing pairs), the targets, the time spent, the command."""
+    metric group (the closed-loop ones with the ``expert`` reference column when given:
+    ``{group: {metric: value}}``), the closed-loop outcomes pooled over seeds (Wilson
+    intervals: used where nothing pairs), the targets, the time spent, the command."""
     parts = [
         "# rsd experiment",
         "",
@@ -190,9 +202,14 @@ def results_markdown(
             paired_table(paired),
         ]
     parts += ["", "Cells: mean ± sample std over seeds (change of the mean vs baseline, %)."]
+    if expert:
+        parts += [
+            "Closed loop, last column: the privileged expert on the same scenario seeds, scored"
+            " with the same definitions (one drive: no std)."
+        ]
     for g, title in EXPERIMENT_GROUPS.items():
         if g in agg:
-            parts += ["", f"## {title}", "", format_table(agg, g, arms)]
+            parts += ["", f"## {title}", "", format_table(agg, g, arms, (expert or {}).get(g))]
     if pooled:
         parts += [
             "",
