@@ -187,5 +187,27 @@ def test_experiment_runs_are_grouped_by_arm_and_gifs_captioned(tmp_path):
     html = write_report(runs, tmp_path / "r").read_text()
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["variants"] == ["baseline", "rsd", "rsd_noisy25"]
+    assert [r["name"] for r in summary["runs"]][2:] == ["rsd/seed0", "rsd_noisy25/seed1"]
     assert [r["config_variant"] for r in summary["runs"]] == ["baseline", "baseline", "rsd", "rsd"]
     assert "rsd · failure: cut_in-10000 (vehicle_collision) · seed 0" in html
+
+
+def test_every_rate_is_labelled_in_percent_everywhere():
+    """Rates are % in results.md, rsd compare, the page and rsd eval's printout: every label of
+    a rate key says so (a fraction shown under a % label, or the reverse, fails here)."""
+    from rsd.report.labels import (
+        CLOSED_LOOP,
+        EVAL_TABLE,
+        OPEN_LOOP,
+        PCT_KEYS,
+        experiment_label,
+        plan_score_label,
+    )
+
+    rates = ["success_rate", "collision_rate", "offroad_rate", "route_completion"]
+    rates += ["collision_box_avg_pct", "collision_vad_grid_avg_pct"]
+    for key in rates:
+        assert "%" in experiment_label(key) and "%" in plan_score_label(key), key
+    assert all("%" in label for key, label, _ in CLOSED_LOOP if key in rates)
+    assert all("%" in label for _, key, label, _ in OPEN_LOOP if key in PCT_KEYS)
+    assert {key for _, key, _, unit in EVAL_TABLE if unit == "%"} == PCT_KEYS

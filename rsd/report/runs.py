@@ -105,8 +105,9 @@ def load_run(run_dir: Path) -> dict:
             rel = str(path.parent.relative_to(run_dir))
             gifs = _gifs(path.parent, group)
             drives.append({"dir": rel, "rig": rig, "gifs": gifs, **data})
+    arm = experiment_arm(run_dir)
     return {
-        "name": run_dir.name,
+        "name": f"{arm}/{run_dir.name}" if arm else run_dir.name,  # seed0 alone says little
         "path": str(run_dir.resolve()),
         "variant": group,
         "config_variant": variant,
