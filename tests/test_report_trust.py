@@ -148,7 +148,7 @@ def test_expert_reference_column(runs, tmp_path):
     # the runs' drives have no settings: not shown as the same episodes
     assert "NOT the same scenario episodes" in html
     md = (out / "summary.md").read_text()
-    assert "| metric | baseline | rsd | expert |" in md and "| 97.500 |" in md
+    assert "| metric | baseline | rsd | expert |" in md and "| 97.5 |" in md
     assert main(["report", str(runs[0]), "--out", str(out), "--expert", str(tmp_path)]) == 2
 
 

@@ -38,6 +38,12 @@ def fmt_stat(s: dict, digits: int = 3) -> str:
     return text if s["std"] is None else f"{text} ± {s['std']:.{digits}f}"
 
 
+def stat_of(value: Any) -> dict:
+    """A one-value cell for :func:`fmt_stat` (None: missing)."""
+    x = as_number(value)
+    return {"mean": None if math.isnan(x) else x, "std": None}
+
+
 def _md_row(label: str, cells: dict, variants: list[str], digits: int) -> str:
     return f"| {label} | " + " | ".join(fmt_stat(cells[v], digits) for v in variants) + " |"
 
@@ -79,7 +85,7 @@ def summary_markdown(summary: dict, title: str) -> str:
             lines.append(head)
         for key, cells in sec["overall"].items():
             row = _md_row(names[key], cells, vs, 1)
-            lines.append(f"{row} {fmt_number(ref.get(key))} |" if expert else row)
+            lines.append(f"{row} {fmt_stat(stat_of(ref.get(key)), 1)} |" if expert else row)
         for skill, cells in sec["per_skill_success"].items():
             row = _md_row(f"success: {skill} (%)", cells, vs, 1)
             lines.append(f"{row} - |" if expert else row)
