@@ -82,7 +82,7 @@ def test_cli_prints_a_verdict_only_where_the_interval_excludes_zero(exp, capsys,
     pdm_line = next(ln for ln in text.splitlines() if ln.startswith("| PDM-style score |"))
     assert pdm_line.rstrip().endswith("| better |")
     crash = [ln for ln in text.splitlines() if ln.startswith("| collision (%)")]
-    assert crash and all(ln.rstrip().endswith("| - |") for ln in crash)
+    assert crash and all(ln.rstrip().endswith("| not resolved |") for ln in crash)
     assert len(json.loads(out.read_text())["rows"]) > 10
     assert main(["compare", str(exp), "--base", "nope"]) == 2
     assert "--base nope" in capsys.readouterr().err

@@ -23,7 +23,8 @@ TINY = [
     "drive_scenarios=[cut_in]",  # closed loop dominates the time: one episode per model
     "workers=1",  # no process pools: their start-up costs more than these few episodes
 ]
-STAGES = 2 + 2 * 4 + 2  # generate, annotate; per arm train, 2 evals, drive; aggregate, report
+STAGES = 2 + 2 * 4 + 3 + 2  # generate, annotate; per arm train, 2 evals, drive;
+# drive_expert, videos per arm; aggregate, report
 
 
 def _mtimes(root):
@@ -80,6 +81,12 @@ def test_demo_runs_every_stage_and_writes_the_report(finished, tiny):
     assert res["open_loop"]["ade"]["baseline"]["mean"] > 0
     assert res["open_loop"]["ade"]["rsd"]["mean"] > 0
     assert res["closed_loop_overall"]["driving_score"]["rsd"]["mean"] >= 0
+    # the expert's reference on the same episode, one GIF per arm (its one episode) embedded
+    expert = json.loads((out / "expert" / "drive" / "metrics.json").read_text())
+    assert expert["settings"]["planner"] == "expert" and expert["overall"]["episodes"] == 1
+    html = (out / "report" / "index.html").read_text()
+    assert "expert (reference)" in html and "the same scenario episodes as the runs" in html
+    assert html.count('src="data:image/gif') == 2
 
 
 def test_rerun_skips_every_stage(finished, tiny, capsys):

@@ -245,8 +245,16 @@ def _mtimes(root):
 def test_experiment_runs_every_stage(finished, tiny):
     out, exp = finished
     # the runs' stages were computed in pool processes; this process records their markers
-    assert exp.ran == ["generate", "annotate", "aggregate", "report"]
-    assert len(exp.plan) == 2 + 2 * 4 + 2
+    assert exp.ran == [
+        "generate",
+        "annotate",
+        "drive_expert",
+        "videos_baseline",
+        "videos_rsd",
+        "aggregate",
+        "report",
+    ]
+    assert len(exp.plan) == 2 + 2 * 4 + 3 + 2
     assert all((out / ".stages" / f"{name}.json").is_file() for name, _ in exp.plan)
     for f in ("results.json", "results.md", "experiment.yaml", "report/index.html"):
         assert (out / f).is_file()
@@ -267,7 +275,14 @@ def test_experiment_runs_every_stage(finished, tiny):
     assert "Closed-loop outcomes pooled over seeds" in (out / "results.md").read_text()
     t = res["time"]
     assert t["total"]["stages"] == len(exp.plan) - 2  # but the aggregate and report themselves
-    assert set(t["by_kind"]) == {"generate", "annotate", "train", "eval", "drive"}
+    assert set(t["by_kind"]) == {"generate", "annotate", "train", "eval", "drive", "videos"}
+    # the expert's reference: the same one episode, a column of the closed-loop tables
+    assert res["expert"]["closed_loop_nominal"]["episodes"] == 1
+    assert "expert (ref.)" in (out / "results.md").read_text()
+    for arm in ("baseline", "rsd"):
+        sel = json.loads((out / "runs" / arm / "seed0" / "drive/videos/selection.json").read_text())
+        assert len(sel["chosen"]) == 1  # one episode: a failure or a success
+        assert sel["chosen"][0]["redriven_outcome"] == sel["chosen"][0]["outcome"]
     assert t["by_kind"]["train"]["cpu_s"] > 0 and t["total"]["wall_s"] > 0
 
 
@@ -292,11 +307,13 @@ def test_dry_run_and_filters_run_nothing(finished, tiny, capsys):
         "eval_rsd_seed0_dense360",
         "eval_rsd_seed0_sparse_noisy",
         "drive_rsd_seed0",
+        "drive_expert",
+        "videos_rsd",
         "aggregate",
         "report",
     ]
     assert all(done for _, done in exp.plan) and exp.ran == []
-    assert "8 stages, 0 to do" in capsys.readouterr().out
+    assert "10 stages, 0 to do" in capsys.readouterr().out
     assert _mtimes(out) == before
     cmd = exp.train_command("rsd", 0, nproc=4)
     assert cmd.startswith("torchrun --nproc_per_node=4 -m rsd.cli train --data ")

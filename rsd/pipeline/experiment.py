@@ -30,7 +30,7 @@ from rsd.data.jsonio import read_json
 from rsd.data.store import FrameStore
 from rsd.pipeline.annotate import annotate
 from rsd.pipeline.dagger import dagger_stages
-from rsd.pipeline.drive import drive_to_dir
+from rsd.pipeline.drive import EXPERT_DRIVE, drive_to_dir, reference_stages
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
 from rsd.pipeline.generate import GenerateConfig, generate
 from rsd.pipeline.layout import ExperimentLayout
@@ -221,6 +221,9 @@ class Experiment(StageRunner):
                 run_in_pool(_run_unit, todo, self.cfg.runs_at_a_time, self.say)
         for arm, s in units:  # parallel: all done by now, this records their times
             self.run_unit(arm, s)
+        video_arms = self.arms if self.cfg.seeds[0] in self.seeds else []
+        for stage in reference_stages(self.layout, video_arms, self.drive_scenarios()):
+            self.run_stage(stage)
         lay = self.layout
         aggregated = Stage(
             "aggregate", lambda: aggregate_stage(lay, self.command), lambda: is_aggregated(lay)
@@ -241,11 +244,17 @@ class Experiment(StageRunner):
         return page.exists() and page.stat().st_mtime_ns >= results.stat().st_mtime_ns
 
     def report(self) -> None:
-        """The HTML page comparing the first seed's run of every arm (curves, risk maps)."""
-        seed = self.cfg.seeds[0]
-        runs = [self.layout.run_dir(arm, seed) for arm in self.cfg.arms]
-        title = f"rsd experiment {self.out.name}: {', '.join(self.cfg.arms)} (seed {seed})"
-        write_report(runs, self.layout.report_dir, title=title)
+        """The HTML page comparing every complete run of every arm (its tables over seeds,
+        beside the paired intervals of ``results.json``; curves; risk maps; the first seed's
+        GIFs) with the expert's reference column."""
+        done = self.layout.complete_runs()
+        runs = [self.layout.run_dir(a, s) for a in self.cfg.arms for s in done.get(a, [])]
+        seeds = sorted({s for ss in done.values() for s in ss})
+        title = f"rsd experiment {self.out.name}: {', '.join(done)} (seeds {seeds})"
+        paired = read_json(self.out / "results.json").get("paired") or []
+        expert = self.out / EXPERT_DRIVE
+        expert = expert if (expert / "metrics.json").exists() else None
+        write_report(runs, self.layout.report_dir, title=title, paired=paired, expert=expert)
 
 
 def run_experiment(
@@ -274,7 +283,7 @@ def run_experiment(
     print()
     for g in summary:
         print(EXPERIMENT_GROUPS[g])
-        print(format_table(res["metrics"], g, arms))
+        print(format_table(res["metrics"], g, arms, (res.get("expert") or {}).get(g)))
         print()
     print(format_stage_times(res["time"], len(exp.ran), len(exp.plan) - len(exp.ran)))
     print(f"results: {exp.out / 'results.md'}, {exp.out / 'results.json'}")

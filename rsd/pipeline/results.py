@@ -5,16 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from rsd.config import to_dict
 from rsd.data.jsonio import read_json, write_json
 from rsd.metrics.stats import aggregate
 from rsd.pipeline.compare import compare_arms
+from rsd.pipeline.drive import EXPERT_DRIVE, read_logs
 from rsd.pipeline.experiment_config import BASELINE, COMPATIBLE_KEYS
 from rsd.pipeline.layout import ExperimentLayout
 from rsd.pipeline.stages import STAGE_DIR, time_totals
-from rsd.pipeline.summary import ALSO_CHECKED, check_targets, pool_outcomes, run_metrics
+from rsd.pipeline.summary import (
+    ALSO_CHECKED,
+    check_targets,
+    pool_outcomes,
+    reference_metrics,
+    run_metrics,
+)
 from rsd.report.page import markdown_page
 from rsd.report.tables import results_markdown
 from rsd.sim.closed_loop import EpisodeLog
@@ -25,12 +33,31 @@ def inputs_digest(layout: ExperimentLayout) -> str:
     and of the config (but for the keys that only select the runs)."""
     settings = {k: v for k, v in to_dict(layout.cfg).items() if k not in COMPATIBLE_KEYS}
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    for arm, seeds in layout.complete_runs().items():
-        for s in seeds:
-            for p in layout.run_outputs(arm, s):
-                st = p.stat()
-                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    paths = [
+        p
+        for arm, seeds in layout.complete_runs().items()
+        for s in seeds
+        for p in layout.run_outputs(arm, s)
+    ]
+    paths += [p for p in expert_outputs(layout) if p.exists()]
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def expert_outputs(layout: ExperimentLayout) -> list[Path]:
+    """The expert reference's files (:data:`rsd.pipeline.drive.EXPERT_DRIVE`)."""
+    d = layout.out / EXPERT_DRIVE
+    return [d / "metrics.json", d / "episodes.jsonl"]
+
+
+def expert_metrics(layout: ExperimentLayout) -> dict[str, dict[str, float]]:
+    """The closed-loop groups of the expert's reference drive; empty when it has not driven."""
+    episodes = layout.out / EXPERT_DRIVE / "episodes.jsonl"
+    if not episodes.exists():
+        return {}
+    return reference_metrics(read_logs(episodes), layout.cfg.long_tail)
 
 
 def is_aggregated(layout: ExperimentLayout) -> bool:
@@ -39,8 +66,7 @@ def is_aggregated(layout: ExperimentLayout) -> bool:
 
 
 def episode_logs(layout: ExperimentLayout, arm: str, seed: int) -> list[EpisodeLog]:
-    text = (layout.drive_dir(arm, seed) / "episodes.jsonl").read_text()
-    return [EpisodeLog.from_json(line) for line in text.splitlines() if line]
+    return read_logs(layout.drive_dir(arm, seed) / "episodes.jsonl")
 
 
 def per_run(layout: ExperimentLayout) -> dict[str, dict[int, dict[str, dict[str, float]]]]:
@@ -91,6 +117,7 @@ def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
         for row in compare_arms(layout.out, arm, BASELINE, layout.cfg.long_tail)
     ]
     times = stage_times(layout)
+    expert = expert_metrics(layout)
     res = {
         "command": command,
         "config": to_dict(layout.cfg),
@@ -104,12 +131,13 @@ def aggregate_stage(layout: ExperimentLayout, command: str) -> None:
         "metrics": agg,
         "pooled": pooled,
         "paired": paired,
+        "expert": expert,
         "targets": targets,
         "time": times,
         "inputs_digest": inputs_digest(layout),
     }
     write_json(layout.out / "results.json", res)
-    md = results_markdown(agg, targets, times, command, list(runs), pooled, paired)
+    md = results_markdown(agg, targets, times, command, list(runs), pooled, paired, expert)
     (layout.out / "results.md").write_text(md)
     layout.report_dir.mkdir(parents=True, exist_ok=True)
     (layout.report_dir / "results.html").write_text(markdown_page(md, "rsd experiment results"))

@@ -80,6 +80,17 @@ def run_metrics(
     }
 
 
+def reference_metrics(logs: Sequence[Any], long_tail: Sequence[str]) -> dict[str, dict[str, float]]:
+    """The closed-loop groups of :func:`run_metrics` (same keys and units) for one set of
+    episode logs, e.g. the privileged expert's: the reference column of the closed-loop
+    tables."""
+    return {
+        k: v
+        for k, v in run_metrics({}, {}, logs, long_tail).items()
+        if k.startswith(("closed", "coll"))
+    }
+
+
 def pool_outcomes(logs: Sequence[Any], long_tail: Sequence[str]) -> dict[str, dict[str, Any]]:
     """``{"long_tail" | "nominal" | "overall": {"episodes": n, outcome: {"count", "rate_pct",
     "ci95_pct": [lo, hi]}}}`` over episode logs pooled across seeds

@@ -10,24 +10,39 @@ variant, std being the sample standard deviation (n - 1), shown only for two run
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from rsd.config import ConfigError
 from rsd.data.jsonio import clean, write_json
+from rsd.report.effects import collapse_warnings, warning_text
 from rsd.report.page import render_page
-from rsd.report.plots import read_curves, risk_examples, training_curves
-from rsd.report.runs import load_run, summarise_runs
+from rsd.report.plots import (
+    curve_terms,
+    gradient_curves,
+    read_curves,
+    risk_examples,
+    training_curves,
+)
+from rsd.report.runs import load_drive, load_run, summarise_runs
 from rsd.report.tables import summary_markdown
 
 
-def _curves_png(loaded: Sequence[dict]) -> bytes | None:
-    """The training curves of every run, labelled ``variant sSEED``."""
+def _curve_figures(loaded: Sequence[dict]) -> dict[str, Any]:
+    """The training curves of every run (labelled ``variant sSEED``): every loss term, the
+    gradient norm of every term, and the lists of both."""
     labelled = []
     for r in loaded:
         curves = read_curves(Path(r["path"]) / "metrics.jsonl")
         labelled.append((f"{r['variant']} s{r['seed']}", r["variant"], curves))
-    return training_curves(labelled)
+    terms, grads = curve_terms(labelled)
+    return {
+        "curves": training_curves(labelled),
+        "grads": gradient_curves(labelled),
+        "terms": terms,
+        "grad_terms": grads,
+    }
 
 
 def _risk_png(loaded: Sequence[dict]) -> tuple[bytes | None, str]:
@@ -48,31 +63,48 @@ def _risk_png(loaded: Sequence[dict]) -> tuple[bytes | None, str]:
 
 
 def _gifs(loaded: Sequence[dict]) -> list[tuple[str, str]]:
-    """``(caption, path)`` of every GIF under the runs' drive directories."""
+    """``(caption, path)`` of every GIF under the runs' drive directories (captions from
+    :func:`rsd.report.runs.load_run`, with the seed)."""
     gifs = []
     for r in loaded:
         for d in r["drives"]:
-            gifs += [
-                (f"{r['variant']} s{r['seed']} · {d['dir']} · {Path(g).stem}", g) for g in d["gifs"]
-            ]
+            gifs += [(f"{caption} · seed {r['seed']}", g) for caption, g in d["gifs"]]
     return gifs
 
 
-def write_report(runs: Sequence[Path], out_dir: Path, *, title: str = "rsd report") -> Path:
+def write_report(
+    runs: Sequence[Path],
+    out_dir: Path,
+    *,
+    title: str = "rsd report",
+    paired: Sequence[Mapping[str, Any]] = (),
+    expert: Path | None = None,
+) -> Path:
     """Write ``index.html``, ``summary.md`` and ``summary.json`` for ``runs`` into ``out_dir``
-    and return the path of ``index.html``."""
+    and return the path of ``index.html``. ``paired``: paired rows (``rsd compare``'s, the
+    experiment's ``results.json`` ``paired``) that give every difference its interval and
+    decide which are coloured; ``expert``: a directory with the expert's ``rsd drive``
+    ``metrics.json``, shown as the reference column of the closed-loop tables."""
     if not runs:
         raise ConfigError("rsd report: give at least one run directory")
+    expert_metrics = None
+    if expert is not None:
+        expert_metrics = load_drive(Path(expert))
+        if expert_metrics is None:
+            raise ConfigError(f"--expert {expert}: no closed-loop metrics.json there")
     loaded = [load_run(Path(r)) for r in runs]
-    summary = clean(summarise_runs(loaded))
+    summary = clean(summarise_runs(loaded, expert_metrics))
     summary["title"] = title
     summary["generated"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    summary["warnings"] = [warning_text(w) for w in collapse_warnings(summary)]
+    summary["paired"] = clean(list(paired))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     (out_dir / "summary.md").write_text(summary_markdown(summary, title))
-    risk_png, risk_note = _risk_png(loaded)
-    html = render_page(summary, _curves_png(loaded), risk_png, risk_note, _gifs(loaded))
+    figures = _curve_figures(loaded)
+    figures["risk"], figures["risk_note"] = _risk_png(loaded)
+    html = render_page(summary, figures, _gifs(loaded), paired)
     index = out_dir / "index.html"
     index.write_text(html)
     return index

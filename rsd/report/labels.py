@@ -18,8 +18,10 @@ OPEN_LOOP = [  # (group of the eval JSON, key, label, lower is better)
     ("planning", "l2_uniad_3s", "L2 UniAD-step @3s (m)", True),
     ("planning", "ade", "ADE (m)", True),
     ("planning", "fde", "FDE (m)", True),
-    ("planning", "collision_box_avg", "plan collision, exact boxes (VAD-avg mean)", True),
-    ("planning", "collision_vad_grid_avg", "plan collision, VAD grid (VAD-avg mean)", True),
+    ("planning", "collision_box_avg", "plan collision, exact boxes (VAD-avg mean, %)", True),
+    ("planning", "collision_vad_grid_avg", "plan collision, VAD grid (VAD-avg mean, %)", True),
+    ("plan_score", "pdm_score", "plan score (PDMS-style)", False),
+    ("plan_score", "pdm_score_events", "plan score, event windows", False),
     ("detection", "mAP", "mAP", False),
     ("detection", "NDS", "NDS", False),
     ("detection", "mATE", "mATE (m)", True),
@@ -34,6 +36,8 @@ OPEN_LOOP = [  # (group of the eval JSON, key, label, lower is better)
     ("", "samples_per_s", "model samples/s", False),
 ]
 """The open-loop rows of ``rsd report`` (group "" = a top-level key of the eval JSON)."""
+PCT_KEYS = frozenset({"collision_box_avg", "collision_vad_grid_avg"})
+"""Eval-JSON keys that are fractions (0-1) there and shown as % (x100) everywhere else."""
 KEPT = ["l2_vad_avg", "ade", "fde", "mAP", "NDS"]
 """Metrics whose retention on an unseen rig (a ratio, :func:`rsd.metrics.stats.retention`)
 ``rsd report`` shows."""
@@ -106,7 +110,7 @@ EXPERIMENT_LABELS = {
     "success_rate": "SR (%)",
     "collision_rate": "collision (%)",
     "offroad_rate": "off-road (%)",
-    "route_completion": "route completion",
+    "route_completion": "route completion (%)",
     "episodes": "episodes",
 }
 """Row labels of ``results.md``; a key not listed (a scenario name) is its own label."""
@@ -144,7 +148,12 @@ COMPARE_GROUPS = {
     "closed_loop_long_tail": "Closed loop, long-tail scenarios (paired by scenario + seed)",
 }
 """Titles of ``rsd compare``'s groups; ``open_loop[<rig>]`` groups are titled by rig."""
-LOWER_IS_BETTER = {"ade", "fde", "collision_rate", "offroad_rate", "collision_vad_avg_pct"}
+LOWER_IS_BETTER = {
+    *(key for _, key, _, lower in OPEN_LOOP if lower),
+    *(key for key, _, lower in CLOSED_LOOP if lower),
+    "collision_box_avg_pct",
+    "collision_vad_grid_avg_pct",
+}
 """Metric keys where a negative paired difference is an improvement."""
 
 

@@ -8,18 +8,26 @@ with :func:`html.escape`; the Markdown renderer has raw HTML switched off.
 from __future__ import annotations
 
 import base64
-import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from markdown_it import MarkdownIt
 
-from rsd.metrics.stats import delta_pct
+from rsd.report.effects import (
+    PairKey,
+    collapse_warnings,
+    diff_html,
+    index_paired,
+    paired_section,
+    warnings_html,
+)
 from rsd.report.labels import CLOSED_LOOP, OPEN_LOOP
-from rsd.report.tables import fmt_stat
+from rsd.report.tables import BASELINE, fmt_stat
 
-MAX_GIFS = 8
+MAX_GIFS = 24
+"""At most this many GIFs are embedded (two per arm: a failure and a success)."""
 MAX_GIF_BYTES = 8 << 20
 
 CSS = """
@@ -37,7 +45,10 @@ table{border-collapse:collapse;font-size:14px;min-width:420px}
 th,td{padding:5px 12px;text-align:right;white-space:nowrap}
 th{background:#eef0f4;font-weight:600} th:first-child,td:first-child{text-align:left}
 tr:nth-child(even) td{background:#fafbfc}
-td.best{font-weight:700} td.good{color:#137333} td.bad{color:#b3261e}
+td.best{font-weight:700} .good{color:#137333;font-weight:600} .bad{color:#b3261e;font-weight:600}
+.diff{font-size:12px;font-weight:400;color:#5f6675}
+.warn{background:#fdecea;border:2px solid #b3261e;border-radius:8px;padding:10px 16px;
+ margin:12px 0;color:#5f1410}
 .tag{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;color:#fff}
 .baseline{background:#0072b2} .rsd{background:#d55e00} .unknown{background:#777}
 .note{color:#5f6675;font-size:13px} img{max-width:100%;height:auto}
@@ -57,21 +68,28 @@ def _tag(variant: str) -> str:
     return f'<span class="tag {cls}">{escape(variant)}</span>'
 
 
+Row = tuple[str, dict, bool, PairKey | None]
+"""(label, {variant: stats}, lower is better, (group, metric) of its paired rows or None)."""
+
+
 def _table(
-    rows: list[tuple[str, dict, bool]],
+    rows: list[Row],
     variants: list[str],
     digits: int,
-    delta: bool = True,
-    decided: Mapping[str, bool] | None = None,
+    paired: Mapping[tuple[str, str, str], Mapping] | None = None,
+    reference: Mapping[str, Any] | None = None,
 ) -> str:
-    """Rows (label, {variant: stats}, lower is better) -> table with a relative-delta column
-    (rsd vs baseline) when both are present; the better mean is bold. A delta is coloured only
-    for the labels in ``decided`` (True: the paired 95 % interval of rsd - baseline excludes
-    zero, :func:`rsd.metrics.stats.excludes_zero`); seed means alone never colour one."""
-    both = delta and {"baseline", "rsd"} <= set(variants)
+    """Rows -> table, one column per variant (the better mean bold), and in every
+    non-baseline cell its difference against the baseline (:func:`rsd.report.effects.
+    diff_html`): the paired ``Δ [95 % interval]`` from ``paired`` (:func:`rsd.report.effects.
+    index_paired`), coloured only where the interval excludes zero; seed means alone never
+    colour one. ``reference``: ``{label: value}`` of an extra "expert (reference)" column."""
+    base = BASELINE if BASELINE in variants and len(variants) > 1 else None
     head = "".join(f"<th>{_tag(v)}</th>" for v in variants)
-    out = [f"<table><tr><th>metric</th>{head}{'<th>Δ rsd vs baseline</th>' if both else ''}</tr>"]
-    for label, cells, lower in rows:
+    if reference is not None:
+        head += "<th>expert (reference)</th>"
+    out = [f"<table><tr><th>metric</th>{head}</tr>"]
+    for label, cells, lower, pkey in rows:
         if not any(cells[v]["n"] for v in variants):
             continue
         shown = {
@@ -80,23 +98,18 @@ def _table(
         best = (min if lower else max)(shown.values()) if len(shown) > 1 else None
         if best is not None and list(shown.values()).count(best) > 1:
             best = None  # equal as shown: nobody is better
-        tds = "".join(
-            f'<td class="{"best" if best is not None and shown.get(v) == best else ""}">'
-            f"{escape(fmt_stat(cells[v], digits))}</td>"
-            for v in variants
-        )
-        if both:
-            b, r = cells["baseline"]["mean"], cells["rsd"]["mean"]
-            rel = math.nan if b is None or r is None else delta_pct(r, b)
-            if math.isnan(rel):
-                tds += "<td>-</td>"
-            else:
-                good = (rel < 0) == lower if abs(rel) >= 0.05 else None  # shown as 0.0: neutral
-                rel = rel if good is not None else 0.0
-                if not (decided or {}).get(label):
-                    good = None  # no interval excludes zero: noise is not painted
-                cls = "" if good is None else ("good" if good else "bad")
-                tds += f'<td class="{cls}">{rel:+.1f} %</td>'
+        tds = ""
+        for v in variants:
+            cls = "best" if best is not None and shown.get(v) == best else ""
+            text = escape(fmt_stat(cells[v], digits))
+            if base is not None and v != base:
+                effect = (paired or {}).get((*pkey, v)) if pkey else None
+                diff, _ = diff_html(effect, cells[v]["mean"], cells[base]["mean"], digits)
+                text += f"<br>{diff}" if diff else ""
+            tds += f'<td class="{cls}">{text}</td>'
+        if reference is not None:
+            value = reference.get(label)
+            tds += f"<td>{'-' if value is None else f'{value:.{digits}f}'}</td>"
         out.append(f"<tr><td>{escape(label)}</td>{tds}</tr>")
     return "\n".join(out) + "</table>"
 
@@ -118,7 +131,7 @@ def _runs_table(summary: dict) -> str:
     return "\n".join(rows) + "</table>"
 
 
-def _open_loop(summary: dict) -> str:
+def _open_loop(summary: dict, paired: Mapping) -> str:
     vs = summary["variants"]
     parts = []
     if not summary["open_loop"]:
@@ -127,11 +140,12 @@ def _open_loop(summary: dict) -> str:
     labels = {key: label for _, key, label, _ in OPEN_LOOP}
     for sec in summary["open_loop"]:
         role = "training rig" if sec["training_rig"] else "unseen rig"
-        rows = [(labels[k], cells, lower[k]) for k, cells in sec["metrics"].items()]
+        group = f"open_loop[{sec['rig']}]"
+        rows = [(labels[k], cells, lower[k], (group, k)) for k, cells in sec["metrics"].items()]
         parts.append(f'<h3>{escape(sec["rig"])} <span class="note">({role})</span></h3>')
-        parts.append(f'<div class="card">{_table(rows, vs, 3)}</div>')
+        parts.append(f'<div class="card">{_table(rows, vs, 3, paired)}</div>')
         if sec["kept"]:
-            kept = [(labels[k], cells, False) for k, cells in sec["kept"].items()]
+            kept: list[Row] = [(labels[k], cells, False, None) for k, cells in sec["kept"].items()]
             parts.append(
                 f"<h3>Retention on the unseen rig {escape(sec['rig'])}</h3>"
                 '<p class="note">Ratio to the same run\'s training-rig value (errors: train /'
@@ -141,7 +155,27 @@ def _open_loop(summary: dict) -> str:
     return "\n".join(parts)
 
 
-def _closed_loop(summary: dict) -> str:
+def _expert_note(expert: Mapping | None) -> str:
+    if not expert:
+        return (
+            '<p class="note">No expert reference (<code>rsd report --expert DRIVE_DIR</code>'
+            " with <code>rsd drive --planner expert</code>'s output; the experiment drives it"
+            " once into <code>expert/drive</code>).</p>"
+        )
+    st = expert["settings"]
+    same = (
+        "the same scenario episodes as the runs"
+        if expert["same_episodes"]
+        else "NOT the same scenario episodes as every run: compare with care"
+    )
+    return (
+        '<p class="note">Expert (reference): the privileged expert driven with the same metric'
+        f" definitions on {escape(str(st.get('episodes')))} episodes per scenario from seed"
+        f" {escape(str(st.get('first_seed')))}: {same}.</p>"
+    )
+
+
+def _closed_loop(summary: dict, paired: Mapping) -> str:
     vs = summary["variants"]
     if not summary["closed_loop"]:
         return (
@@ -149,21 +183,33 @@ def _closed_loop(summary: dict) -> str:
         )
     parts = []
     for sec in summary["closed_loop"]:
-        rows = [(label, sec["overall"][k], lo) for k, label, lo in CLOSED_LOOP]
+        expert = sec.get("expert")
+        rows: list[Row] = [
+            (label, sec["overall"][k], lo, ("closed_loop_overall", k))
+            for k, label, lo in CLOSED_LOOP
+        ]
+        ref = None
+        if expert:
+            ref = {label: expert["overall"].get(k) for k, label, _ in CLOSED_LOOP}
         parts.append(f"<h3>Overall (rig {escape(str(sec['rig']))})</h3>")
-        parts.append(f'<div class="card">{_table(rows, vs, 1)}</div>')
-        skills = [(s, c, False) for s, c in sec["per_skill_success"].items()]
+        parts.append(f'<div class="card">{_table(rows, vs, 1, paired, ref)}')
+        parts.append(f"{_expert_note(expert)}</div>")
+        skills: list[Row] = [(s, c, False, None) for s, c in sec["per_skill_success"].items()]
         if skills:
             parts.append(
                 f'<h3>Success rate per skill (%)</h3><div class="card">'
                 f"{_table(skills, vs, 1)}</div>"
             )
-        scn = []
+        scn: list[Row] = []
+        ref_scn: dict[str, Any] = {}
         for s, cells in sec["per_scenario"].items():
-            scn.append((f"{s}: DS", cells["driving_score"], False))
-            scn.append((f"{s}: SR %", cells["success_rate"], False))
+            scn.append((f"{s}: DS", cells["driving_score"], False, None))
+            scn.append((f"{s}: SR %", cells["success_rate"], False, None))
+            e = ((expert or {}).get("per_scenario") or {}).get(s) or {}
+            ref_scn |= {f"{s}: DS": e.get("driving_score"), f"{s}: SR %": e.get("success_rate")}
         if scn:
-            parts.append(f'<h3>Per scenario</h3><div class="card">{_table(scn, vs, 1)}</div>')
+            table = _table(scn, vs, 1, None, ref_scn if expert else None)
+            parts.append(f'<h3>Per scenario</h3><div class="card">{table}</div>')
     return "\n".join(parts)
 
 
@@ -194,7 +240,7 @@ planned and expert positions: an average of averages, as VAD / ST-P3 report it.
 larger than the VAD number for the same plan.</dd>
 <dt>ADE / FDE</dt><dd>Mean distance over all 6 waypoints / at the last (3 s).</dd>
 <dt>Plan collision (exact boxes / VAD grid)</dt><dd>Per-step indicator averaged like L2 (VAD);
-steps where the expert collides are excluded. Fraction (0-1). Exact boxes: the ego box turned
+steps where the expert collides are excluded. In % of the steps. Exact boxes: the ego box turned
 along the plan vs the agents' true future boxes. VAD grid: VAD's own test, an unrotated
 4.084 x 1.85 m box shifted 0.5 m forward on a 0.5 m occupancy grid of the agents.</dd>
 <dt>mAP, mATE, mASE, mAOE, mAVE, NDS</dt><dd>nuScenes detection (Caesar et al., CVPR 2020):
@@ -218,9 +264,15 @@ bounds.</dd>
 <dt>Throughput</dt><dd>Model forward samples/s at the eval batch size on the eval machine
 (rasterising excluded; the eval JSON also has the end-to-end figure).</dd>
 <dt>mean ± std</dt><dd>Over the runs (seeds) of a variant; std is the sample standard deviation
-(n − 1). Δ = (rsd − baseline) / |baseline|, coloured only where the paired 95 % interval
-excludes zero (<code>rsd compare</code>, the experiment's results page); the means of a few
-seeds alone colour nothing.</dd>
+(n − 1). Δ beside a cell: arm − baseline with its paired 95 % interval (<code>rsd compare</code>:
+paired by training seed, then scenario episode or frame; hierarchical bootstrap), coloured
+only where the interval excludes zero, "not resolved" otherwise; where no paired interval
+exists, the relative change of the seed means, never coloured.</dd>
+<dt>Units</dt><dd>Rates (success, collision, off-road, plan collision, route completion) in %
+everywhere: page, <code>summary.md</code>, <code>results.md</code> and the command-line tables.
+</dd>
+<dt>Expert (reference)</dt><dd>The privileged expert (ground-truth state) driven on the same
+scenario seeds and scored with the same definitions: what the scenarios allow.</dd>
 </dl>
 <p class="note">Sources: Hu et al., "Planning-oriented Autonomous Driving" (UniAD, CVPR 2023);
 Jiang et al., "VAD" (ICCV 2023) and the ST-P3 evaluation code they share; Caesar et al.,
@@ -228,27 +280,51 @@ Jiang et al., "VAD" (ICCV 2023) and the ST-P3 evaluation code they share; Caesar
 Karnchanachari et al., "nuPlan" comfort bounds.</p>"""
 
 
+def _curves(figures: Mapping[str, Any]) -> str:
+    """Loss terms and gradient norms per term, with the list of what each figure plots."""
+    if not figures.get("curves"):
+        return '<p class="note">No metrics.jsonl in the runs.</p>'
+    terms = ", ".join(figures.get("terms") or [])
+    html = (
+        f'<div class="card"><img src="{data_uri(figures["curves"], "image/png")}" alt="curves">'
+        f'<p class="note">Every loss term, one panel each: {escape(terms)}.</p></div>'
+    )
+    if figures.get("grads"):
+        grads = ", ".join(figures.get("grad_terms") or [])
+        html += (
+            f'<h3>Gradient norm of each loss term</h3><div class="card"><img src="'
+            f'{data_uri(figures["grads"], "image/png")}" alt="gradient norms">'
+            f'<p class="note">||d term / d weights|| as <code>rsd train</code> logs it'
+            f" (<code>grad_terms_every</code>), one panel per variant: {escape(grads)}.</p></div>"
+        )
+    else:
+        html += '<p class="note">No gradient norms per term in the runs\' metrics.jsonl.</p>'
+    return html
+
+
 def render_page(
     summary: dict,
-    curves_png: bytes | None,
-    risk_png: bytes | None,
-    risk_note: str,
+    figures: Mapping[str, Any],
     gifs: list[tuple[str, str]],
+    paired: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The whole page as a string."""
+    """The whole page as a string. ``figures``: ``curves`` / ``grads`` / ``risk`` (PNG bytes or
+    None), ``terms`` / ``grad_terms`` (what the first two plot), ``risk_note``; ``gifs``:
+    ``(caption, path)``; ``paired``: paired rows (:mod:`rsd.report.effects`)."""
     title = escape(summary.get("title", "rsd report"))
-    sections = [
+    index = index_paired(paired)
+    sections = []
+    warned = warnings_html(collapse_warnings(summary))
+    if warned:
+        sections.append(("warnings", "Warnings", warned))
+    sections += [
         ("runs", "Runs", f'<div class="card">{_runs_table(summary)}</div>'),
-        ("open", "Open loop (held-out val split)", _open_loop(summary)),
-        ("closed", "Closed loop (highway-env)", _closed_loop(summary)),
+        ("open", "Open loop (held-out val split)", _open_loop(summary, index)),
+        ("closed", "Closed loop (highway-env)", _closed_loop(summary, index)),
+        ("paired", "Paired differences against the baseline", paired_section(paired)),
+        ("curves", "Training curves", _curves(figures)),
     ]
-    img = '<p class="note">No metrics.jsonl in the runs.</p>'
-    if curves_png:
-        img = (
-            f'<div class="card"><img src="{data_uri(curves_png, "image/png")}" alt="curves"></div>'
-        )
-
-    sections.append(("curves", "Training curves", img))
+    risk_png, risk_note = figures.get("risk"), str(figures.get("risk_note", ""))
     risk = (
         f'<div class="card"><img src="{data_uri(risk_png, "image/png")}" alt="risk maps">'
         f'<p class="note">{escape(risk_note)}; boxes: agents, blue: ego.</p></div>'

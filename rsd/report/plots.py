@@ -20,7 +20,6 @@ from rsd.tasks import eval_dataset
 
 VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
 NOT_TERMS = {"step", "epoch", "lr", "grad_norm", "samples_per_s", "seconds"}
-MAX_TERMS = 12
 
 
 def _png(fig: Any) -> bytes:
@@ -48,18 +47,38 @@ def read_curves(path: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
+GRAD_PREFIX = "grad/"
+"""Prefix of the per-term gradient norms ``rsd train`` logs (:mod:`rsd.losses.gradnorm`)."""
+
+
+def curve_terms(runs: Sequence[tuple[str, str, dict]]) -> tuple[list[str], list[str]]:
+    """Every loss term (``loss`` first, then in first-seen order) and every gradient-norm key
+    (``grad/<term>``) in the curves of ``runs`` (``(label, variant, curves)``): what
+    :func:`training_curves` and :func:`gradient_curves` draw, one panel / line each."""
+    seen: list[str] = []
+    for _, _, curves in runs:
+        seen += [t for t in curves if t not in seen]
+    losses = sorted((t for t in seen if not t.startswith(GRAD_PREFIX)), key=lambda t: t != "loss")
+    return losses, [t for t in seen if t.startswith(GRAD_PREFIX)]
+
+
+def _log_if_wide(ax: Any, vals: Sequence[float]) -> None:
+    if vals and min(vals) > 0 and max(vals) / min(vals) > 20:
+        ax.set_yscale("log")
+    if ax.get_yscale() == "linear":
+        ax.ticklabel_format(axis="y", useOffset=False)
+
+
 def training_curves(runs: Sequence[tuple[str, str, dict]]) -> bytes | None:
-    """One panel per loss term (``loss`` first), one line per run coloured by variant.
+    """One panel per loss term (``loss`` first; every term, RSD's ``distill_*``, ``traj_nll``,
+    ``traj_risk_mass`` included), one line per run coloured by variant.
 
     ``runs``: ``(label, variant, curves)`` with curves from :func:`read_curves`."""
     from matplotlib.figure import Figure
 
-    terms: list[str] = []
-    for _, _, curves in runs:
-        terms += [t for t in curves if t not in terms]
+    terms, _ = curve_terms(runs)
     if not terms:
         return None
-    terms = sorted(terms, key=lambda t: (t != "loss", terms.index(t)))[:MAX_TERMS]
     cols = min(4, len(terms))
     rows = -(-len(terms) // cols)
     fig = Figure(figsize=(3.4 * cols, 2.5 * rows + 0.4))
@@ -74,16 +93,47 @@ def training_curves(runs: Sequence[tuple[str, str, dict]]) -> bytes | None:
             steps, values = zip(*curves[term], strict=True)
             colour = VARIANT_COLOURS.get(variant, "0.4")
             ax.plot(steps, values, styles[n % 4], color=colour, lw=1.3, label=label)
-        vals = [v for _, _, c in runs for _, v in c.get(term, [])]
-        if vals and min(vals) > 0 and max(vals) / min(vals) > 20:
-            ax.set_yscale("log")
-        if ax.get_yscale() == "linear":
-            ax.ticklabel_format(axis="y", useOffset=False)
+        _log_if_wide(ax, [v for _, _, c in runs for _, v in c.get(term, [])])
         ax.set_title(term, fontsize=10)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         if i == 0:
             ax.legend(fontsize=7)
+    fig.supxlabel("optimiser step", fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def gradient_curves(runs: Sequence[tuple[str, str, dict]]) -> bytes | None:
+    """The gradient norm of every weighted loss term (``grad/<term>``), one panel per variant,
+    one line per term (the same colour in every panel; seeds of a variant as line styles), log
+    scale: which terms actually move the weights. None when no run logged any."""
+    from matplotlib.figure import Figure
+
+    _, grads = curve_terms(runs)
+    if not grads:
+        return None
+    variants = list(dict.fromkeys(v for _, v, c in runs if any(g in c for g in grads)))
+    cols = min(3, len(variants))
+    rows = -(-len(variants) // cols)
+    fig = Figure(figsize=(4.6 * cols, 3.2 * rows + 0.6))
+    palette = [f"C{i % 10}" for i in range(len(grads))]
+    styles = ["-", "--", ":", "-."]
+    for i, variant in enumerate(variants):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        members = [(label, c) for label, v, c in runs if v == variant]
+        for n, (_, curves) in enumerate(members):
+            for colour, g in zip(palette, grads, strict=True):
+                if g not in curves:
+                    continue
+                steps, values = zip(*curves[g], strict=True)
+                label = g[len(GRAD_PREFIX) :] if n == 0 else None
+                ax.plot(steps, values, styles[n % 4], color=colour, lw=1.2, label=label)
+        _log_if_wide(ax, [v for _, c in members for g in grads for _, v in c.get(g, [])])
+        ax.set_title(f"{variant}: gradient norm per term", fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
     fig.supxlabel("optimiser step", fontsize=9)
     fig.tight_layout()
     return _png(fig)

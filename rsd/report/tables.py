@@ -38,15 +38,24 @@ def fmt_stat(s: dict, digits: int = 3) -> str:
     return text if s["std"] is None else f"{text} ± {s['std']:.{digits}f}"
 
 
+def stat_of(value: Any) -> dict:
+    """A one-value cell for :func:`fmt_stat` (None: missing)."""
+    x = as_number(value)
+    return {"mean": None if math.isnan(x) else x, "std": None}
+
+
 def _md_row(label: str, cells: dict, variants: list[str], digits: int) -> str:
     return f"| {label} | " + " | ".join(fmt_stat(cells[v], digits) for v in variants) + " |"
 
 
 def summary_markdown(summary: dict, title: str) -> str:
-    """The tables of ``rsd report`` in Markdown (``summary.md``)."""
+    """The tables of ``rsd report`` in Markdown (``summary.md``): the warnings, open loop per
+    rig, closed loop (with the expert's reference column when there is one) and the paired
+    differences when given."""
     vs = summary["variants"]
     head = "| metric | " + " | ".join(vs) + " |\n|---|" + "---:|" * len(vs)
     lines = [f"# {title}\n", f"Runs: {', '.join(r['name'] for r in summary['runs'])}\n"]
+    lines += [f"**WARNING**: {w}\n" for w in summary.get("warnings") or []]
     labels = {key: label for _, key, label, _ in OPEN_LOOP}
     for sec in summary["open_loop"]:
         role = "training rig" if sec["training_rig"] else "unseen rig"
@@ -65,12 +74,24 @@ def summary_markdown(summary: dict, title: str) -> str:
         lines.append("")
     names = {k: label for k, label, _ in CLOSED_LOOP}
     for sec in summary["closed_loop"]:
-        lines.append(f"## Closed loop (rig {sec['rig']})\n\n{head}")
+        expert = sec.get("expert")
+        ref = (expert or {}).get("overall") or {}
+        lines.append(f"## Closed loop (rig {sec['rig']})\n")
+        if expert:
+            same = "same episodes" if expert["same_episodes"] else "NOT the same episodes"
+            lines.append(f"Last column: the privileged expert as a reference ({same}).\n")
+            lines.append(head.replace(" |\n", " | expert |\n", 1) + "---:|")
+        else:
+            lines.append(head)
         for key, cells in sec["overall"].items():
-            lines.append(_md_row(names[key], cells, vs, 1))
+            row = _md_row(names[key], cells, vs, 1)
+            lines.append(f"{row} {fmt_stat(stat_of(ref.get(key)), 1)} |" if expert else row)
         for skill, cells in sec["per_skill_success"].items():
-            lines.append(_md_row(f"success: {skill}", cells, vs, 1))
+            row = _md_row(f"success: {skill} (%)", cells, vs, 1)
+            lines.append(f"{row} - |" if expert else row)
         lines.append("")
+    if summary.get("paired"):
+        lines += ["## Paired differences against the baseline\n", paired_table(summary["paired"])]
     return "\n".join(lines) + "\n"
 
 
@@ -104,10 +125,18 @@ def format_cell(cell: Mapping[str, Any], with_delta: bool = True) -> str:
     return f"{text} ({fmt_pct(cell.get('delta_pct'))})" if with_delta else text
 
 
-def format_table(agg: Mapping[str, Any], group: str, arms: Sequence[str]) -> str:
-    """One markdown table of an aggregate group: metrics as rows, arms as columns."""
-    head = "| metric | " + " | ".join(arms) + " |"
-    lines = [head, "|" + "---|" * (len(arms) + 1)]
+def format_table(
+    agg: Mapping[str, Any],
+    group: str,
+    arms: Sequence[str],
+    reference: Mapping[str, Any] | None = None,
+) -> str:
+    """One markdown table of an aggregate group: metrics as rows, arms as columns; with
+    ``reference`` (``{metric: value}``, the privileged expert's on the same scenario seeds) a
+    last column ``expert (ref.)``."""
+    cols = [*arms, "expert (ref.)"] if reference else list(arms)
+    head = "| metric | " + " | ".join(cols) + " |"
+    lines = [head, "|" + "---|" * (len(cols) + 1)]
     for metric, cells in (agg.get(group) or {}).items():
         row = [
             format_cell(cell_of(agg, group, metric, a), with_delta=a != BASELINE)
@@ -115,6 +144,8 @@ def format_table(agg: Mapping[str, Any], group: str, arms: Sequence[str]) -> str
             else "-"
             for a in arms
         ]
+        if reference:
+            row.append(fmt_number(reference.get(metric)))
         lines.append(f"| {experiment_label(metric)} | " + " | ".join(row) + " |")
     return "\n".join(lines)
 
@@ -155,10 +186,12 @@ def results_markdown(
     arms: Sequence[str],
     pooled: Mapping[str, Any] | None = None,
     paired: Sequence[Mapping[str, Any]] = (),
+    expert: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """``results.md``: the paired effects against the baseline (where runs pair), a table per
-    metric group, the closed-loop outcomes pooled over seeds (Wilson intervals: used where
-    nothing pairs), the targets, the time spent, the command."""
+    metric group (the closed-loop ones with the ``expert`` reference column when given:
+    ``{group: {metric: value}}``), the closed-loop outcomes pooled over seeds (Wilson
+    intervals: used where nothing pairs), the targets, the time spent, the command."""
     parts = [
         "# rsd experiment",
         "",
@@ -175,9 +208,14 @@ def results_markdown(
             paired_table(paired),
         ]
     parts += ["", "Cells: mean ± sample std over seeds (change of the mean vs baseline, %)."]
+    if expert:
+        parts += [
+            "Closed loop, last column: the privileged expert on the same scenario seeds, scored"
+            " with the same definitions (one drive: no std)."
+        ]
     for g, title in EXPERIMENT_GROUPS.items():
         if g in agg:
-            parts += ["", f"## {title}", "", format_table(agg, g, arms)]
+            parts += ["", f"## {title}", "", format_table(agg, g, arms, (expert or {}).get(g))]
     if pooled:
         parts += [
             "",
@@ -225,11 +263,15 @@ def eval_table(result: dict) -> str:
 # -- rsd compare, paired intervals in results.md ----------------------------------------------
 
 
+NOT_RESOLVED = "not resolved"
+"""The verdict on a paired difference whose 95 % interval contains zero (never coloured)."""
+
+
 def paired_verdict(row: Mapping[str, Any]) -> str:
     """``better`` / ``worse`` where the 95 % interval of the paired difference excludes 0
-    (by the metric's direction), else ``-`` (no colour: the data do not tell)."""
+    (by the metric's direction), else :data:`NOT_RESOLVED` (the data do not tell)."""
     if not excludes_zero(row["ci95"]):
-        return "-"
+        return NOT_RESOLVED
     lower = row["metric"] in LOWER_IS_BETTER
     return "better" if (as_number(row["diff"]) < 0) == lower else "worse"
 
