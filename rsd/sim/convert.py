@@ -9,6 +9,7 @@ highway-env's axes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,40 +113,54 @@ def lane_points(lane: Any, s: np.ndarray) -> np.ndarray:
 
 
 def lanes_near(
-    network: Any, ego_position: np.ndarray, tf: EgoTransform, ego_lane_index: tuple | None
+    network: Any,
+    ego_position: np.ndarray,
+    tf: EgoTransform,
+    ego_lane_index: tuple | None,
+    extra: Sequence[tuple[str, Any]] = (),
 ) -> list[LaneGeometry]:
-    """Centrelines of every lane of the road network near the ego, in the ego frame."""
-    x0, x1, y0, y1 = REGION
+    """Centrelines of every lane of the road network near the ego, in the ego frame, then of
+    the ``extra`` ``(id, lane)`` lanes (junction connectors: on no road, relation None)."""
+    graph = [
+        (lane_id((a, b, i)), (a, b, i), lane)
+        for a, tos in network.graph.items()
+        for b, lanes in tos.items()
+        for i, lane in enumerate(lanes)
+    ]
     out: list[LaneGeometry] = []
-    for a, tos in network.graph.items():
-        for b, lanes in tos.items():
-            for i, lane in enumerate(lanes):
-                s_ego, _ = lane.local_coordinates(ego_position)
-                lo = max(0.0, s_ego + LANE_WINDOW[0])
-                hi = min(float(lane.length), s_ego + LANE_WINDOW[1])
-                if hi - lo < 1e-3:
-                    continue
-                s = np.arange(lo, hi, LANE_SAMPLE_STEP)
-                s = np.append(s, hi) if s.size == 0 or hi - s[-1] > 1e-6 else s
-                pts = tf.points(to_up(lane_points(lane, s)[:, :2]))
-                inside = (
-                    (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
-                )
-                if inside.sum() < 1:
-                    continue
-                idx = np.flatnonzero(inside)
-                first, last = max(idx[0] - 1, 0), min(idx[-1] + 1, len(s) - 1)
-                if last <= first:
-                    continue
-                lt = getattr(lane, "line_types", None) or (1, 1)
-                out.append(
-                    LaneGeometry(
-                        lane_id=lane_id((a, b, i)),
-                        centre=pts[first : last + 1].astype(np.float32),
-                        width=float(lane.width_at(float(s[first]))),
-                        left_line=_LINE_KIND.get(int(lt[0]), LineKind.STRIPED),
-                        right_line=_LINE_KIND.get(int(lt[1]), LineKind.STRIPED),
-                        relation=lane_relation(ego_lane_index, (a, b, i)),
-                    )
-                )
+    for name, index, lane in [*graph, *((name, None, lane) for name, lane in extra)]:
+        geometry = _lane_near(lane, name, ego_position, tf)
+        if geometry is not None:
+            geometry.relation = None if index is None else lane_relation(ego_lane_index, index)
+            out.append(geometry)
     return out
+
+
+def _lane_near(
+    lane: Any, name: str, ego_position: np.ndarray, tf: EgoTransform
+) -> LaneGeometry | None:
+    """The part of ``lane`` in the ego's lane window and BEV region (None if none)."""
+    x0, x1, y0, y1 = REGION
+    s_ego, _ = lane.local_coordinates(ego_position)
+    lo = max(0.0, s_ego + LANE_WINDOW[0])
+    hi = min(float(lane.length), s_ego + LANE_WINDOW[1])
+    if hi - lo < 1e-3:
+        return None
+    s = np.arange(lo, hi, LANE_SAMPLE_STEP)
+    s = np.append(s, hi) if s.size == 0 or hi - s[-1] > 1e-6 else s
+    pts = tf.points(to_up(lane_points(lane, s)[:, :2]))
+    inside = (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
+    if inside.sum() < 1:
+        return None
+    idx = np.flatnonzero(inside)
+    first, last = max(idx[0] - 1, 0), min(idx[-1] + 1, len(s) - 1)
+    if last <= first:
+        return None
+    lt = getattr(lane, "line_types", None) or (1, 1)
+    return LaneGeometry(
+        lane_id=name,
+        centre=pts[first : last + 1].astype(np.float32),
+        width=float(lane.width_at(float(s[first]))),
+        left_line=_LINE_KIND.get(int(lt[0]), LineKind.STRIPED),
+        right_line=_LINE_KIND.get(int(lt[1]), LineKind.STRIPED),
+    )

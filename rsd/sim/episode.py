@@ -18,6 +18,7 @@ import numpy as np
 from rsd.scene import SIM_HZ, AgentClass
 from rsd.sim import layouts
 from rsd.sim.envs import EGO_ACCEL, EGO_STEER, layout_of, make_env, to_normalised
+from rsd.sim.junctions import junction_connectors
 from rsd.sim.spec import ScenarioSpec, draw_params, load_scenario
 
 
@@ -58,7 +59,9 @@ class Episode:
         self.ego_target_speed = float(self.params["ego.target_speed"])
         self._agents: dict[int, SimAgent] = {}
         self._next_id = 1
-        self._lanes = self.road.network.lanes_list()
+        self.connectors = junction_connectors(self.road.network)
+        """``(id, lane)`` junction connectors (:mod:`rsd.sim.junctions`): road, not graph."""
+        self._lanes = [*self.road.network.lanes_list(), *(lane for _, lane in self.connectors)]
         self.spawn_sites: list[tuple[tuple, float]] = []
         self.give_way: Any = None
         self.scripts: list[tuple[int, Any]] = []
@@ -142,7 +145,8 @@ class Episode:
     def _on_some_lane(self) -> bool:
         """highway-env's ``on_road`` tests only the closest lane, which flags a car crossing
         from a roundabout entry (whose end is not the ring lane's start) onto the ring as off
-        the road; we test every lane of the network."""
+        the road; we test every lane of the network and the junction connectors
+        (:mod:`rsd.sim.junctions`)."""
         if self.ego.on_road:
             return True
         pos = self.ego.position

@@ -149,7 +149,7 @@ def build_frame(
     past = snaps[max(k - PAST_STEPS, 0) : k]
     fut = snaps[k + 1 : k + 1 + FUTURE_STEPS]
     ego_state = _ego_state(ep, cur, tf, past, fut)
-    lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index)
+    lanes = lanes_near(ep.road.network, cur.ego_position_raw, tf, cur.ego_lane_index, ep.connectors)
     command = cur.command if command is None else command
     if command is None:
         raise ValueError(f"keyframe at step {cur.step}: no driving command was taken")
