@@ -1,7 +1,8 @@
 """Model sizes and CPU speed: both backbones, with and without the RiskHead.
 
     python benchmarks/bench_models.py [--threads 2] [--rounds 10] [--recipe experiment|default]
-    python benchmarks/bench_models.py --overhead-only [--pairs 15]   # the RiskHead's budget
+    python benchmarks/bench_models.py --overhead-only [--pairs 31]   # the RiskHead's budget
+    python benchmarks/bench_models.py --split [--pairs 31]   # where the RiskHead's time goes
 
 Per model: parameters (and the RiskHead's share of its backbone); inference latency at batch 1
 and 16 (``eval``, ``no_grad``); training throughput at batch 16 (forward + backward + SGD step
@@ -27,14 +28,15 @@ in process CPU time (one thread: robust to other processes on a shared machine) 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
-from rsd.config import from_dict
+from rsd.config import apply_overrides, from_dict
 from rsd.models import ModelConfig, build_model
 from rsd.models.protocol import Features
 from rsd.pipeline.experiment_config import ExperimentConfig
@@ -101,9 +103,12 @@ def _best_times(fns: dict[tuple, Callable[[], object]], rounds: int) -> dict[tup
     return best
 
 
-def _recipe(variant: str) -> TrainConfig:
-    """The experiment's ``TrainConfig`` (grid, model, loss) for ``variant``."""
-    return from_dict(TrainConfig, {**ExperimentConfig().train, "variant": variant})
+def _recipe(variant: str, overrides: Sequence[str] = ()) -> TrainConfig:
+    """The experiment's ``TrainConfig`` (grid, model, loss) for ``variant``, plus dotted
+    ``overrides``."""
+    data = copy.deepcopy(ExperimentConfig().train)
+    apply_overrides(data, [f"variant={variant}", *overrides])
+    return from_dict(TrainConfig, data)
 
 
 def _task_batch(cfg: TrainConfig, b: int = 16, k: int = 8) -> tuple[dict, dict]:
@@ -154,9 +159,11 @@ def _task_batch(cfg: TrainConfig, b: int = 16, k: int = 8) -> tuple[dict, dict]:
     return features, targets
 
 
-def _task_fns(variant: str) -> tuple[torch.nn.Module, Callable[[], object], Callable[[], object]]:
+def _task_fns(
+    variant: str, overrides: Sequence[str] = ()
+) -> tuple[torch.nn.Module, Callable[[], object], Callable[[], object]]:
     """(model, one training step, one inference pass) of ``variant``'s task on the recipe."""
-    cfg = _recipe(variant)
+    cfg = _recipe(variant, overrides)
     torch.manual_seed(0)
     model = cfg.task.build_model(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -215,6 +222,29 @@ def head_overhead(pairs: int) -> None:
         )
 
 
+SPLIT = {
+    "the recipe": [],
+    "+ deformable block": ["model.risk_head.use_deformable=true"],
+    "+ full-grid distillation": ["loss.distill_full_grid=true"],
+    "- mode cost": ["model.risk_head.mode_cost=0"],
+    "- distillation terms": ["loss.distill_map=0", "loss.distill_agent=0", "loss.distill_rank=0"],
+    "- risk-mass penalty": ["loss.traj_risk_mass=0"],
+}
+"""``--split``: the rsd task with these overrides, each against the baseline."""
+
+
+def head_split(pairs: int) -> None:
+    """Print where the RiskHead's time goes: the overhead of the rsd task with one part added
+    to or taken from the recipe (each against the baseline, A/B pairs as above)."""
+    _, base_step, base_infer = _task_fns("baseline")
+    print(f"{'rsd task':<26}{'train step':>12}{'inference':>12}   (CPU, vs baseline)")
+    for name, overrides in SPLIT.items():
+        _, step, infer = _task_fns("rsd", overrides)
+        train = _ab_ratio(base_step, step, pairs)[0]
+        inf = _ab_ratio(base_infer, infer, pairs)[0]
+        print(f"{name:<26}{train:>+12.1%}{inf:>+12.1%}   {' '.join(overrides)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -222,11 +252,12 @@ def main() -> None:
     parser.add_argument("--recipe", choices=("experiment", "default"), default="experiment")
     parser.add_argument("--pairs", type=int, default=31, help="A/B pairs of the overhead")
     parser.add_argument("--overhead-only", action="store_true", help="only the RiskHead's budget")
+    parser.add_argument("--split", action="store_true", help="where the RiskHead's time goes")
     args = parser.parse_args()
-    if args.overhead_only:
+    if args.overhead_only or args.split:
         torch.set_num_threads(1)
         print(f"torch {torch.__version__}, 1 thread\n")
-        head_overhead(args.pairs)
+        (head_split if args.split else head_overhead)(args.pairs)
         return
     if args.recipe == "experiment":
         CONFIG["cfg"] = from_dict(ModelConfig, ExperimentConfig().train["model"])
