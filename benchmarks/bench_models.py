@@ -11,7 +11,7 @@ round-robin over all models and both memory layouts (contiguous / channels_last)
 burst of load on a shared machine hits every variant alike; the faster layout is named.
 Inputs are random rasters of the default grid (7 x 160 x 64) with 8 agents. ``--recipe
 experiment`` (default) builds the experiment's model (``rsd.pipeline.experiment_config``: the
-72 k VADLite and its head), ``default`` the ``ModelConfig`` defaults; the RiskHead has the
+53 k VADLite and its head), ``default`` the ``ModelConfig`` defaults; the RiskHead has the
 space-time target's 6 channels and the mode cost.
 
 The last lines give the overhead the issue bounds (<= 10 % of the backbone's parameters,
