@@ -22,7 +22,7 @@ from rsd.data.features import batch_of_one, build_features
 from rsd.data.raster import RasterConfig
 from rsd.data.rigs import load_rig
 from rsd.geometry import BEVGrid, input_channel_names
-from rsd.models import BackboneConfig, ModelConfig, build_model
+from rsd.models import BackboneConfig, ModelConfig, build_model, with_full_risk_map
 from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
 from rsd.sim.tracked_expert import TrackedExpertPlanner
@@ -68,6 +68,7 @@ class ModelPlanner:
             }
         with torch.inference_mode():
             out = self.model(batch_of_one(features, self.device))
+            out = with_full_risk_map(out, self.grid.shape)  # for the rollout video
         risk = out.get("risk_map")
         return PlanOutput(
             waypoints=out["plan"][0].float().cpu().numpy().astype(np.float64),

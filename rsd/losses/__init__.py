@@ -43,10 +43,13 @@ from rsd.losses.risk import (
     agent_risk_readout,
     distill_agent_loss,
     distill_map_loss,
+    pool_risk_target,
     rank_loss,
     risk_mass_loss,
     risk_weighted_nll,
     risk_weights,
+    student_agent_risk,
+    student_risk_map,
 )
 
 TERMS = (
@@ -112,6 +115,12 @@ class LossWeights:
     a pair's margin is capped by the gap between the teacher's risks."""
     risk_mass_threshold: float = 0.0
     """Risk below this does not count in ``traj_risk_mass`` (0: the map as is)."""
+    distill_full_grid: bool = False
+    """Where the distillation terms read a RiskHead's map. False (the default): on its feature
+    grid (``risk_logits_feat``), the teacher's map max-pooled to it
+    (:func:`~rsd.losses.risk.pool_risk_target`), agents read out there too; True: upsampled to
+    the full BEV grid first (the earlier recipe: ~4x the cells and an upsampling in the
+    training step, for a map the planner reads on the feature grid anyway)."""
     collision_margin_lon: float = 1.0
     """Clearance (m) along x below which ``plan_collision`` penalises (both margins must be
     violated)."""
@@ -281,25 +290,6 @@ def planning_terms(
     return terms
 
 
-def student_agent_risk(
-    outputs: dict[str, Tensor], targets: dict[str, Any], grid: BEVGrid
-) -> Tensor | None:
-    """(B, K) the student's risk in [0, 1] at the target agents: ``agent_risk_pred`` when the
-    outputs carry it, else the sigmoid of :func:`agent_risk_readout` of ``risk_logits`` at
-    ``agent_boxes``; None when neither is possible."""
-    if "agent_risk_pred" in outputs:
-        return outputs["agent_risk_pred"]
-    if "risk_logits" not in outputs or "agent_boxes" not in targets:
-        return None
-    return agent_risk_readout(
-        outputs["risk_logits"],
-        targets["agent_boxes"],
-        grid,
-        targets.get("agent_future"),
-        targets.get("agent_future_valid"),
-    ).sigmoid()
-
-
 def distillation_terms(
     outputs: dict[str, Tensor], targets: dict[str, Any], weights: LossWeights, grid: BEVGrid
 ) -> dict[str, Tensor]:
@@ -309,13 +299,13 @@ def distillation_terms(
     if targets.get("risk_valid") is None:
         return terms
     risk_valid = targets["risk_valid"].bool()
-    if "risk_map" in outputs and "risk_map" in targets and _on(w, "distill_map"):
-        terms["distill_map"] = distill_map_loss(
-            outputs["risk_map"], targets["risk_map"], risk_valid, w.distill_balance
-        )
+    full = bool(w.distill_full_grid)
+    pair = student_risk_map(outputs, targets["risk_map"], full) if "risk_map" in targets else None
+    if pair is not None and _on(w, "distill_map"):
+        terms["distill_map"] = distill_map_loss(*pair, risk_valid, w.distill_balance)
     if "agent_risk_valid" not in targets or "agent_mask" not in targets:
         return terms
-    pred = student_agent_risk(outputs, targets, grid)
+    pred = student_agent_risk(outputs, targets, grid, full)
     if pred is None:
         return terms
     # the student reads agents out of its map: those outside the grid have no score
@@ -360,6 +350,7 @@ __all__ = [
     "distillation_terms",
     "planning_terms",
     "student_agent_risk",
+    "student_risk_map",
     "LossWeights",
     "boundary_loss",
     "collision_loss",
@@ -367,6 +358,7 @@ __all__ = [
     "detection_targets",
     "distill_agent_loss",
     "distill_map_loss",
+    "pool_risk_target",
     "focal_loss",
     "imitation_losses",
     "likely_mode",

@@ -9,6 +9,9 @@ frame, whose targets are zeros and must teach nothing), ``scene_risk`` (B,) in [
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,11 +41,13 @@ def agent_risk_readout(
 ) -> Tensor:
     """The student's risk logit at each agent -> (B, K).
 
-    ``risk_logits`` (B, R, H, W) on ``grid``. With one channel (or no ``agent_future``) it is
-    read out bilinearly at the centres of ``agent_boxes`` (B, K, >=2) (ego frame, m). With
-    space-time channels (R > 1) channel ``r`` is read at the agent's logged future position
-    ``agent_future[:, :, r]`` (B, K, T, >=2) where ``future_valid`` (B, K, T) holds, and the
-    logits averaged over those steps (channel 0 at the current centre when none is valid).
+    ``risk_logits`` (B, R, h, w) covering ``grid``'s extent at any resolution (the feature
+    grid or the full one; read in normalised coordinates). With one channel (or no
+    ``agent_future``) it is read out bilinearly at the centres of ``agent_boxes`` (B, K, >=2)
+    (ego frame, m). With space-time channels (R > 1) channel ``r`` is read at the agent's
+    logged future position ``agent_future[:, :, r]`` (B, K, T, >=2) where ``future_valid``
+    (B, K, T) holds, and the logits averaged over those steps (channel 0 at the current
+    centre when none is valid).
 
     Points outside the grid read the nearest border cell: score only agents with
     ``agent_mask & agent_in_grid``. Ground truth (the boxes) enters here, on the loss side; the
@@ -71,6 +76,14 @@ def _masked_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean of ``values`` where ``mask`` (same shape) holds; 0 (in the graph) where none does."""
     kept = torch.where(mask, values, torch.zeros_like(values))
     return kept.sum() / mask.sum().clamp_min(1).to(values.dtype)
+
+
+def pool_risk_target(target: Tensor, size: tuple[int, int]) -> Tensor:
+    """The teacher's maps (B, R, H, W) on a coarser grid (B, R, *size) of the same extent: each
+    coarse cell takes the max of the fine cells it covers (adaptive max-pool), so a footprint
+    smaller than a feature cell keeps its full value instead of fading in an average. The map
+    L1 of the feature-grid distillation compares the student's map with this."""
+    return F.adaptive_max_pool2d(target, size)
 
 
 def distill_map_loss(
@@ -177,11 +190,68 @@ def risk_mass_loss(
     return _masked_mean(per_frame, risk_valid.bool())
 
 
+FEATURE_LOGITS = "risk_logits_feat"
+"""A RiskHead's logits on the feature grid (``rsd.models.FEATURE_LOGITS``)."""
+
+
+def _upsample(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _student_logits(outputs: dict[str, Tensor], grid: BEVGrid, full_grid: bool) -> Tensor | None:
+    """The student's risk logits the agent read-out uses (see ``distill_full_grid``)."""
+    feat = outputs.get(FEATURE_LOGITS)
+    if feat is not None and not full_grid:
+        return feat
+    if "risk_logits" in outputs:
+        return outputs["risk_logits"]
+    return None if feat is None else _upsample(feat, grid.shape)
+
+
+def student_risk_map(
+    outputs: dict[str, Tensor], target: Tensor, full_grid: bool = False
+) -> tuple[Tensor, Tensor] | None:
+    """(the student's risk map, the teacher's ``target`` (B, R, H, W) on the same grid) that
+    ``distill_map`` compares: on the feature grid, the sigmoid of ``risk_logits_feat`` and the
+    target max-pooled to it; else (``full_grid``, or a model with full-grid outputs only) the
+    full-grid ``risk_map`` (or ``risk_logits_feat`` upsampled) and the target. None: no map."""
+    feat = outputs.get(FEATURE_LOGITS)
+    if feat is not None and not full_grid:
+        return feat.sigmoid(), pool_risk_target(target, feat.shape[-2:])
+    if "risk_map" in outputs:
+        return outputs["risk_map"], target
+    return None if feat is None else (_upsample(feat, target.shape[-2:]).sigmoid(), target)
+
+
+def student_agent_risk(
+    outputs: dict[str, Tensor], targets: Mapping[str, Any], grid: BEVGrid, full_grid: bool = False
+) -> Tensor | None:
+    """(B, K) the student's risk in [0, 1] at the target agents: ``agent_risk_pred`` when the
+    outputs carry it, else the sigmoid of :func:`agent_risk_readout` of the student's risk
+    logits (on the feature grid, or the full one with ``full_grid``) at ``agent_boxes``;
+    None when neither is possible."""
+    if "agent_risk_pred" in outputs:
+        return outputs["agent_risk_pred"]
+    logits = _student_logits(outputs, grid, full_grid)
+    if logits is None or "agent_boxes" not in targets:
+        return None
+    return agent_risk_readout(
+        logits,
+        targets["agent_boxes"],
+        grid,
+        targets.get("agent_future"),
+        targets.get("agent_future_valid"),
+    ).sigmoid()
+
+
 __all__ = [
     "distill_agent_loss",
     "distill_map_loss",
+    "pool_risk_target",
     "rank_loss",
     "risk_mass_loss",
     "risk_weighted_nll",
     "risk_weights",
+    "student_agent_risk",
+    "student_risk_map",
 ]

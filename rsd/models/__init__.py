@@ -7,9 +7,17 @@ from rsd.models.config import BackboneConfig, ModelConfig, RiskHeadConfig
 from rsd.models.detection import decode_detections
 from rsd.models.hook import RiskHooked, hook_risk_head
 from rsd.models.protocol import BEVBackbone, Features, Outputs
-from rsd.models.risk_head import RiskDistilled, RiskHead, attach_risk_head, detach
+from rsd.models.risk_head import (
+    FEATURE_LOGITS,
+    RiskDistilled,
+    RiskHead,
+    attach_risk_head,
+    detach,
+    with_full_risk_map,
+)
 
 __all__ = [
+    "FEATURE_LOGITS",
     "BEVBackbone",
     "BackboneConfig",
     "CNNPlanner",
@@ -26,4 +34,5 @@ __all__ = [
     "decode_detections",
     "detach",
     "hook_risk_head",
+    "with_full_risk_map",
 ]

@@ -62,6 +62,7 @@ from rsd.metrics.events import event_windows, is_event_frame
 from rsd.metrics.plan_score import SUB_SCORES, plan_scores, summarise_plan_scores
 from rsd.metrics.planning import planning_metrics
 from rsd.metrics.risk import near_miss_labels, risk_map_l1, risk_metrics
+from rsd.models import with_full_risk_map
 from rsd.models.detection import decode_detections
 from rsd.scene import class_names
 from rsd.tasks import eval_dataset
@@ -285,7 +286,7 @@ def evaluate(
     with torch.inference_mode():
         for batch in loader:
             t = time.perf_counter()
-            out = model(batch["features"])
+            out = with_full_risk_map(model(batch["features"]), cfg.grid.shape)
             model_s += time.perf_counter() - t
             seen.add(out, batch["targets"], batch["features"], batch["frame_id"])
             bar.update(len(batch["features"]["bev"]))

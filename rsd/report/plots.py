@@ -16,6 +16,7 @@ from rsd.checkpoint import load_for_eval
 from rsd.data.dataset import collate
 from rsd.data.rigs import resolve_rig
 from rsd.geometry import InputChannel, box_corners
+from rsd.models import with_full_risk_map
 from rsd.tasks import eval_dataset
 
 VARIANT_COLOURS = {"baseline": "#0072b2", "rsd": "#d55e00"}
@@ -179,7 +180,7 @@ def risk_examples(run_dir: Path, data_dir: Path, n: int = 3, scan: int = 48) -> 
     samples = samples[:n]
     batch = collate(samples)
     with torch.inference_mode():
-        out = ev.model(batch["features"])
+        out = with_full_risk_map(ev.model(batch["features"]), cfg.grid.shape)
     if "risk_map" not in out:
         return None
     g = cfg.grid

@@ -9,10 +9,12 @@ from rsd.losses.risk import (
     agent_risk_readout,
     distill_agent_loss,
     distill_map_loss,
+    pool_risk_target,
     rank_loss,
     risk_mass_loss,
     risk_weighted_nll,
     risk_weights,
+    student_risk_map,
 )
 from tests.losses.fakes import GRID, band_rows_cols
 
@@ -162,3 +164,31 @@ def test_agent_risk_readout_reads_the_cell_under_each_centre() -> None:
     boxes = torch.cat([xy, torch.zeros(1, 3, 6)], dim=-1)  # (1, 3, 8): centres only matter
     out = torch.stack([agent_risk_readout(maps[:, c : c + 1], boxes, GRID) for c in range(2)], 1)
     torch.testing.assert_close(out[0].T, (rc - 0.5).float())
+
+
+def test_pooled_target_is_the_max_of_each_feature_cell() -> None:
+    """A 1-cell footprint keeps its full value on the coarse grid (an average would give 1/4)."""
+    target = torch.zeros(1, 2, 4, 6)
+    target[0, 0, 1, 2] = 0.8  # feature cell (0, 1)
+    target[0, 0, 0, 3] = 0.3  # same feature cell, lower: the max wins
+    target[0, 1, 3, 5] = 0.5  # channel 1, feature cell (1, 2)
+    expected = torch.zeros(1, 2, 2, 3)
+    expected[0, 0, 0, 1] = 0.8
+    expected[0, 1, 1, 2] = 0.5
+    assert torch.equal(pool_risk_target(target, (2, 3)), expected)
+
+
+def test_feature_grid_distillation_compares_the_head_logits_with_the_pooled_target() -> None:
+    """``risk_logits_feat`` (B, R, h, w): the L1 of its sigmoid against the max-pooled teacher
+    map, a hand value; ``full_grid`` upsamples it instead and compares at full resolution."""
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, 0, 0] = 1.0  # one fine cell: the whole top-left feature cell is risky
+    feat = torch.zeros(1, 1, 2, 2)  # sigmoid 0.5 everywhere
+    pred, pooled = student_risk_map({"risk_logits_feat": feat}, target)
+    assert pooled.shape == (1, 1, 2, 2) and float(pooled.sum()) == 1.0
+    valid = torch.ones(1, dtype=torch.bool)
+    assert float(distill_map_loss(pred, pooled, valid)) == pytest.approx(0.5)  # |0.5 - x| = 0.5
+    full_pred, full_target = student_risk_map({"risk_logits_feat": feat}, target, full_grid=True)
+    assert full_pred.shape == (1, 1, 4, 4) and torch.equal(full_target, target)
+    # full-grid outputs only (a hooked model): read as they are, whatever the switch
+    assert student_risk_map({"risk_map": full_pred}, target)[0] is full_pred

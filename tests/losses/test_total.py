@@ -200,3 +200,24 @@ def test_the_agent_risk_is_read_out_of_the_risk_logits_at_the_target_boxes() -> 
         assert _item(read[name]) == pytest.approx(_item(given[name])), name
     read["distill_agent"].backward()
     assert outputs["risk_logits"].grad.abs().sum() > 0
+
+
+def test_distill_full_grid_gives_the_full_grid_terms_of_the_upsampled_map() -> None:
+    """``loss.distill_full_grid``: the terms of a feature-grid output equal those of the same
+    logits upsampled to the full grid by the model (the earlier recipe, bit for bit); the
+    default reads the feature grid and the max-pooled target instead, a different value."""
+    outputs, batch = make_outputs(2, risk=False), make_batch(2)
+    gen = torch.Generator().manual_seed(5)
+    feat = torch.randn(2, 1, GRID.height // STRIDE, GRID.width // STRIDE, generator=gen)
+    full = torch.nn.functional.interpolate(
+        feat, size=GRID.shape, mode="bilinear", align_corners=False
+    )
+    old = loss_terms(
+        dict(outputs, risk_logits=full, risk_map=full.sigmoid()), batch, W, GRID, STRIDE, risk=True
+    )
+    full_w = dataclasses.replace(W, distill_full_grid=True)
+    new = loss_terms(dict(outputs, risk_logits_feat=feat), batch, full_w, GRID, STRIDE, risk=True)
+    for name in ("distill_map", "distill_agent", "distill_rank"):
+        assert _item(new[name]) == _item(old[name]), name
+    coarse = loss_terms(dict(outputs, risk_logits_feat=feat), batch, W, GRID, STRIDE, risk=True)
+    assert _item(coarse["distill_map"]) != pytest.approx(_item(old["distill_map"]))

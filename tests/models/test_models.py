@@ -17,6 +17,7 @@ from rsd.models import (
     attach_risk_head,
     build_model,
     detach,
+    with_full_risk_map,
 )
 from rsd.models.plan_head import waypoints_from_steps
 from rsd.scene import FUTURE_STEPS, SIM_CLASSES, AgentClass
@@ -48,7 +49,9 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
         out = model(batch)
         # the per-agent read-out of the risk map happens on the loss side, at the target boxes
         agent_risk = (
-            agent_risk_readout(out["risk_logits"], make_agent_boxes(b, k=5), GRID) if risk else None
+            agent_risk_readout(out["risk_logits_feat"], make_agent_boxes(b, k=5), GRID)
+            if risk
+            else None
         )
     s = model.feature_stride
     assert feats.shape == (b, model.bev_channels, H // s, W // s)
@@ -70,8 +73,7 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
         }
     if risk:
         expected |= {
-            "risk_logits": (b, 1, H, W),
-            "risk_map": (b, 1, H, W),
+            "risk_logits_feat": (b, 1, H // s, W // s),  # full-grid maps only on request
             "plan_logits_raw": (b, M),  # the risk cost re-weighs the modes
             "plan_risk_cost": (b, M),
         }
@@ -81,7 +83,15 @@ def test_output_shapes(kind: str, risk: bool, b: int) -> None:
     best = out["plan_logits"].argmax(1)
     assert torch.equal(out["plan"], out["plan_traj"][torch.arange(b), best])
     if risk:
-        assert torch.equal(out["risk_map"], out["risk_logits"].sigmoid())
+        full = with_full_risk_map(out, (H, W))
+        assert full["risk_logits"].shape == full["risk_map"].shape == (b, 1, H, W)
+        assert torch.equal(full["risk_map"], full["risk_logits"].sigmoid())
+        assert set(full) - set(out) == {"risk_logits", "risk_map"}  # out itself unchanged
+        # bilinear, same extent: a map constant on the feature grid stays that constant
+        flat = {"risk_logits_feat": torch.full_like(out["risk_logits_feat"], -1.5)}
+        assert torch.equal(
+            with_full_risk_map(flat, (H, W))["risk_logits"], torch.full((b, 1, H, W), -1.5)
+        )
 
 
 def test_feature_stride_2() -> None:
@@ -89,7 +99,7 @@ def test_feature_stride_2() -> None:
     with torch.no_grad():
         out = model(make_features(2))
     assert out["det_heatmap"].shape == (2, 3, H // 2, W // 2)
-    assert out["risk_map"].shape == (2, 1, H, W)
+    assert out["risk_logits_feat"].shape == (2, 1, H // 2, W // 2)
 
 
 @pytest.mark.parametrize("stride", [2, 4])
@@ -180,7 +190,7 @@ def test_gradients_reach_the_risk_head_and_the_gate(kind: str) -> None:
     assert isinstance(model, RiskDistilled)
     out = model(make_features(2))
     # Distillation loss alone: every head parameter but the gate and the cost weight learns.
-    out["risk_map"].mean().backward(retain_graph=True)
+    out["risk_logits_feat"].sigmoid().mean().backward(retain_graph=True)
     head = model.head
     assert head.gate.grad is None or torch.all(head.gate.grad == 0)
     for name, p in head.named_parameters():
