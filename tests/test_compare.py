@@ -86,3 +86,38 @@ def test_cli_prints_a_verdict_only_where_the_interval_excludes_zero(exp, capsys,
     assert len(json.loads(out.read_text())["rows"]) > 10
     assert main(["compare", str(exp), "--base", "nope"]) == 2
     assert "--base nope" in capsys.readouterr().err
+
+
+def test_power_rows_measure_the_components_of_the_pairs(tmp_path, capsys):
+    """Collisions (100 = crashed) on 4 paired episodes of 3 seeds; every seed of the rsd arm
+    avoids exactly one of the baseline's collisions: mean differences -25, -25, -25 (no
+    between-seed spread), within-seed variance (3 x 25^2 + 75^2) x 3 / (12 - 3) = 2500."""
+    from rsd.metrics.power import VarianceComponents, paired_power, seeds_needed
+    from rsd.pipeline.compare import power_rows
+
+    crashes = {
+        "baseline": [[1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0]],
+        "rsd": [[1, 0, 0, 0], [0, 0, 0, 0], [1, 1, 0, 0]],
+    }
+    for arm, per_seed in crashes.items():
+        for seed, row in enumerate(per_seed):
+            d = tmp_path / "runs" / arm / f"seed{seed}" / "drive"
+            d.mkdir(parents=True)
+            lines = [
+                _episode("cut_in", 10000 + k, "vehicle_collision" if c else "success")
+                for k, c in enumerate(row)
+            ]
+            (d / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    rows = {r["group"]: r for r in power_rows(tmp_path, "rsd", "baseline", 0.5, ["cut_in"])}
+    r = rows["closed_loop_long_tail"]
+    assert r["seeds"] == 3 and r["episodes"] == 4 and r["base_mean"] == pytest.approx(50.0)
+    assert r["diff"] == pytest.approx(-25.0) and r["target"] == pytest.approx(25.0)
+    assert r["between"] == 0.0 and r["within"] == pytest.approx(2500.0)
+    var = VarianceComponents(0.0, 2500.0)
+    assert r["power_now"] == pytest.approx(paired_power(25.0, var, 3, 4))
+    assert r["seeds_needed"][40] == seeds_needed(25.0, var, 40) is not None
+    assert rows["closed_loop_overall"]["within"] == pytest.approx(2500.0)
+    argv = ["compare", str(tmp_path), "--arm", "rsd", "--boot", "200", "--power", "0.5"]
+    assert main([*argv, "--long-tail", "cut_in"]) == 0
+    out = capsys.readouterr().out
+    assert "n@100" in out and "closed_loop_long_tail" in out and "80 % power" in out

@@ -4,6 +4,7 @@ bootstrap 95 % interval.
 
     rsd compare EXP_DIR                      # every arm against baseline
     rsd compare EXP_DIR --arm rsd --base baseline --boot 4000 --json compare.json
+    rsd compare EXP_DIR --arm rsd --power 0.25   # + seeds needed for a 25 % effect
 
 Definitions: :mod:`rsd.pipeline.compare`, :func:`rsd.metrics.stats.paired_effect`.
 """
@@ -29,6 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scenarios of the long-tail closed-loop group (default: the experiment config's)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument(
+        "--power",
+        type=float,
+        default=None,
+        metavar="EFFECT",
+        help="also estimate the power to detect a relative effect EFFECT (0.25: 25 %% of the "
+        "base's mean) on the closed-loop metric --power-metric, and the training seeds needed "
+        "for 80 %% power (variance components measured on this experiment's pairs)",
+    )
+    parser.add_argument("--power-metric", default="collision_rate", help="(with --power)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,7 +74,49 @@ def run(args: argparse.Namespace) -> int:
             "warning: some rows rest on one training seed: their intervals cover the episodes"
             " or frames sampled, not the run-to-run spread of training (train more seeds)."
         )
+    power = []
+    if args.power is not None:
+        from rsd.pipeline.compare import power_rows
+
+        if not 0 < args.power < 10:
+            raise ConfigError(f"--power: expected a relative effect such as 0.25, got {args.power}")
+        for arm in others:
+            power += power_rows(
+                args.exp_dir, arm, args.base, args.power, long_tail, args.power_metric
+            )
+        print("\n" + format_power(power, args.power))
     if args.json is not None:
-        write_json(args.json, {"rows": rows})
+        write_json(args.json, {"rows": rows, **({"power": power} if power else {})})
         print(f"rows: {args.json}")
     return 0
+
+
+def format_power(rows: list[dict], effect: float) -> str:
+    """The lines of ``rsd compare --power``: per arm and closed-loop group, the variance
+    components, the power now and the training seeds needed for 80 % power."""
+    if not rows:
+        return "power: no closed-loop episodes pair"
+    ks = list(rows[0]["seeds_needed"])
+    head = (
+        f"{'arm vs base':<24} {'group':<22} {'seeds':>5} {'eps':>5} {'base':>7} {'target':>7} "
+        f"{'sd_b':>6} {'sd_w':>6} {'power':>6}  " + " ".join(f"{f'n@{k}':>6}" for k in ks)
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        sd_b, sd_w = (r[k] ** 0.5 if r[k] == r[k] else float("nan") for k in ("between", "within"))
+        need = " ".join(f"{(r['seeds_needed'][k] or '>1000')!s:>6}" for k in ks)
+        lines.append(
+            f"{r['arm'] + ' vs ' + r['base']:<24} {r['group']:<22} {r['seeds']:>5} "
+            f"{r['episodes']:>5.0f} {r['base_mean']:>7.2f} {r['target']:>7.2f} {sd_b:>6.2f} "
+            f"{sd_w:>6.2f} {r['power_now']:>6.2f}  {need}"
+        )
+    metric = rows[0]["metric"]
+    lines.append(
+        f"\npower to detect a {100 * effect:.0f} % relative difference in {metric} (target ="
+        f" {effect} x |base mean|) at alpha 0.05, two-sided t-test over training seeds of each"
+        " seed's mean paired difference (rsd.metrics.power); sd_b, sd_w: between-seed and"
+        " within-seed std of the paired difference measured here; n@M: training seeds needed"
+        " for 80 % power with M paired episodes per seed. One seed: no between-seed spread,"
+        " nothing to estimate (NaN)."
+    )
+    return "\n".join(lines)

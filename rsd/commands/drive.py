@@ -79,6 +79,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write a GIF of this episode, e.g. highway-10003 (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--route-cache",
+        default=None,
+        metavar="DIR",
+        help="keep the expert's reference routes of open-road scenarios here (each scenario "
+        "seed driven once for all the runs that share DIR; results unchanged)",
+    )
 
 
 def _fmt(value: float, spec: str) -> str:
@@ -146,7 +153,15 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     videos = {v: str(out / "videos" / f"{v}.gif") for v in args.video}
     metrics = drive_to_dir(
-        out, scenarios, args.episodes, args.seed, args.workers, spec, videos, not args.no_progress
+        out,
+        scenarios,
+        args.episodes,
+        args.seed,
+        args.workers,
+        spec,
+        videos,
+        not args.no_progress,
+        args.route_cache,
     )
     wall, n = metrics["settings"]["wall_s"], metrics["overall"].get("episodes", 0)
     print(format_table(metrics))

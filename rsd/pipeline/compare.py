@@ -10,10 +10,15 @@ seed and then by unit.
 * open loop: ``runs/<arm>/seed<S>/eval_<rig>.frames.npz`` (written by ``rsd eval``); a unit is
   a frame id; ``pdm_score`` and its sub-scores, ``ade``, ``fde`` (m), and ``pdm_score_events``
   over the frames in event windows.
+
+:func:`power_rows` turns the closed-loop pairs into a power estimate (:mod:`rsd.metrics.power`):
+the variance components measured on the experiment, then the power and the seeds needed to
+detect a given relative effect.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +29,7 @@ import numpy as np
 from rsd.config import ConfigError
 from rsd.metrics.driving import driving_metrics
 from rsd.metrics.plan_score import SUB_SCORES
+from rsd.metrics.power import paired_power, seeds_needed, variance_components
 from rsd.metrics.stats import paired_effect
 from rsd.pipeline.evaluate import PER_FRAME_SUFFIX
 from rsd.sim.closed_loop import EpisodeLog
@@ -128,4 +134,56 @@ def compare_arms(
             per_b = {s: units.get(metric, {}) for s, units in b[group].items()}
             effect = paired_effect(per_a, per_b, n_boot=n_boot, seed=seed)
             rows.append({"group": group, "metric": metric, "arm": arm, "base": base} | effect)
+    return rows
+
+
+POWER_EPISODES = (40, 100, 200, 400)
+"""Paired episodes per training seed that :func:`power_rows` gives the seeds needed for."""
+
+
+def power_rows(
+    out: Path,
+    arm: str,
+    base: str,
+    effect: float,
+    long_tail: Sequence[str] = (),
+    metric: str = "collision_rate",
+    episodes: Sequence[int] = POWER_EPISODES,
+) -> list[dict[str, Any]]:
+    """Per closed-loop group, the power of ``arm`` vs ``base`` on ``metric`` to detect a
+    relative effect ``effect`` (0.25: a difference of 25 % of the base mean, either sign):
+    ``{"group", "metric", "seeds", "episodes" (mean per seed), "base_mean", "diff" (measured),
+    "target" (the absolute difference sought), "between", "within" (the components measured on
+    these pairs), "power_now" (at the experiment's own seeds and episodes), "seeds_needed"
+    ({episodes: seeds for 80 %, None if > 1000})}``; NaN / None where they cannot be estimated
+    (one training seed: no between-seed variance)."""
+    a, b = closed_loop_units(out, arm, long_tail), closed_loop_units(out, base, long_tail)
+    rows = []
+    for group in a:
+        per_a = {s: units.get(metric, {}) for s, units in a[group].items()}
+        per_b = {s: units.get(metric, {}) for s, units in b[group].items()}
+        est = variance_components(per_a, per_b)
+        var, n = est["components"], est["seeds"]
+        target = effect * abs(est["base_mean"])
+        m = round(est["episodes"]) if n else 0
+        ok = math.isfinite(var.between) and math.isfinite(var.within) and math.isfinite(target)
+        rows.append(
+            {
+                "group": group,
+                "metric": metric,
+                "arm": arm,
+                "base": base,
+                "seeds": n,
+                "episodes": est["episodes"],
+                "base_mean": est["base_mean"],
+                "diff": est["diff"],
+                "target": target,
+                "between": var.between,
+                "within": var.within,
+                "power_now": paired_power(target, var, n, m) if ok else math.nan,
+                "seeds_needed": {
+                    int(k): (seeds_needed(target, var, int(k)) if ok else None) for k in episodes
+                },
+            }
+        )
     return rows

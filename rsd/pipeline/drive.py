@@ -48,14 +48,16 @@ def drive_to_dir(
     spec: PlannerSpec,
     videos: dict[str, str] | None = None,
     progress: bool = True,
+    route_cache: str | None = None,
 ) -> dict:
     """Drive ``episodes`` seeds from ``first_seed`` of every scenario with the planner of
     ``spec`` (:class:`~rsd.policy.PlannerSpec`) and write ``out/episodes.jsonl`` and
     ``out/metrics.json`` (driving metrics + the settings), both atomically; returns the
-    metrics. What ``rsd drive``, ``rsd demo`` and ``rsd experiment`` record."""
+    metrics. What ``rsd drive``, ``rsd demo`` and ``rsd experiment`` record. ``route_cache``:
+    where the expert's reference routes are kept (:mod:`rsd.sim.route_cache`)."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    logs = drive(scenarios, episodes, first_seed, workers, spec, videos, progress)
+    logs = drive(scenarios, episodes, first_seed, workers, spec, videos, progress, route_cache)
     wall = time.perf_counter() - t0
     atomic_write(out / "episodes.jsonl", "".join(log.to_json() + "\n" for log in logs).encode())
     metrics = driving_metrics(logs)

@@ -168,8 +168,18 @@ class Experiment(StageRunner):
         spec = PlannerSpec("model", str(self.layout.run_dir(arm, seed)))
         out = self.layout.drive_dir(arm, seed)
         scenarios = self.drive_scenarios()
+        # every arm and seed drives the same scenario seeds: the expert's routes once for all
+        routes = str(self.layout.out / "routes")
         drive_to_dir(
-            out, scenarios, c.drive_episodes, c.drive_seed, c.workers, spec, None, self.progress
+            out,
+            scenarios,
+            c.drive_episodes,
+            c.drive_seed,
+            c.workers,
+            spec,
+            None,
+            self.progress,
+            routes,
         )
 
     def unit_stages(self, arm: str, seed: int) -> list[Stage]:

@@ -34,6 +34,7 @@ Seeds: training data uses seeds ``0..N-1`` (``rsd generate``); driving evaluatio
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -66,6 +67,7 @@ from rsd.sim.route import (  # noqa: F401 (re-exported)
     route_command,
     route_progress,
 )
+from rsd.sim.route_cache import cached_reference_route
 from rsd.sim.spec import EVAL_SEED, load_scenario
 
 NEARBY_M = 50.0
@@ -73,6 +75,9 @@ NEARBY_M = 50.0
 STUCK_S = 20.0
 """An ego slower than ``STUCK_SPEED`` for this long is stuck (the episode ends)."""
 STUCK_SPEED = 0.3
+SPARSE_SNAPSHOTS = True
+"""Snapshot only the steps a plan reads (every 5th at 2 Hz re-planning); False: every step, as
+before (the same logs, slower: a test compares the two)."""
 
 
 # -- one episode ----------------------------------------------------------------------------
@@ -102,18 +107,31 @@ class _EpisodeRun:
     the route, the recent snapshots and the log being filled."""
 
     def __init__(
-        self, ep: Any, planner: Planner, scenario: str, seed: int, replan_s: float, name: str
+        self,
+        ep: Any,
+        planner: Planner,
+        scenario: str,
+        seed: int,
+        replan_s: float,
+        name: str,
+        route_cache: str | None = None,
     ) -> None:
         self.ep, self.planner = ep, planner
         self.direct = isinstance(planner, ExpertPlanner)  # the expert acts itself
         # the expert that drives states its own intent; a model is told the shadow expert's
         self.commander = RouteCommander(ep, planner.expert if self.direct else None)
-        self.route = route_progress(ep, scenario, seed, self.direct)
+        if ep.layout in GOAL_LAYOUTS or self.direct:
+            self.route = route_progress(ep, scenario, seed, self.direct)
+        else:  # the expert's drive of this scenario and seed (route_progress's), maybe on disk
+            self.route = RouteProgress(cached_reference_route(scenario, seed, route_cache))
         self.ctl = TrajectoryController()
         self.every = steps_per_replan(replan_s)
-        self.history = PAST_STEPS * KEY_EVERY + 1
+        # A plan at step r reads the snapshots of steps r, r - 5, ..., r - 25: only steps that
+        # are multiples of gcd(every, KEY_EVERY) are ever read (every 5th at 2 Hz re-planning)
+        self.snap_every = math.gcd(self.every, KEY_EVERY) if SPARSE_SNAPSHOTS else 1
+        self.history = PAST_STEPS * KEY_EVERY
         self.infos: dict[int, AgentInfo] = {}
-        self.snaps: list[Snapshot] = []
+        self.snaps: dict[int, Snapshot] = {}  # by step, the last ``history`` steps' only
         self.log = EpisodeLog(
             ep.spec.name, ep.spec.skill.name.lower(), int(seed), name, "", 0, 0, 0, False, 0
         )
@@ -123,8 +141,10 @@ class _EpisodeRun:
     def observe(self) -> np.ndarray:
         """Snapshot the episode now, log the ego and advance the route; the ego's pose."""
         ep, log = self.ep, self.log
-        self.snaps.append(snapshot(ep, self.infos, self.prev_yaw))
-        self.snaps = self.snaps[-self.history :]
+        now = ep.step_count
+        if now % self.snap_every == 0:
+            self.snaps[now] = snapshot(ep, self.infos, self.prev_yaw)
+            self.snaps.pop(now - self.history - self.snap_every, None)
         pose = ego_pose(ep.ego)
         log.t.append(round(ep.t, 3))
         log.x.append(float(pose[0]))
@@ -152,7 +172,10 @@ class _EpisodeRun:
     def replan(self, pose: np.ndarray) -> tuple[Frame, PlanOutput]:
         """Ask the planner for a new plan on the live frame and hand it to the controller."""
         command = self.commander.command()
-        frame = live_frame(self.ep, self.snaps[::-KEY_EVERY][::-1], self.infos, command)
+        now = self.ep.step_count
+        steps = range(now - self.history, now + 1, KEY_EVERY)  # oldest first, up to now
+        snaps = [self.snaps[k] for k in steps if k in self.snaps]
+        frame = live_frame(self.ep, snaps, self.infos, command)
         out = self.planner.plan(frame)
         self.ctl.set_plan(out.waypoints, pose, self.ep.t, float(self.ep.ego.speed))
         return frame, out
@@ -205,14 +228,19 @@ def run_episode(
     replan_s: float = KEYFRAME_DT,
     planner_name: str = "",
     on_plan: Callable[[Frame, PlanOutput], None] | None = None,
+    route_cache: str | None = None,
 ) -> EpisodeLog:
     """Drive ``scenario`` (a name or YAML path) with seed ``seed`` with the planner that
     ``planner_factory(episode)`` returns; deterministic for a given seed and planner.
-    ``on_plan(frame, plan)`` is called at every re-plan (e.g. to record a video)."""
+    ``on_plan(frame, plan)`` is called at every re-plan (e.g. to record a video).
+    ``route_cache``: a directory where the expert's reference routes of open-road scenarios
+    are kept (:mod:`rsd.sim.route_cache`; the same logs, each route driven once)."""
     t0 = time.perf_counter()
     ep = make_episode(scenario, seed)
     try:
-        run = _EpisodeRun(ep, planner_factory(ep), scenario, seed, replan_s, planner_name)
+        run = _EpisodeRun(
+            ep, planner_factory(ep), scenario, seed, replan_s, planner_name, route_cache
+        )
         while True:
             pose = run.observe()
             if ep.done or run.stuck():
@@ -246,13 +274,16 @@ class _Job:
     recipe: PlannerRecipe
     video: str | None = None
     """GIF path to write for this episode, if any."""
+    route_cache: str | None = None
 
 
 def _run_job(job: _Job) -> EpisodeLog:
     frames: list = []
     on_plan = (lambda f, p: frames.append((f, p))) if job.video else None
     r = job.recipe
-    log = run_episode(job.scenario, job.seed, r.factory(), r.replan_s, r.name, on_plan)
+    log = run_episode(
+        job.scenario, job.seed, r.factory(), r.replan_s, r.name, on_plan, job.route_cache
+    )
     if job.video:
         write_gif(frames, log, job.video)
     return log
@@ -266,15 +297,17 @@ def drive(
     recipe: PlannerRecipe | None = None,
     videos: dict[str, str] | None = None,
     progress: bool = True,
+    route_cache: str | None = None,
 ) -> list[EpisodeLog]:
     """Drive ``episodes`` seeds (from ``seed``) of every scenario with the planner of
     ``recipe`` (default: the expert; a model's is :class:`rsd.policy.PlannerSpec`) over
     ``workers`` processes, each set up by ``recipe.init_worker``; logs come back in
-    (scenario, seed) order. ``videos`` maps episode ids (``"highway-10003"``) to GIF paths."""
+    (scenario, seed) order. ``videos`` maps episode ids (``"highway-10003"``) to GIF paths;
+    ``route_cache``: see :func:`run_episode`."""
     recipe = recipe or ExpertRecipe()
     videos = videos or {}
     jobs = [
-        _Job(s, k, recipe, videos.get(f"{_name(s)}-{k:05d}"))
+        _Job(s, k, recipe, videos.get(f"{_name(s)}-{k:05d}"), route_cache)
         for s, k in episode_pairs(scenarios, episodes, seed)
     ]
     logs: list[EpisodeLog] = []
