@@ -20,6 +20,12 @@ arms then differ from a run without DAgger in their data alone, and no arm inher
 student's optimiser state or schedule. Same config, same data: rollouts and the mixture's
 coin are seeded. A shard already on disk that decodes is kept on a re-run; a regenerated
 manifest (``rsd generate`` lists only its own shards) makes the collect stage add them again.
+
+DART (``dart_episodes`` > 0, :func:`dart_stages`): before any DAgger round, the privileged
+expert with injected noise (:mod:`rsd.sim.noisy_expert`) drives ``dart_episodes`` training seeds
+of every scenario through the same collection (:func:`collect_shards`), every visited keyframe
+labelled with the clean expert's plan: recovery states (too slow, too fast, too close, off the
+lane centre) without a trained student. Origin ``kind: dart`` with the noise's parameters.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from rsd.config import to_dict
 from rsd.data.dataset import split_of
 from rsd.data.store import (
     CorruptShardError,
@@ -47,6 +54,7 @@ from rsd.pipeline.runs import run_finished, train_run
 from rsd.pipeline.stages import Stage
 from rsd.policy import PlannerSpec
 from rsd.scene import frame_id
+from rsd.sim.noisy_expert import NoisyExpertRecipe
 from rsd.sim.relabel import student_episode
 from rsd.sim.spec import builtin_scenarios
 
@@ -63,12 +71,20 @@ def student_dir(layout: ExperimentLayout, r: int) -> Path:
 def round_jobs(cfg: ExperimentConfig, r: int) -> list[tuple[str, int]]:
     """(scenario, seed) driven in round ``r``: ``dagger_episodes`` of the dataset's training
     seeds per scenario, taken in turn from where round ``r - 1`` stopped."""
-    names = [n for s in cfg.scenarios for n in (builtin_scenarios() if s == "all" else [s])]
-    seeds = [cfg.data_seed + e for e in range(cfg.episodes_per_scenario)]
-    train = [s for s in seeds if split_of(frame_id("x", s, 0)) == "train"] or seeds
+    names, train = _scenarios(cfg), _train_seeds(cfg)
     n = cfg.dagger_episodes
     picks = [train[((r - 1) * n + k) % len(train)] for k in range(n)]
     return [(name, seed) for seed in picks for name in names]
+
+
+def _scenarios(cfg: ExperimentConfig) -> list[str]:
+    return [n for s in cfg.scenarios for n in (builtin_scenarios() if s == "all" else [s])]
+
+
+def _train_seeds(cfg: ExperimentConfig) -> list[int]:
+    """The dataset's training seeds (all of them if it has none)."""
+    seeds = [cfg.data_seed + e for e in range(cfg.episodes_per_scenario)]
+    return [s for s in seeds if split_of(frame_id("x", s, 0)) == "train"] or seeds
 
 
 def shard_file(r: int, scenario: str, seed: int) -> str:
@@ -76,40 +92,37 @@ def shard_file(r: int, scenario: str, seed: int) -> str:
 
 
 @dataclass(frozen=True)
-class _Job:
+class CollectJob:
+    """One labelled rollout, one shard: ``planner`` (a picklable
+    :class:`~rsd.sim.planners.PlannerRecipe`) drives ``scenario`` / ``seed`` mixed with the
+    expert (``expert_prob``, coin seeded by ``mix_seed``); frame ids carry ``tag``; ``origin``
+    goes into the shard's outcome and its manifest entry."""
+
     scenario: str
     seed: int
-    r: int
-    expert_prob: float
-    student: str
     path: str
+    tag: str
+    planner: Any
+    expert_prob: float
+    mix_seed: int
+    origin: dict[str, Any]
 
 
-def _collect(job: _Job) -> dict[str, Any]:
-    spec = PlannerSpec("model", job.student)
-    tag = round_tag(job.r)
-    rec = student_episode(job.scenario, job.seed, spec.factory(), job.expert_prob, job.r, tag)
-    origin = {"kind": "dagger", "round": job.r, "student": job.student}
-    origin["expert_prob"] = job.expert_prob
-    outcome = {**rec.outcome, "origin": origin}
+def _collect(job: CollectJob) -> dict[str, Any]:
+    rec = student_episode(
+        job.scenario, job.seed, job.planner.factory(), job.expert_prob, job.mix_seed, job.tag
+    )
+    outcome = {**rec.outcome, "origin": job.origin}
     entry = write_shard(job.path, rec.frames, scenario=job.scenario, seed=job.seed, outcome=outcome)
-    return {**entry, "origin": origin}
+    return {**entry, "origin": job.origin}
 
 
-def _init_worker() -> None:
-    PlannerSpec().init_worker()
-
-
-def collect_round(
-    cfg: ExperimentConfig, data: Path, student: Path, r: int, progress: bool = True
+def collect_shards(
+    jobs: list[CollectJob], data: Path, workers: int, desc: str, progress: bool = True
 ) -> int:
-    """Round ``r``'s student rollouts into shards of ``data`` (kept when already there);
-    adds them to the manifest; returns the number of labelled keyframes of the round."""
-    p = cfg.dagger_beta**r
-    jobs = [
-        _Job(s, k, r, p, str(student), str(data / shard_file(r, s, k)))
-        for s, k in round_jobs(cfg, r)
-    ]
+    """Each job's rollout into its shard in ``data`` (a shard on disk that decodes is kept, a
+    corrupt one redone), ``workers`` processes at a time; adds them all to the manifest;
+    returns their labelled keyframes."""
     done: dict[str, dict[str, Any]] = {}
     for job in jobs:
         if Path(job.path).exists():
@@ -119,15 +132,15 @@ def collect_round(
             except CorruptShardError:
                 Path(job.path).unlink()
     todo = [j for j in jobs if j.path not in done]
-    with tqdm(total=len(todo), unit="ep", desc=f"dagger {r}", disable=not progress) as bar:
-        if cfg.workers <= 1:
-            results = []
+    with tqdm(total=len(todo), unit="ep", desc=desc, disable=not progress) as bar:
+        results = []
+        if workers <= 1 or len(todo) <= 1:
             for j in todo:
                 results.append(_collect(j))
                 bar.update()
         else:
-            with ProcessPoolExecutor(cfg.workers, initializer=_init_worker) as pool:
-                results = []
+            init = todo[0].planner.init_worker
+            with ProcessPoolExecutor(workers, initializer=init) as pool:
                 for e in pool.map(_collect, todo):
                     results.append(e)
                     bar.update()
@@ -137,13 +150,33 @@ def collect_round(
     return sum(e["keyframes"] for e in entries)
 
 
+def collect_round(
+    cfg: ExperimentConfig, data: Path, student: Path, r: int, progress: bool = True
+) -> int:
+    """Round ``r``'s student rollouts into shards of ``data`` (kept when already there);
+    adds them to the manifest; returns the number of labelled keyframes of the round."""
+    p = cfg.dagger_beta**r
+    spec = PlannerSpec("model", str(student))
+    origin = {"kind": "dagger", "round": r, "student": str(student), "expert_prob": p}
+    jobs = [
+        CollectJob(s, k, str(data / shard_file(r, s, k)), round_tag(r), spec, p, r, origin)
+        for s, k in round_jobs(cfg, r)
+    ]
+    return collect_shards(jobs, data, cfg.workers, f"dagger {r}", progress)
+
+
 def round_collected(cfg: ExperimentConfig, data: Path, r: int) -> bool:
     """Whether every shard of round ``r`` is in the manifest of ``data``."""
+    return _in_manifest(data, [shard_file(r, s, k) for s, k in round_jobs(cfg, r)])
+
+
+def _in_manifest(data: Path, names: list[str]) -> bool:
+    """Whether every shard file of ``names`` is in the manifest of ``data``."""
     try:
         files = {e["file"] for e in read_manifest(data)["shards"]}
     except (FileNotFoundError, ValueError):
         return False
-    return all(shard_file(r, s, k) in files for s, k in round_jobs(cfg, r))
+    return all(n in files for n in names)
 
 
 def dagger_stages(
@@ -175,3 +208,41 @@ def dagger_stages(
             )
         )
     return stages
+
+
+# DART: the noisy expert drives -------------------------------------------------------------
+
+
+def dart_jobs(cfg: ExperimentConfig, data: Path) -> list[CollectJob]:
+    """``dart_episodes`` noisy-expert rollouts per scenario on the dataset's training seeds,
+    taken in turn; pass ``m`` (1, 2, ... once the seeds run out) seeds the noise and names the
+    shard ``dart{m}-{scenario}-{seed}.npz`` (frame ids ``{scenario}~dart{m}-{seed}-{step}``)."""
+    train = _train_seeds(cfg)
+    jobs = []
+    for k in range(cfg.dart_episodes):
+        seed, m = train[k % len(train)], k // len(train) + 1
+        recipe = NoisyExpertRecipe(cfg.dart_noise, m)
+        origin = {"kind": "dart", "pass": m, "noise": to_dict(cfg.dart_noise)}
+        for name in _scenarios(cfg):
+            path = str(data / f"dart{m}-{shard_name(name, seed)}")
+            jobs.append(CollectJob(name, seed, path, f"dart{m}", recipe, 0.0, m, origin))
+    return jobs
+
+
+def dart_stages(
+    cfg: ExperimentConfig, layout: ExperimentLayout, progress: bool, say: Callable[[str], None]
+) -> list[Stage]:
+    """The ``dart_collect`` stage (none with ``dart_episodes = 0``): after generation, before
+    DAgger and training."""
+    if cfg.dart_episodes == 0:
+        return []
+    data = layout.data
+
+    def collect() -> None:
+        n = collect_shards(dart_jobs(cfg, data), data, cfg.workers, "dart", progress)
+        say(f"dart: {n} labelled keyframes")
+
+    def collected() -> bool:
+        return _in_manifest(data, [Path(j.path).name for j in dart_jobs(cfg, data)])
+
+    return [Stage("dart_collect", collect, collected, "dagger")]

@@ -1,11 +1,11 @@
 """The stages of ``rsd experiment`` (and of ``rsd demo``, a built-in experiment config).
 
-One dataset, grown by the DAgger rounds if any (:mod:`rsd.pipeline.dagger`), annotated by
-every teacher an arm needs; then for each seed and each arm (all
-arms of seed 0 first, so an interrupted experiment already holds complete seeds): train
-``runs/<arm>/seed<S>``, evaluate it open loop on the validation split on the training rig and on
-an unseen rig (``eval_<rig>.json``), drive it closed loop on held-out seeds
-(``drive/metrics.json``, ``drive/episodes.jsonl``); finally aggregate over seeds
+One dataset, grown by noisy-expert (DART) rollouts and DAgger rounds if any
+(:mod:`rsd.pipeline.dagger`), annotated by every teacher an arm needs; then for each seed and each
+arm (all arms of seed 0 first, so an interrupted experiment already holds complete seeds): train
+``runs/<arm>/seed<S>``, evaluate it open loop on the validation split on the training rig and on an
+unseen rig (``eval_<rig>.json``), drive it closed loop on held-out seeds (``drive/metrics.json``,
+``drive/episodes.jsonl``); finally aggregate over seeds
 (:mod:`rsd.pipeline.results`) and write the report.
 
 Every stage is skipped once it :meth:`~rsd.pipeline.stages.StageRunner.is_done`. The config
@@ -29,7 +29,7 @@ from rsd.config import ConfigError, dump_yaml, from_dict, to_dict
 from rsd.data.jsonio import read_json
 from rsd.data.store import FrameStore
 from rsd.pipeline.annotate import annotate
-from rsd.pipeline.dagger import dagger_stages
+from rsd.pipeline.dagger import dagger_stages, dart_stages
 from rsd.pipeline.drive import EXPERT_DRIVE, drive_to_dir, reference_stages
 from rsd.pipeline.experiment_config import COMPATIBLE_KEYS, ExperimentConfig
 from rsd.pipeline.generate import GenerateConfig, generate
@@ -47,6 +47,8 @@ from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.ids import teacher_from_id
 
 CONFIG_FILE = "experiment.yaml"
+ADDED_OFF_KEYS = ("dart_episodes", "dart_noise")
+"""Config keys added later whose default is off: a stored config without them computed that."""
 
 
 class Experiment(StageRunner):
@@ -86,6 +88,9 @@ class Experiment(StageRunner):
 
     def _compatible(self, stored: str) -> bool:
         old, new = yaml.safe_load(stored) or {}, to_dict(self.cfg)
+        defaults = to_dict(ExperimentConfig())
+        for key in ADDED_OFF_KEYS:  # a directory made before the key: it computed the default
+            old.setdefault(key, defaults[key])
         rest = [k for k in set(old) | set(new) if k not in COMPATIBLE_KEYS]
         if any(old.get(k) != new.get(k) for k in rest):
             return False
@@ -219,7 +224,8 @@ class Experiment(StageRunner):
         else:
             self._check_dir()
         self.run_stage(Stage("generate", self.generate, self._dataset_complete))
-        for stage in dagger_stages(self.cfg, self.layout, self.progress, self.say):
+        dart = dart_stages(self.cfg, self.layout, self.progress, self.say)
+        for stage in [*dart, *dagger_stages(self.cfg, self.layout, self.progress, self.say)]:
             self.run_stage(stage)
         self.run_stage(Stage("annotate", self.annotate, self._annotated))
         units = [(arm, s) for s in self.seeds for arm in self.arms]

@@ -24,6 +24,7 @@ from rsd.config import (
     load_yaml,
     to_dict,
 )
+from rsd.sim.noisy_expert import DartNoise
 from rsd.teacher.ids import noisy_teacher_id
 from rsd.train_config import TrainConfig
 
@@ -123,6 +124,11 @@ class ExperimentConfig:
     """Student episodes per scenario and round (training seeds of the dataset)."""
     dagger_beta: float = 0.5
     """The expert drives a re-plan period of round ``r`` with probability ``beta ** r``."""
+    dart_episodes: int = 0
+    """Noisy-expert (DART) rollouts per scenario on the dataset's training seeds, after
+    generation and before DAgger (:func:`rsd.pipeline.dagger.dart_stages`); 0: none."""
+    dart_noise: DartNoise = field(default_factory=DartNoise)
+    """The noise injected into the expert's plan (:class:`rsd.sim.noisy_expert.DartNoise`)."""
     workers: int = 2
     """Processes for recording and closed-loop driving (does not change any result)."""
     parallel_runs: int | None = None
@@ -131,6 +137,8 @@ class ExperimentConfig:
     1 computes them in this process with torch's default threads."""
 
     def __post_init__(self) -> None:
+        if self.dart_episodes < 0:
+            raise ConfigError(f"experiment.dart_episodes: must be >= 0, got {self.dart_episodes}")
         if self.dagger_rounds < 0 or not 0.0 <= self.dagger_beta <= 1.0:
             raise ConfigError("experiment.dagger_rounds must be >= 0, dagger_beta in [0, 1]")
         for name in ("episodes_per_scenario", "drive_episodes", "workers", "dagger_episodes"):

@@ -121,6 +121,9 @@ class StudentRollout:
             self.expert_drives = bool(self.rng.random() < self.expert_prob)
         self.prev_yaw = float(heading_to_up(ep.ego.heading))
         accel, steer = self.expert.act()  # always: its state follows the episode
+        tick = getattr(self.planner, "tick", None)
+        if tick is not None:  # a planner that follows the episode every step (as closed loop)
+            tick()
         if not self.expert_drives:
             accel, steer = self.ctl.act_on(ep.ego, ep.t)
         else:
