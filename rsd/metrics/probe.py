@@ -1,0 +1,183 @@
+"""A linear probe: how well a frozen model's BEV features predict a per-cell target map.
+
+Used to measure what a teacher's signal adds beyond what the student already reads from its
+inputs (issue 12): the same small probe is fitted from the frozen features to two targets
+(e.g. the intent teacher's space-time risk and the current-state teacher's); a target the
+features predict clearly worse carries information the features do not have.
+
+The probe is a standardisation of the features (per channel, from the training features) and
+one convolution, ``kernel`` x ``kernel`` (1: logistic regression per cell; 3: with the 8
+neighbours), with a sigmoid: ``(N, C, H, W) -> (N, T, H, W)`` in [0, 1], one output channel
+per target channel. It is fitted by Adam on the binary cross-entropy with the soft target (a
+proper score, so the output is a calibrated risk), on ``batch`` random frames per step.
+
+Scores (:func:`probe_scores`) of a prediction ``p`` against its target ``t`` over the scored
+cells (all, or a mask):
+
+* ``auroc``: of ``p`` for the label ``t > threshold`` (:func:`rsd.metrics.risk.auroc`,
+  mid-ranks for ties); ``nan`` unless both labels occur;
+* ``balanced_l1``: ``(mean |p - t| over t > threshold + mean |p - t| over the rest) / 2``, so
+  the rare risky cells weigh as much as the many empty ones;
+* ``r2``: ``1 - sum (p - t)^2 / sum (t - mean t)^2``;
+* ``positive``: the share of scored cells with ``t > threshold``; ``cells``: how many.
+
+Pure functions of tensors: no files, no models of the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rsd.metrics.risk import auroc
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """How the probe is fitted."""
+
+    kernel: int = 1
+    """Convolution size (odd): 1 reads each cell's own features, 3 its neighbours too."""
+    steps: int = 300
+    """Adam steps."""
+    lr: float = 0.02
+    batch: int = 64
+    """Frames per step."""
+    weight_decay: float = 0.0
+    seed: int = 0
+    threshold: float = 0.3
+    """A cell is risky when its target is above this (AUROC label, balanced L1's halves)."""
+
+    def __post_init__(self) -> None:
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError(f"probe kernel must be odd and >= 1, got {self.kernel}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError("probe steps and batch must be >= 1")
+
+
+class Probe(nn.Module):
+    """Standardised features -> one convolution -> sigmoid: ``(N, C, H, W) -> (N, T, H, W)``."""
+
+    def __init__(self, mean: Tensor, std: Tensor, out_channels: int, kernel: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.reshape(1, -1, 1, 1))
+        self.register_buffer("std", std.reshape(1, -1, 1, 1))
+        self.conv = nn.Conv2d(len(mean), out_channels, kernel, padding=kernel // 2)
+
+    def logits(self, features: Tensor) -> Tensor:
+        """(N, C, H, W) -> (N, T, H, W) logits."""
+        return self.conv((features.float() - self.mean) / self.std)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return torch.sigmoid(self.logits(features))
+
+
+def _check(features: Tensor, target: Tensor) -> None:
+    if features.ndim != 4 or target.ndim != 4:
+        raise ValueError(
+            f"probe: features (N, C, H, W) and target (N, T, H, W) expected, got"
+            f" {tuple(features.shape)} and {tuple(target.shape)}"
+        )
+    if features.shape[0] != target.shape[0] or features.shape[-2:] != target.shape[-2:]:
+        raise ValueError(
+            f"probe: features {tuple(features.shape)} and target {tuple(target.shape)} differ"
+            " in frames or grid (pool the target to the feature grid first)"
+        )
+
+
+def fit_probe(features: Tensor, target: Tensor, cfg: ProbeConfig = ProbeConfig()) -> Probe:
+    """The probe fitted from ``features`` (N, C, H, W) to ``target`` (N, T, H, W) in [0, 1]
+    (same N, H, W); deterministic given ``cfg.seed``."""
+    _check(features, target)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the convolution's initial weights
+    x = features.float()
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)  # a dead channel stays 0, not nan
+    probe = Probe(mean, std, target.shape[1], cfg.kernel)
+    opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(features)
+    for _ in range(cfg.steps):
+        idx = torch.randint(n, (min(cfg.batch, n),), generator=gen)
+        loss = F.binary_cross_entropy_with_logits(
+            probe.logits(features[idx]), target[idx].float().clamp(0, 1)
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return probe.eval()
+
+
+@torch.no_grad()
+def predict(probe: Probe, features: Tensor, batch: int = 256) -> Tensor:
+    """The probe's (N, T, H, W) prediction in [0, 1], ``batch`` frames at a time."""
+    return torch.cat([probe(features[i : i + batch]) for i in range(0, len(features), batch)])
+
+
+def probe_scores(
+    pred: Tensor, target: Tensor, mask: Tensor | None = None, threshold: float = 0.3
+) -> dict[str, float]:
+    """``auroc``, ``balanced_l1``, ``r2``, ``positive`` and ``cells`` (see the module doc) of
+    ``pred`` against ``target`` (same shapes) over the cells where ``mask`` (broadcastable,
+    bool) is True; ``nan`` where a score has nothing to average."""
+    p = pred.detach().double().reshape(-1)
+    t = target.detach().double().reshape(-1)
+    if mask is not None:
+        keep = torch.broadcast_to(mask.bool(), pred.shape).reshape(-1)
+        p, t = p[keep], t[keep]
+    nan = float("nan")
+    if len(t) == 0:
+        return {"auroc": nan, "balanced_l1": nan, "r2": nan, "positive": nan, "cells": 0}
+    risky = t > threshold
+    err = (p - t).abs()
+    halves = [err[m].mean().item() for m in (risky, ~risky) if m.any()]
+    sst = ((t - t.mean()) ** 2).sum().item()
+    return {
+        "auroc": auroc(p.numpy(), risky.numpy()),
+        "balanced_l1": float(np.mean(halves)) if len(halves) == 2 else nan,
+        "r2": 1.0 - ((p - t) ** 2).sum().item() / sst if sst > 0 else nan,
+        "positive": risky.double().mean().item(),
+        "cells": len(t),
+    }
+
+
+def disagreement(a: Tensor, b: Tensor, threshold: float = 0.3) -> tuple[Tensor, float]:
+    """Where two target maps (same shapes) disagree on "risky" (``> threshold``): the bool mask
+    of those cells and their share of the cells either calls risky (``nan`` if none is)."""
+    ra, rb = a > threshold, b > threshold
+    differ = ra ^ rb
+    either = int((ra | rb).sum())
+    return differ, int(differ.sum()) / either if either else float("nan")
+
+
+def compare_targets(
+    train_features: Tensor,
+    train_targets: dict[str, Tensor],
+    val_features: Tensor,
+    val_targets: dict[str, Tensor],
+    cfg: ProbeConfig = ProbeConfig(),
+) -> dict[str, dict[str, float]]:
+    """Fit one probe per named target on the training frames and score it on the validation
+    frames: ``{name: scores}`` over all cells. For exactly two targets also ``{name}@differ``:
+    the same scores with the cells both targets call risky left out, so that the risky cells
+    scored are those this target *alone* calls risky (what it adds over the other) against all
+    the cells it calls safe; and ``disagreement``: ``share`` (:func:`disagreement`) and
+    ``cells`` (how many cells are risky under exactly one target)."""
+    out: dict[str, dict[str, float]] = {}
+    preds = {}
+    for name, target in train_targets.items():
+        probe = fit_probe(train_features, target, cfg)
+        preds[name] = predict(probe, val_features)
+        out[name] = probe_scores(preds[name], val_targets[name], threshold=cfg.threshold)
+    if len(val_targets) == 2:
+        a, b = val_targets.values()
+        differ, share = disagreement(a, b, cfg.threshold)
+        not_shared = ~((a > cfg.threshold) & (b > cfg.threshold))
+        for name, target in val_targets.items():
+            out[f"{name}@differ"] = probe_scores(preds[name], target, not_shared, cfg.threshold)
+        out["disagreement"] = {"share": share, "cells": int(differ.sum())}
+    return out
