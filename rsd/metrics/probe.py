@@ -9,7 +9,8 @@ The probe is a standardisation of the features (per channel, from the training f
 one convolution, ``kernel`` x ``kernel`` (1: logistic regression per cell; 3: with the 8
 neighbours), with a sigmoid: ``(N, C, H, W) -> (N, T, H, W)`` in [0, 1], one output channel
 per target channel. It is fitted by Adam on the binary cross-entropy with the soft target (a
-proper score, so the output is a calibrated risk), on ``batch`` random frames per step.
+proper score, so the output is a calibrated risk), on ``batch`` random frames per step,
+from the prior (zero weights, the bias at the logit of each channel's mean target).
 
 Scores (:func:`probe_scores`) of a prediction ``p`` against its target ``t`` over the scored
 cells (all, or a mask):
@@ -94,11 +95,16 @@ def fit_probe(features: Tensor, target: Tensor, cfg: ProbeConfig = ProbeConfig()
     (same N, H, W); deterministic given ``cfg.seed``."""
     _check(features, target)
     gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # the convolution's initial weights
     x = features.float()
     mean = x.mean(dim=(0, 2, 3))
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)  # a dead channel stays 0, not nan
     probe = Probe(mean, std, target.shape[1], cfg.kernel)
+    # start at the prior (zero weights, the bias at each channel's mean target): with rare
+    # risky cells a probe starting at 0.5 would spend its steps learning the base rate
+    prior = target.float().mean(dim=(0, 2, 3)).clamp(1e-4, 1 - 1e-4)
+    with torch.no_grad():
+        probe.conv.weight.zero_()
+        probe.conv.bias.copy_(torch.logit(prior))
     opt = torch.optim.Adam(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     n = len(features)
     for _ in range(cfg.steps):
@@ -160,24 +166,29 @@ def compare_targets(
     val_features: Tensor,
     val_targets: dict[str, Tensor],
     cfg: ProbeConfig = ProbeConfig(),
+    val_masks: dict[str, dict[str, Tensor]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Fit one probe per named target on the training frames and score it on the validation
-    frames: ``{name: scores}`` over all cells. For exactly two targets also ``{name}@differ``:
-    the same scores with the cells both targets call risky left out, so that the risky cells
-    scored are those this target *alone* calls risky (what it adds over the other) against all
-    the cells it calls safe; and ``disagreement``: ``share`` (:func:`disagreement`) and
-    ``cells`` (how many cells are risky under exactly one target)."""
+    frames: ``{name: scores}`` over all cells, and ``{name}@{label}`` over the cells of
+    ``val_masks[label][name]`` (bool, like the target) for every label that has ``name``.
+
+    For exactly two targets also ``{name}@differ``: the cells both targets call risky left
+    out, so that the risky cells scored are those this target *alone* calls risky (what it
+    adds over the other) against all the cells it calls safe; and ``disagreement``: ``share``
+    (:func:`disagreement`) and ``cells`` (how many cells are risky under exactly one)."""
     out: dict[str, dict[str, float]] = {}
-    preds = {}
     for name, target in train_targets.items():
-        probe = fit_probe(train_features, target, cfg)
-        preds[name] = predict(probe, val_features)
-        out[name] = probe_scores(preds[name], val_targets[name], threshold=cfg.threshold)
+        pred = predict(fit_probe(train_features, target, cfg), val_features)
+        truth = val_targets[name]
+        out[name] = probe_scores(pred, truth, threshold=cfg.threshold)
+        for label, masks in (val_masks or {}).items():
+            if name in masks:
+                out[f"{name}@{label}"] = probe_scores(pred, truth, masks[name], cfg.threshold)
+        if len(val_targets) == 2:
+            other = next(t for n, t in val_targets.items() if n != name)
+            not_shared = ~((truth > cfg.threshold) & (other > cfg.threshold))
+            out[f"{name}@differ"] = probe_scores(pred, truth, not_shared, cfg.threshold)
     if len(val_targets) == 2:
-        a, b = val_targets.values()
-        differ, share = disagreement(a, b, cfg.threshold)
-        not_shared = ~((a > cfg.threshold) & (b > cfg.threshold))
-        for name, target in val_targets.items():
-            out[f"{name}@differ"] = probe_scores(preds[name], target, not_shared, cfg.threshold)
+        differ, share = disagreement(*val_targets.values(), cfg.threshold)
         out["disagreement"] = {"share": share, "cells": int(differ.sum())}
     return out

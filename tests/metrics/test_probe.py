@@ -104,7 +104,13 @@ def test_compare_targets_tells_the_readable_target_from_the_hidden_one() -> None
         hidden = torch.rand(seen.shape, generator=torch.Generator().manual_seed(seed)) < 0.3
         return {"hidden": torch.maximum(seen, hidden.float()), "seen": seen}
 
-    out = compare_targets(x_tr, targets(x_tr, 7), x_va, targets(x_va, 8), ProbeConfig(batch=16))
+    val = targets(x_va, 8)
+    first_row = torch.zeros(val["seen"].shape, dtype=torch.bool)
+    first_row[..., 0, :] = True
+    out = compare_targets(
+        x_tr, targets(x_tr, 7), x_va, val, ProbeConfig(batch=16), {"row0": {"seen": first_row}}
+    )
+    assert out["seen@row0"]["cells"] == x_va.shape[0] * W and "hidden@row0" not in out
     assert out["seen"]["auroc"] > 0.98 > out["hidden"]["auroc"]
     assert abs(out["hidden@differ"]["auroc"] - 0.5) < 0.1
     share = out["disagreement"]["share"]
