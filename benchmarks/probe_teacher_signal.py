@@ -52,7 +52,7 @@ from rsd.checkpoint import load_for_eval
 from rsd.data.dataset import BEVDataset, collate, split_indices
 from rsd.data.store import open_store
 from rsd.geometry import BoxField
-from rsd.metrics.probe import ProbeConfig, compare_targets
+from rsd.metrics.probe import ProbeConfig, fit_and_predict, paired_auroc_interval, score_targets
 from rsd.scene import Frame
 from rsd.teacher.cache import CACHE_NAME, AnnotationCache
 from rsd.teacher.physics import constant_velocity_frame
@@ -127,6 +127,18 @@ def _encode_split(ev, store, indices: list[int], cached: dict) -> dict[str, torc
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def _auroc_gap(preds, val, masks, episodes: list[str], threshold: float) -> dict[str, float]:
+    """AUROC(intent) - AUROC(current) on the agents' cells, with a 95 % interval from a
+    bootstrap over validation episodes (paired: the same draw for both)."""
+    _, group = np.unique(episodes, return_inverse=True)
+    sides = []
+    for k in ("intent", "current"):
+        m = masks[k]
+        cell_group = torch.from_numpy(group).reshape(-1, 1, 1, 1).expand(m.shape)[m]
+        sides.append((preds[k][m].numpy(), (val[k][m] > threshold).numpy(), cell_group.numpy()))
+    return paired_auroc_interval(sides[0], sides[1], n_boot=500)
+
+
 def _table(scores: dict) -> str:
     cols = ("auroc", "balanced_l1", "r2", "positive", "cells")
     head = f"{'target':<18}" + "".join(f"{c:>13}" for c in cols)
@@ -139,6 +151,12 @@ def _table(scores: dict) -> str:
             for c in cols
         ]  # fmt: skip
         rows.append(f"{name:<18}" + "".join(cells))
+    gap = scores["intent-current@agents"]
+    rows.append(
+        f"AUROC intent - current on the agents' cells: {gap['diff']:+.3f}"
+        f" (95 % interval {gap['lo']:+.3f} .. {gap['hi']:+.3f}, bootstrap over"
+        f" {gap['groups']} validation episodes)"
+    )
     d = scores["disagreement"]
     rows.append(
         f"risky cells (either target > threshold) where the two disagree: {d['share']:.1%}"
@@ -169,14 +187,18 @@ def main() -> None:
     data = {s: _encode_split(ev, store, idx, cached) for s, idx in splits.items()}
     t1 = time.perf_counter()
     cfg = ProbeConfig(kernel=args.kernel, steps=args.steps, threshold=args.threshold)
-    scores = compare_targets(
+    names = ("intent", "current")
+    preds = fit_and_predict(
         data["train"]["features"],
-        {k: data["train"][k] for k in ("intent", "current")},
+        {k: data["train"][k] for k in names},
         data["val"]["features"],
-        {k: data["val"][k] for k in ("intent", "current")},
         cfg,
-        {"agents": {k: data["val"][f"occupied_{k}"] > 0.5 for k in ("intent", "current")}},
     )
+    agents = {k: data["val"][f"occupied_{k}"] > 0.5 for k in names}
+    val = {k: data["val"][k] for k in names}
+    scores = score_targets(preds, val, cfg.threshold, {"agents": agents})
+    episodes = [store.frame_ids[i].rsplit("-", 1)[0] for i in splits["val"]]
+    scores["intent-current@agents"] = _auroc_gap(preds, val, agents, episodes, cfg.threshold)
     t2 = time.perf_counter()
     feat = data["val"]["features"]
     print(

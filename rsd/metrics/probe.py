@@ -160,6 +160,51 @@ def disagreement(a: Tensor, b: Tensor, threshold: float = 0.3) -> tuple[Tensor, 
     return differ, int(differ.sum()) / either if either else float("nan")
 
 
+def fit_and_predict(
+    train_features: Tensor,
+    train_targets: dict[str, Tensor],
+    val_features: Tensor,
+    cfg: ProbeConfig = ProbeConfig(),
+) -> dict[str, Tensor]:
+    """One probe per named target fitted on the training frames: its (N_val, T, H, W)
+    prediction on the validation frames, by name."""
+    return {
+        name: predict(fit_probe(train_features, target, cfg), val_features)
+        for name, target in train_targets.items()
+    }
+
+
+def score_targets(
+    preds: dict[str, Tensor],
+    val_targets: dict[str, Tensor],
+    threshold: float = 0.3,
+    val_masks: dict[str, dict[str, Tensor]] | None = None,
+) -> dict[str, dict[str, float]]:
+    """``{name: scores}`` (:func:`probe_scores`) of each prediction over all cells, and
+    ``{name}@{label}`` over the cells of ``val_masks[label][name]`` (bool, like the target)
+    for every label that has ``name``.
+
+    For exactly two targets also ``{name}@differ``: the cells both targets call risky left
+    out, so that the risky cells scored are those this target *alone* calls risky (what it
+    adds over the other) against all the cells it calls safe; and ``disagreement``: ``share``
+    (:func:`disagreement`) and ``cells`` (how many cells are risky under exactly one)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, pred in preds.items():
+        truth = val_targets[name]
+        out[name] = probe_scores(pred, truth, threshold=threshold)
+        for label, masks in (val_masks or {}).items():
+            if name in masks:
+                out[f"{name}@{label}"] = probe_scores(pred, truth, masks[name], threshold)
+        if len(val_targets) == 2:
+            other = next(t for n, t in val_targets.items() if n != name)
+            not_shared = ~((truth > threshold) & (other > threshold))
+            out[f"{name}@differ"] = probe_scores(pred, truth, not_shared, threshold)
+    if len(val_targets) == 2:
+        differ, share = disagreement(*val_targets.values(), threshold)
+        out["disagreement"] = {"share": share, "cells": int(differ.sum())}
+    return out
+
+
 def compare_targets(
     train_features: Tensor,
     train_targets: dict[str, Tensor],
@@ -168,27 +213,43 @@ def compare_targets(
     cfg: ProbeConfig = ProbeConfig(),
     val_masks: dict[str, dict[str, Tensor]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Fit one probe per named target on the training frames and score it on the validation
-    frames: ``{name: scores}`` over all cells, and ``{name}@{label}`` over the cells of
-    ``val_masks[label][name]`` (bool, like the target) for every label that has ``name``.
+    """:func:`fit_and_predict` then :func:`score_targets` (see there)."""
+    preds = fit_and_predict(train_features, train_targets, val_features, cfg)
+    return score_targets(preds, val_targets, cfg.threshold, val_masks)
 
-    For exactly two targets also ``{name}@differ``: the cells both targets call risky left
-    out, so that the risky cells scored are those this target *alone* calls risky (what it
-    adds over the other) against all the cells it calls safe; and ``disagreement``: ``share``
-    (:func:`disagreement`) and ``cells`` (how many cells are risky under exactly one)."""
-    out: dict[str, dict[str, float]] = {}
-    for name, target in train_targets.items():
-        pred = predict(fit_probe(train_features, target, cfg), val_features)
-        truth = val_targets[name]
-        out[name] = probe_scores(pred, truth, threshold=cfg.threshold)
-        for label, masks in (val_masks or {}).items():
-            if name in masks:
-                out[f"{name}@{label}"] = probe_scores(pred, truth, masks[name], cfg.threshold)
-        if len(val_targets) == 2:
-            other = next(t for n, t in val_targets.items() if n != name)
-            not_shared = ~((truth > cfg.threshold) & (other > cfg.threshold))
-            out[f"{name}@differ"] = probe_scores(pred, truth, not_shared, cfg.threshold)
-    if len(val_targets) == 2:
-        differ, share = disagreement(*val_targets.values(), cfg.threshold)
-        out["disagreement"] = {"share": share, "cells": int(differ.sum())}
-    return out
+
+def paired_auroc_interval(
+    a: tuple[np.ndarray, np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """AUROC(a) - AUROC(b) with a percentile interval from a cluster bootstrap.
+
+    ``a`` and ``b`` are ``(scores, labels, groups)`` of the scored cells (1-D, same length
+    within each), ``groups`` the cluster of each cell (e.g. its episode): cells of one episode
+    are not independent, so whole groups are drawn with replacement, the same draw for ``a``
+    and ``b`` (paired). Returns ``diff``, ``lo``, ``hi`` and ``groups`` (how many); a
+    replicate where a class is missing is dropped (``nan`` bounds if all are)."""
+    names = np.union1d(a[2], b[2])
+    rng = np.random.default_rng(seed)
+    cells = [{g: np.flatnonzero(x[2] == g) for g in names} for x in (a, b)]
+    diffs = []
+    for _ in range(n_boot):
+        draw = rng.choice(names, len(names))
+        d = []
+        for (s, y, _), by_group in zip((a, b), cells, strict=True):
+            idx = np.concatenate([by_group[g] for g in draw])
+            d.append(auroc(s[idx], y[idx]))
+        diffs.append(d[0] - d[1])
+    diffs = np.array(diffs)
+    diffs = diffs[np.isfinite(diffs)]
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(diffs, [tail, 100 - tail]) if len(diffs) else (np.nan, np.nan)
+    return {
+        "diff": auroc(a[0], a[1]) - auroc(b[0], b[1]),
+        "lo": float(lo),
+        "hi": float(hi),
+        "groups": len(names),
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from rsd.metrics.probe import (
     compare_targets,
     disagreement,
     fit_probe,
+    paired_auroc_interval,
     predict,
     probe_scores,
 )
@@ -127,3 +129,25 @@ def test_bad_shapes_are_refused() -> None:
         fit_probe(torch.zeros(2, 3, 4, 4), torch.zeros(2, 1, 2, 2))
     with pytest.raises(ValueError, match="odd"):
         ProbeConfig(kernel=2)
+
+
+def test_paired_auroc_interval() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 50)
+    labels = rng.random(len(groups)) < 0.3
+    informative = labels + rng.normal(0, 0.5, len(groups))
+    noise = rng.random(len(groups))
+    same = paired_auroc_interval(
+        (informative, labels, groups), (informative, labels, groups), n_boot=200
+    )
+    assert same["diff"] == 0 and same["lo"] == same["hi"] == 0 and same["groups"] == 40
+    better = paired_auroc_interval(
+        (informative, labels, groups), (noise, labels, groups), n_boot=200
+    )
+    assert better["lo"] > 0.2 and better["lo"] <= better["diff"] <= better["hi"] < 0.6
+    # the two sides may score different cells (each target's own mask): still paired by group
+    half = slice(0, len(groups) // 2)
+    both = paired_auroc_interval(
+        (noise, labels, groups), (noise[half], labels[half], groups[half]), n_boot=200
+    )
+    assert both["groups"] == 40 and both["lo"] < 0 < both["hi"]
