@@ -42,6 +42,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,8 @@ from rsd.teacher.privileged import PROMPT_VERSION, TEACHER_ID, PrivilegedTeacher
 from rsd.teacher.risk_map import RiskMapConfig, paint_space_time, risk_maps
 
 BATCH = 64
+RISKY = 0.3
+"""Object risk above which the per-scenario count calls an object risky."""
 KEYS = ("features", "intent", "current", "occupied_intent", "occupied_current")
 ROWS = ("current", "intent", "current@agents", "intent@agents", "current@differ", "intent@differ")
 
@@ -96,9 +99,12 @@ def _occupied(frame: Frame, grid, cfg: RiskMapConfig) -> np.ndarray:
     return paint_space_time(boxes, np.ones(len(agents)), grid, exact, future, valid)
 
 
-def _encode_split(ev, store, indices: list[int], cached: dict) -> dict[str, torch.Tensor]:
+def _encode_split(
+    ev, store, indices: list[int], cached: dict, risky: Counter
+) -> dict[str, torch.Tensor]:
     """Of the frames ``indices``: ``features`` (N, C, Hf, Wf) and, max-pooled to the feature
-    grid, both targets and the agents' footprints under each (``occupied_*``), (N, T, Hf, Wf)."""
+    grid, both targets and the agents' footprints under each (``occupied_*``), (N, T, Hf, Wf).
+    Counts the objects each teacher calls risky into ``risky[(target, scenario)]``."""
     cfg, teacher = ev.config, PrivilegedTeacher()
     ds = BEVDataset(store, rig=cfg.rig, grid=cfg.grid, raster=cfg.raster, indices=indices)
     out: dict[str, list[torch.Tensor]] = {k: [] for k in KEYS}
@@ -110,14 +116,19 @@ def _encode_split(ev, store, indices: list[int], cached: dict) -> dict[str, torc
         now = [constant_velocity_frame(fr) for fr in frames]
         missing = [fr for fr in frames if fr.frame_id not in cached]
         answers = {**cached, **{a.frame_id: a for a in teacher.assess(missing)}}
+        judged = {"intent": [answers[fr.frame_id] for fr in frames], "current": teacher.assess(now)}
+        for k, found in judged.items():
+            for fr, a in zip(frames, found, strict=True):
+                risky[k, fr.scenario] += sum(o.risk > RISKY for o in a.objects)
+        seen = {"intent": frames, "current": now}  # where each teacher puts the agents
         maps = {
-            "intent": [
-                risk_maps(fr, answers[fr.frame_id], cfg.grid, cfg.risk_map) for fr in frames
-            ],
-            "current": [
-                risk_maps(fr, a, cfg.grid, cfg.risk_map)
-                for fr, a in zip(now, teacher.assess(now), strict=True)
-            ],
+            **{
+                k: [
+                    risk_maps(fr, a, cfg.grid, cfg.risk_map)
+                    for fr, a in zip(seen[k], judged[k], strict=True)
+                ]
+                for k in judged
+            },
             "occupied_intent": [_occupied(fr, cfg.grid, cfg.risk_map) for fr in frames],
             "occupied_current": [_occupied(fr, cfg.grid, cfg.risk_map) for fr in now],
         }
@@ -184,7 +195,8 @@ def main() -> None:
         sys.exit(f"{args.data}: need frames in both the train and the val split")
     ids = [store.frame_ids[i] for s in splits.values() for i in s]
     cached = _cached_intent(args.data, ids)
-    data = {s: _encode_split(ev, store, idx, cached) for s, idx in splits.items()}
+    risky: Counter = Counter()
+    data = {s: _encode_split(ev, store, idx, cached, risky) for s, idx in splits.items()}
     t1 = time.perf_counter()
     cfg = ProbeConfig(kernel=args.kernel, steps=args.steps, threshold=args.threshold)
     names = ("intent", "current")
@@ -213,6 +225,12 @@ def main() -> None:
         f" {t2 - t1:.0f} s"
     )
     print(_table(scores))
+    scenarios = sorted({sc for _, sc in risky})
+    print(
+        f"objects with risk > {RISKY}, intent / current, train + val frames: "
+        + ", ".join(f"{sc} {risky['intent', sc]} / {risky['current', sc]}" for sc in scenarios)
+    )
+    scores["risky_objects"] = {f"{k}/{sc}": n for (k, sc), n in sorted(risky.items())}
     if args.json is not None:
         tmp = args.json.with_suffix(args.json.suffix + ".tmp")
         meta = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
