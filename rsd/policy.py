@@ -26,6 +26,7 @@ from rsd.models import BackboneConfig, ModelConfig, build_model, with_full_risk_
 from rsd.scene import KEYFRAME_DT, Frame
 from rsd.sim.planners import ExpertPlanner, Planner, PlanOutput
 from rsd.sim.tracked_expert import TrackedExpertPlanner
+from rsd.teacher.physics import constant_velocity_frame
 from rsd.teacher.privileged import PrivilegedConfig, PrivilegedTeacher
 from rsd.teacher.risk_map import RiskMapConfig, risk_maps
 
@@ -61,10 +62,14 @@ class ModelPlanner:
     def plan(self, frame: Frame) -> PlanOutput:
         features = build_features(frame, self.rig, self.grid, self.raster)
         if self.oracle_key is not None:
-            answer = self.teacher.assess([frame])[0]
+            # a live frame has no logged future, and space-time maps paint the agents where
+            # their future puts them (nothing where it is invalid): extrapolate at constant
+            # velocity, as the teacher itself does on a live frame
+            now = constant_velocity_frame(frame)
+            answer = self.teacher.assess([now])[0]
             features = {
                 **features,
-                self.oracle_key: risk_maps(frame, answer, self.grid, self.risk_map_cfg),
+                self.oracle_key: risk_maps(now, answer, self.grid, self.risk_map_cfg),
             }
         with torch.inference_mode():
             out = self.model(batch_of_one(features, self.device))
