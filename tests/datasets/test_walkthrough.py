@@ -61,13 +61,16 @@ def grey_png(path: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> tuple[Path, Path, int]:
-    """Steps 1-3: (dataroot, labels folder, requests the server answered)."""
+    """Steps 1-4 (show, annotate, export): (dataroot, labels folder, requests answered)."""
     pytest.importorskip("openai")
     tmp = tmp_path_factory.mktemp("walkthrough")
     root = tmp / "nuscenes"
     write_fixture(root)
     write_expansion(root)
     src = f"nuscenes:{root}"
+    png = tmp / "frame.png"
+    assert main(["show", "--source", src, "--index", "5", "--out", str(png)]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG"
     mp = pytest.MonkeyPatch()
     mp.setenv("VLM_KEY", "sk-test")
     try:
@@ -79,13 +82,12 @@ def exported(tmp_path_factory) -> tuple[Path, Path, int]:
             requests = srv.count
     finally:
         mp.undo()
-    assert main(["show", "--source", src, "--index", "5", "--out", str(tmp / "frame.png")]) == 0
     out = tmp / "labels"
     assert main(["export", "--source", src, "--out", str(out), f"--grid={GRID}"]) == 0
     return root, out, requests
 
 
-def test_steps_1_to_4_annotate_export_read_without_rsd(exported, tmp_path) -> None:
+def test_steps_1_to_5_annotate_export_read_without_rsd(exported, tmp_path) -> None:
     root, out, requests = exported
     frames = open_source(f"nuscenes:{root}")
     assert requests == len(frames) == 13
@@ -109,7 +111,7 @@ def test_steps_1_to_4_annotate_export_read_without_rsd(exported, tmp_path) -> No
     assert got["offsets"] == pytest.approx([ARC_RADIUS - radius] * 13, abs=3e-3)
 
 
-def test_step_5_riskhead_on_a_third_party_model_learns_the_exported_labels(exported) -> None:
+def test_step_6_riskhead_on_a_third_party_model_learns_the_exported_labels(exported) -> None:
     root, out, _ = exported
     namespace: dict = {}
     exec(readme_reader().replace("OUT/", f"{out}/"), namespace)  # the README's reader, as is
