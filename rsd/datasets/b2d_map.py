@@ -13,6 +13,14 @@ the width twice the median distance of the lane's line points from its centrelin
 on the side where it lies. The array holds Python objects, so loading it unpickles: open only
 map files you trust (Bench2Drive's own).
 
+Neighbours: each ``Center`` entry also carries ``"Left"`` and ``"Right"``, the ``(road_id,
+lane_id)`` of CARLA's ``get_left_lane()`` / ``get_right_lane()`` at the entry's last waypoint
+(``(None, None)`` where there is none). CARLA steps across the road's centre line there (lane
+``-1``'s left is lane ``1``, driven the other way), so a link counts only to a lane of the same
+road with a lane id of the same sign (OpenDRIVE: the same driving direction), and only if the
+map holds it (shoulders and sidewalks are not in it). Maps written without the keys give no
+neighbours.
+
 The town is the ``Town..`` part of the clip's path (e.g. ``Town12_Rep0_...``); its map is looked
 up as ``DIR/<d>/<Town>_HD_map.npz`` for ``d`` in :data:`MAP_DIRS`, ``DIR`` the reader's root.
 """
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from pickle import UnpicklingError
 from typing import Any
@@ -107,6 +116,36 @@ def _lane(lane_id: str, centre: np.ndarray, lines: list[tuple[np.ndarray, str]])
     return MapLane(lane_id, centre, width_from_boundary(centre, boundary), kind_on(1), kind_on(-1))
 
 
+Link = tuple[str, str] | None
+"""``(road id, lane id)`` of a neighbour, as text; None: no neighbour on that side."""
+
+
+def _link(entry: dict[str, Any], key: str, road: Any, lane: Any) -> Link:
+    """The ``(road, lane)`` an entry's ``Left`` / ``Right`` names, if it is a lane driven the
+    same way on the same road (see the module doc); None otherwise."""
+    try:
+        other_road, other_lane = entry.get(key) or (None, None)
+        same_way = int(other_lane) * int(lane) > 0
+    except (TypeError, ValueError):
+        return None
+    return (str(other_road), str(other_lane)) if same_way and str(other_road) == str(road) else None
+
+
+def _with_neighbours(lanes: list[tuple[MapLane, Link, Link]]) -> list[MapLane]:
+    """Each lane with the ids of the ``Center`` entries (all of them: a lane can have one per
+    lane section) of the lanes its links name."""
+    ids: dict[tuple[str, str], tuple[str, ...]] = {}
+    for lane, _, _ in lanes:
+        road, lane_id, _ = lane.lane_id.split("/")
+        ids[(road, lane_id)] = (*ids.get((road, lane_id), ()), lane.lane_id)
+    return [
+        replace(
+            lane, left=ids.get(left, ()) if left else (), right=ids.get(right, ()) if right else ()
+        )
+        for lane, left, right in lanes
+    ]
+
+
 def load_hd_map(path: Path) -> LaneMap:
     """The lanes of one town's HD map; a missing or malformed file is a ConfigError naming it."""
     where = f"Bench2Drive HD map {path}"
@@ -126,7 +165,7 @@ def load_hd_map(path: Path) -> LaneMap:
         raise ConfigError(
             f"{where}: not an npz with an 'arr' of (road, lanes) pairs: {e}"
         ) from None
-    lanes: list[MapLane] = []
+    lanes: list[tuple[MapLane, Link, Link]] = []
     for road_id, road in roads.items():
         if not isinstance(road, dict):
             raise ConfigError(f"{where}: road {road_id} is not a dict of lanes")
@@ -140,5 +179,7 @@ def load_hd_map(path: Path) -> LaneMap:
             for j, (pts, kind) in enumerate(lines):
                 if kind == "Center" and len(pts) >= 2:
                     others = [ln for ln in lines if ln[1] != "Center"]
-                    lanes.append(_lane(f"{road_id}/{lane_id}/{j}", pts, others))
-    return LaneMap(lanes)
+                    lane = _lane(f"{road_id}/{lane_id}/{j}", pts, others)
+                    left = _link(entries[j], "Left", road_id, lane_id)
+                    lanes.append((lane, left, _link(entries[j], "Right", road_id, lane_id)))
+    return LaneMap(_with_neighbours(lanes))

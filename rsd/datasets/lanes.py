@@ -6,7 +6,11 @@ A map is a list of :class:`MapLane` centrelines in a right-handed world frame (m
 driving direction and densely sampled. :meth:`LaneMap.near` gives, for one ego pose, the lanes
 in the frame's layout (:class:`rsd.scene.LaneGeometry`, the same as the simulator's: points
 :data:`LANE_STEP` apart inside :data:`LANE_REGION`, plus one point either side) and the ego's
-lane with its signed centreline offset.
+lane with its signed centreline offset, and each lane's ``relation`` to the ego's where the map
+links them: the ego's 0, the lane the map puts directly left of it +1, left of that +2, to the
+right -1, -2... (the simulator's :func:`rsd.sim.convert.lane_relation`); lanes the map does not
+link to the ego's by such a chain (oncoming lanes, lanes ahead or behind it, connectors) keep
+``None``, which means "another road" there too.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ EGO_LANE_HEADING = np.pi / 4
 """A lane is the ego's only if its direction under the ego is within this of the ego's (rad)."""
 EGO_LANE_MARGIN = 0.5
 """... and the ego's centre is at most half the lane's width plus this from its centreline (m)."""
+MAX_RELATION = 8
+"""Neighbour chains are followed at most this many lanes to either side (a malformed map's
+links could otherwise run on)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,10 @@ class MapLane:
     width: float
     left_line: LineKind = LineKind.NONE
     right_line: LineKind = LineKind.NONE
+    left: tuple[str, ...] = ()
+    """Ids of the lanes the map puts directly to this one's left, driven the same way."""
+    right: tuple[str, ...] = ()
+    """... and directly to its right."""
 
 
 def point_to_polyline(points: np.ndarray, line: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +106,7 @@ class LaneMap:
 
     def __init__(self, lanes: list[MapLane]) -> None:
         self.lanes = [ln for ln in lanes if len(ln.centre) >= 2]
+        self._by_id = {ln.lane_id: ln for ln in self.lanes}
         boxes = [(ln.centre.min(axis=0), ln.centre.max(axis=0)) for ln in self.lanes]
         self._lo = np.array([b[0] for b in boxes]).reshape(-1, 2)
         self._hi = np.array([b[1] for b in boxes]).reshape(-1, 2)
@@ -130,10 +142,26 @@ class LaneMap:
                         right_line=lane.right_line,
                     )
                 )
-        for g in out:  # the ego's lane is relation 0; others' relations the map does not give
-            if g.lane_id == best[1]:
-                g.relation = 0
+        relations = self.relations(best[1])
+        for g in out:
+            g.relation = relations.get(g.lane_id)
         return out, best[1], best[2]
+
+    def relations(self, ego_lane: str) -> dict[str, int]:
+        """``{lane id: relation}`` of the ego's lane (0) and the lanes linked to it by the
+        map's left (+1, +2...) and right (-1, -2...) neighbour chains; empty without a lane."""
+        if ego_lane not in self._by_id:
+            return {}
+        out = {ego_lane: 0}
+        for side, sign in (("left", 1), ("right", -1)):
+            frontier = [ego_lane]
+            for k in range(1, MAX_RELATION + 1):
+                nxt = [n for i in frontier for n in getattr(self._by_id[i], side)]
+                frontier = [n for n in dict.fromkeys(nxt) if n in self._by_id and n not in out]
+                out.update({n: sign * k for n in frontier})
+                if not frontier:
+                    break
+        return out
 
 
 def _in_region(pts: np.ndarray) -> np.ndarray | None:

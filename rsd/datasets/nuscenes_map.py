@@ -13,6 +13,15 @@ distance ``d`` on a segment of curvature ``k`` from pose ``(x, y, theta)``:
 ``(x + (sin(theta + k d) - sin theta) / k, y - (cos(theta + k d) - cos theta) / k, theta + k d)``,
 the straight line when ``k = 0``); a lane's width is measured from its polygon's nodes
 (:func:`~rsd.datasets.lanes.width_from_boundary`); its lines from its divider segments.
+
+Neighbours: the expansion has no left/right link (``connectivity`` gives only ``incoming`` /
+``outgoing``), but the painted divider between two lanes driven the same way is the left
+divider of the right-hand one and the right divider of the left-hand one, and their segments
+name the same nodes. So lane B is directly left of lane A when A's
+``left_lane_divider_segments`` and B's ``right_lane_divider_segments`` share at least
+:data:`SHARED_NODES` node tokens (the approach a devkit maintainer endorsed in
+nuscenes-devkit issue 690). An oncoming lane shares A's *left* divider with its own left one,
+so it is never linked; connectors have no dividers, so no neighbours.
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ ARC_STEP = 0.5
 MIN_VERSION = "1.3"
 """The first expansion version with ``arcline_path_3`` (the devkit refuses older ones too)."""
 CURVATURE_SIGN = {"L": 1.0, "S": 0.0, "R": -1.0}
+SHARED_NODES = 2
+"""Divider nodes two lanes must share to be neighbours: one shared node is only a corner where
+a lane's successor starts beside it (a diagonal, not a neighbour)."""
 
 
 def expansion_path(dataroot: Path, location: str) -> Path:
@@ -97,6 +109,31 @@ def line_kind(segments: list[dict[str, Any]] | None) -> LineKind:
     return LineKind.CONTINUOUS if "SOLID" in common else LineKind.NONE
 
 
+def _nodes(segments: Any) -> set[str]:
+    """The node tokens of a lane's divider segments."""
+    return {str(seg["node_token"]) for seg in segments or [] if "node_token" in seg}
+
+
+def neighbours(records: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[str]]]:
+    """``{lane token: (tokens directly left, tokens directly right)}`` from shared divider
+    nodes (see the module doc); lanes without dividers are absent."""
+    right_of: dict[str, set[str]] = {}  # node -> lanes whose right divider has it
+    for rec in records:
+        for node in _nodes(rec.get("right_lane_divider_segments")):
+            right_of.setdefault(node, set()).add(str(rec["token"]))
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for rec in records:
+        tok = str(rec["token"])
+        shared = Counter(
+            b for n in _nodes(rec.get("left_lane_divider_segments")) for b in right_of.get(n, ())
+        )
+        for b, count in sorted(shared.items()):
+            if count >= SHARED_NODES and b != tok:
+                out.setdefault(tok, ([], []))[0].append(b)
+                out.setdefault(b, ([], []))[1].append(tok)
+    return out
+
+
 def load_expansion(path: Path) -> LaneMap:
     """The lanes and lane connectors of one expansion file; a malformed file is a ConfigError
     naming it."""
@@ -111,6 +148,12 @@ def load_expansion(path: Path) -> LaneMap:
     except (KeyError, TypeError) as e:
         raise ConfigError(
             f"nuScenes map expansion {path}: no {e} layer (version {MIN_VERSION} or later needed)"
+        ) from None
+    try:
+        links = neighbours(data["lane"])
+    except (KeyError, TypeError) as e:
+        raise ConfigError(
+            f"nuScenes map expansion {path}: a lane's divider segments: {e}"
         ) from None
     lanes = []
     for rec in records:
@@ -127,6 +170,8 @@ def load_expansion(path: Path) -> LaneMap:
                 width=width_from_boundary(centre, boundary),
                 left_line=line_kind(rec.get("left_lane_divider_segments")),
                 right_line=line_kind(rec.get("right_lane_divider_segments")),
+                left=tuple(links.get(str(rec["token"]), ([], []))[0]),
+                right=tuple(links.get(str(rec["token"]), ([], []))[1]),
             )
         )
     return LaneMap(lanes)

@@ -7,12 +7,18 @@ as ``labels.jsonl`` + ``risk_maps.npz`` + ``meta.json`` (format documented in th
   ``x_max``, column 0 at ``y_max``), the class names, counts.
 * ``labels.jsonl``: one object per exported sample, in the source's order, keyed by the data
   set's own ``sample_token`` (nuScenes sample token, Bench2Drive ``clip/frame``, rsd frame id),
-  with ``map_index`` (its row in the npz) and per object ``object_id``, ``source_id``,
-  ``class``, ``x``, ``y`` (ego frame, m), ``risk``, ``rank``, ``category``, ``rationale``.
+  with ``map_index`` (its row in the npz), ``lane_offset`` (the ego's signed offset from its
+  lane's centreline, m; null when unknown) and per object ``object_id``, ``source_id``,
+  ``class``, ``x``, ``y`` (ego frame, m), ``vx``, ``vy`` (ego axes, m/s; null when unknown),
+  ``velocity_valid``, ``risk``, ``rank``, ``category``, ``rationale``.
 * ``risk_maps.npz``: ``maps`` ``(N, rows, cols)`` float32 in [0, 1] and ``sample_tokens``
   ``(N,)`` unicode (no pickled objects).
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
+
+Versions: 1 had no ``lane_offset``, ``vx``, ``vy``, ``velocity_valid``; 2 adds them and changes
+the meaning of no version-1 field, so a version-1 reader that ignores keys it does not know
+reads a version-2 file correctly (:data:`FORMAT_VERSION`).
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ import numpy as np
 
 from rsd.config import ConfigError
 from rsd.geometry import BEVGrid
-from rsd.scene import AgentClass, Frame
+from rsd.scene import AgentClass, AgentState, Frame, lane_offset_known
 from rsd.teacher.cache import AnnotationCache
 from rsd.teacher.risk_map import risk_map
 from rsd.teacher.schema import RiskAssessment
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: per object ``vx``, ``vy``, ``velocity_valid`` and per sample ``lane_offset`` added (null =
+unknown); every version-1 field unchanged."""
 LABELS_NAME = "labels.jsonl"
 MAPS_NAME = "risk_maps.npz"
 META_NAME = "meta.json"
@@ -88,19 +96,37 @@ def pick_teacher(
     return fit[0]
 
 
+def _known(value: float, valid: bool, digits: int = 3) -> float | None:
+    """``value`` rounded, or None (JSON null) where the source did not measure it."""
+    return round(float(value), digits) if valid and np.isfinite(value) else None
+
+
+def object_fields(ag: AgentState | None) -> dict[str, Any]:
+    """What the frame knows of one assessed object: class, position and velocity; unknowns
+    (an id the frame lacks, a velocity the data set cannot give) as null / False."""
+    if ag is None:
+        fields = {"class": "", "x": None, "y": None, "vx": None, "vy": None}
+        return {"source_id": "", **fields, "velocity_valid": False}
+    return {
+        "source_id": ag.source_id,
+        "class": AgentClass(ag.cls).name.lower(),
+        "x": _known(ag.x, True),
+        "y": _known(ag.y, True),
+        "vx": _known(ag.vx, ag.velocity_valid),
+        "vy": _known(ag.vy, ag.velocity_valid),
+        "velocity_valid": bool(ag.velocity_valid),
+    }
+
+
 def sample_record(frame: Frame, a: RiskAssessment, map_index: int) -> dict[str, Any]:
     """The ``labels.jsonl`` line of one frame (see the module doc)."""
     agents = {ag.id: ag for ag in frame.agents}
     objects = []
     for o in sorted(a.objects, key=lambda o: o.rank):
-        ag = agents.get(o.object_id)
         objects.append(
             {
                 "object_id": o.object_id,
-                "source_id": ag.source_id if ag is not None else "",
-                "class": AgentClass(ag.cls).name.lower() if ag is not None else "",
-                "x": round(float(ag.x), 3) if ag is not None else None,
-                "y": round(float(ag.y), 3) if ag is not None else None,
+                **object_fields(agents.get(o.object_id)),
                 "risk": o.risk,
                 "rank": o.rank,
                 "category": str(o.category),
@@ -113,6 +139,7 @@ def sample_record(frame: Frame, a: RiskAssessment, map_index: int) -> dict[str, 
         "map_index": map_index,
         "status": str(a.status),
         "scene_risk": a.scene_risk,
+        "lane_offset": _known(frame.ego.lane_offset, lane_offset_known(frame.ego)),
         "objects": objects,
     }
 

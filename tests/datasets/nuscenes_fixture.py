@@ -207,11 +207,49 @@ def _straight_pose(s: float, lateral: float = 0.0) -> list[float]:
     return [x0 + (s - 20.0) * c[0] + d * n[0], y0 + (s - 20.0) * c[1] + d * n[1], 0.3]
 
 
+NEIGHBOURS = {"lane_arc_left": 1, "lane_arc_left2": 2, "lane_arc_right": -1}
+"""Lanes on the ego lane's circle, 3.5 m apart, linked to it by shared divider nodes, and
+their relation to it; ``lane_arc_diag`` shares only one node with it (a corner: no relation)."""
+
+
+def _neighbour_lanes() -> tuple[list[dict], dict[str, list[dict]], list[dict]]:
+    """The lanes of :data:`NEIGHBOURS` and ``lane_arc_diag`` (no polygons: default width),
+    their arcline paths and the divider nodes they add. The circle turns left, so smaller
+    radii lie to the ego's left."""
+    seg = lambda toks: [{"node_token": t, "segment_type": "DOUBLE_DASHED_WHITE"} for t in toks]  # noqa: E731
+    arc_left, arc_right = [f"node_arc_{i}" for i in (0, 1, 2)], ["node_arc_3", "node_arc_4"]
+    new_nodes = []
+    for name, radius in (("div12", ARC_RADIUS - 5.25), ("div2c", ARC_RADIUS - 8.75)):
+        for i in range(3):
+            x, y, _ = circle_pose(radius, 0.2 + 0.05 * i)
+            new_nodes.append({"token": f"node_{name}_{i}", "x": x, "y": y})
+    x, y, _ = circle_pose(ARC_RADIUS - 1.75, 0.75)
+    new_nodes.append({"token": "node_diag_1", "x": x, "y": y})
+    div12, div2c = [f"node_div12_{i}" for i in range(3)], [f"node_div2c_{i}" for i in range(3)]
+    dividers = {  # token: (left divider nodes, right divider nodes, radius, first phi)
+        "lane_arc_left": (div12, arc_left, ARC_RADIUS - 3.5, 0.2),
+        "lane_arc_left2": (div2c, div12, ARC_RADIUS - 7.0, 0.2),
+        "lane_arc_right": (arc_right, [], ARC_RADIUS + 3.5, 0.2),
+        "lane_arc_diag": ([], ["node_arc_2", "node_diag_1"], ARC_RADIUS - 3.5, 0.7),
+    }
+    lanes, paths = [], {}
+    for tok, (left, right, radius, phi) in dividers.items():
+        lanes.append({"token": tok, "polygon_token": "", "lane_type": "CAR",
+                      "left_lane_divider_segments": seg(left),
+                      "right_lane_divider_segments": seg(right)})  # fmt: skip
+        paths[tok] = [{"start_pose": circle_pose(radius, phi), "end_pose": [0.0, 0.0, 0.0],
+                       "shape": "LSL", "radius": radius,
+                       "segment_length": [0.3 * radius, 0.0, 0.2 * radius]}]  # fmt: skip
+    return lanes, paths, new_nodes
+
+
 def build_expansion() -> dict:
     """Three lanes and a connector: ``lane_arc`` (shape LSL: two left arcs on one circle, the
     ego's lane), ``lane_straight`` (8 m right of the ego's start, 60 m), ``lane_oncoming`` (the
-    ego's circle 0.2 m inside, driven the other way: near but never the ego's lane) and
-    ``conn_straight`` (10 m on from the straight lane, no polygon)."""
+    ego's circle 0.2 m inside, driven the other way: near but never the ego's lane; it shares
+    the leftmost same-way lane's left divider with its own left one, as an oncoming lane does)
+    and ``conn_straight`` (10 m on from the straight lane, no polygon); plus the ego lane's
+    neighbours (:func:`_neighbour_lanes`)."""
     nodes, polygons = [], []
 
     def polygon(name: str, points: list[list[float]]) -> str:
@@ -240,8 +278,11 @@ def build_expansion() -> dict:
         lane("lane_arc", polygon("arc", arc_ring), "DOUBLE_DASHED_WHITE", "SINGLE_SOLID_WHITE"),
         lane("lane_straight", polygon("straight", straight_ring), "NIL", "NIL"),
         {"token": "lane_oncoming", "polygon_token": "", "lane_type": "CAR",
-         "left_lane_divider_segments": [], "right_lane_divider_segments": []},
+         "left_lane_divider_segments": [{"node_token": f"node_div2c_{i}",
+                                         "segment_type": "SINGLE_SOLID_YELLOW"} for i in range(3)],
+         "right_lane_divider_segments": []},
     ]  # fmt: skip
+    neighbour_lanes, neighbour_paths, divider_nodes = _neighbour_lanes()
     arc = {"start_pose": circle_pose(ARC_RADIUS, 0.2), "end_pose": circle_pose(ARC_RADIUS, 0.7),
            "shape": "LSL", "radius": ARC_RADIUS, "segment_length": [60.0, 0.0, 40.0]}  # fmt: skip
     straight = {"start_pose": _straight_pose(0.0), "end_pose": _straight_pose(60.0),
@@ -255,10 +296,11 @@ def build_expansion() -> dict:
              "carpark_area road_divider lane_divider traffic_light").split()  # fmt: skip
     return {
         "version": "1.3", "canvas_edge": [1585.6, 2025.0], **{k: [] for k in empty},
-        "node": nodes, "polygon": polygons, "lane": lanes,
+        "node": nodes + divider_nodes, "polygon": polygons, "lane": lanes + neighbour_lanes,
         "lane_connector": [{"token": "conn_straight", "polygon_token": ""}],
         "arcline_path_3": {"lane_arc": [arc], "lane_straight": [straight],
-                           "lane_oncoming": [oncoming], "conn_straight": [conn]},
+                           "lane_oncoming": [oncoming], "conn_straight": [conn],
+                           **neighbour_paths},
         "connectivity": {"lane_straight": {"incoming": [], "outgoing": ["conn_straight"]}},
     }  # fmt: skip
 

@@ -12,17 +12,28 @@ import pytest
 from rsd.config import ConfigError
 from rsd.datasets.lanes import LANE_REGION, LANE_STEP
 from rsd.datasets.nuscenes import NuScenesReader
-from rsd.datasets.nuscenes_map import arcline_poses, load_expansion
+from rsd.datasets.nuscenes_map import arcline_poses, load_expansion, neighbours
 from rsd.scene import LineKind, lane_offset_known
 from tests.datasets.nuscenes_fixture import (
     ARC_RADIUS,
     ARC_WIDTH,
     EGO_CIRCLE,
+    NEIGHBOURS,
     STRAIGHT_RIGHT,
     STRAIGHT_WIDTH,
     write_expansion,
     write_fixture,
 )
+
+ALL_LANES = {
+    "lane_arc": 0,
+    **NEIGHBOURS,
+    "lane_arc_diag": None,
+    "lane_straight": None,
+    "lane_oncoming": None,
+    "conn_straight": None,
+}
+"""Every lane of the fixture's expansion near the ego, with its relation to the ego's lane."""
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +66,7 @@ def test_arcline_left_straight_right_by_hand() -> None:
 
 def test_expansion_lanes_are_on_their_circle_and_line(tmp_path) -> None:
     lanes = {ln.lane_id: ln for ln in load_expansion(write_expansion(tmp_path)).lanes}
-    assert set(lanes) == {"lane_arc", "lane_straight", "lane_oncoming", "conn_straight"}
+    assert set(lanes) == {*ALL_LANES}
     cx, cy, _ = EGO_CIRCLE
     arc = lanes["lane_arc"].centre
     np.testing.assert_allclose(np.hypot(arc[:, 0] - cx, arc[:, 1] - cy), ARC_RADIUS, atol=1e-9)
@@ -79,8 +90,10 @@ def test_ego_lane_and_offset_known_by_construction(reader) -> None:
         # the ego drives a circle of radius 200 around the arc lane's centre (radius 200.5)
         assert f.ego.lane_offset == pytest.approx(ARC_RADIUS - EGO_CIRCLE[2], abs=2e-3)
         by_id = {ln.lane_id: ln for ln in f.lanes}
-        assert set(by_id) == {"lane_arc", "lane_straight", "lane_oncoming", "conn_straight"}
-        assert by_id["lane_arc"].relation == 0 and by_id["lane_oncoming"].relation is None
+        assert set(by_id) == {*ALL_LANES}
+        # the ego's lane 0, its neighbours by shared dividers; oncoming, the lane sharing a
+        # single corner node, another road's lane and a connector: None
+        assert {k: ln.relation for k, ln in by_id.items()} == ALL_LANES, f.frame_id
 
 
 def test_lanes_in_the_ego_frame(reader) -> None:
@@ -100,6 +113,37 @@ def test_lanes_in_the_ego_frame(reader) -> None:
         c = ln.centre
         inside = (c[:, 0] >= x0) & (c[:, 0] <= x1) & (c[:, 1] >= y0) & (c[:, 1] <= y1)
         assert inside[1:-1].all() and ln.centre.dtype == np.float32
+
+
+def test_relations_agree_with_the_geometry(reader) -> None:
+    """+1 is the lane left of the ego's: abeam the ego, each neighbour's centreline lies its
+    relation times 3.5 m to the left of the ego lane's (y left in the ego frame)."""
+    f = reader[3]
+    abeam = {}
+    for ln in f.lanes:
+        c = ln.centre.astype(np.float64)
+        near = np.abs(c[:, 0]) < 1.5
+        if ln.relation is not None and near.any():
+            abeam[ln.relation] = float(np.interp(0.0, c[:, 0], c[:, 1]))
+    assert set(abeam) == {-1, 0, 1, 2}
+    for rel, y in abeam.items():
+        assert y - abeam[0] == pytest.approx(3.5 * rel, abs=0.05), rel
+
+
+def test_neighbours_need_a_shared_left_right_divider() -> None:
+    def lane(tok: str, left: list[str], right: list[str]) -> dict:
+        seg = lambda ns: [{"node_token": n, "segment_type": "NIL"} for n in ns]  # noqa: E731
+        return {"token": tok, "left_lane_divider_segments": seg(left),
+                "right_lane_divider_segments": seg(right)}  # fmt: skip
+
+    records = [
+        lane("a", ["n1", "n2", "n3"], ["r1", "r2"]),
+        lane("b", [], ["n2", "n3"]),  # b's right = a's left: b directly left of a
+        lane("c", ["n1", "n2"], []),  # left-left: an oncoming lane across a's left line
+        lane("d", [], ["n3", "x"]),  # one shared node: a corner, not a neighbour
+        lane("e", ["r1", "r2", "r3"], []),  # e's left = a's right: e directly right of a
+    ]
+    assert neighbours(records) == {"a": (["b"], ["e"]), "b": ([], ["a"]), "e": (["a"], [])}
 
 
 def test_without_an_expansion_there_are_no_lanes(tmp_path) -> None:

@@ -216,7 +216,7 @@ def _write_labels(root: Path, frame_ids: list[str], maps: np.ndarray) -> Path:
 def _read_labels(root: Path) -> tuple[list[str], np.ndarray]:
     """What a third-party trainer does: numpy and json only."""
     meta = json.loads((root / META_NAME).read_text())
-    assert meta["format_version"] == 1
+    assert meta["format_version"] in (1, 2)  # 2 only adds fields to 1
     with np.load(root / MAPS_NAME) as npz:
         maps, tokens = npz["maps"], [str(t) for t in npz["sample_tokens"]]
     assert maps.shape[1:] == (meta["grid"]["rows"], meta["grid"]["cols"])
