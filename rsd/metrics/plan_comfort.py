@@ -25,8 +25,9 @@ class ComfortSettings(Protocol):
 
 
 def comfort_signals(track: dict[str, np.ndarray], cfg: ComfortSettings) -> dict[str, np.ndarray]:
-    """Raw comfort signals (N, S) of a tracked trajectory (:func:`~rsd.metrics.plan_score.track_plan`): ``lon`` / ``lat``
-    acceleration (m/s^2, along / left of the direction of travel) and ``speed`` (m/s)."""
+    """Raw comfort signals (N, S) of a tracked trajectory
+    (:func:`~rsd.metrics.plan_score.track_plan`): ``lon`` / ``lat`` acceleration (m/s^2, along /
+    left of ``track["yaw"]``) and ``speed`` (m/s)."""
     vel, acc = track["vel"], track["acc"]
     h = np.stack([np.cos(track["yaw"]), np.sin(track["yaw"])], -1)
     return {
@@ -37,9 +38,10 @@ def comfort_signals(track: dict[str, np.ndarray], cfg: ComfortSettings) -> dict[
 
 
 def comfort(track: dict[str, np.ndarray], cfg: ComfortSettings, per_bound: bool = False) -> Any:
-    """(N,) 1.0 where the tracked trajectory (:func:`~rsd.metrics.plan_score.track_plan`) keeps nuPlan's comfort bounds
-    at every step: longitudinal acceleration in ``cfg.lon_accel``, |lateral acceleration|,
-    |yaw rate|, |yaw acceleration|, |longitudinal jerk| and |jerk| below their bounds.
+    """(N,) 1.0 where the tracked trajectory (:func:`~rsd.metrics.plan_score.track_plan`) keeps
+    nuPlan's comfort bounds at every step: longitudinal acceleration in ``cfg.lon_accel``,
+    |lateral acceleration|, |yaw rate|, |yaw acceleration|, |longitudinal jerk| and |jerk|
+    below their bounds.
     ``per_bound``: ``{bound: (N,) bool}`` whether each bound holds instead.
 
     The signals are smoothed as navsim's ``pdm_comfort_metrics`` smooths its 10 Hz states
