@@ -18,17 +18,25 @@ their logged futures (non-reactive), and five sub-scores combine as navsim's PDM
   path (arc length), over the expert's own progress; 1 when the expert moves less than
   ``min_progress_m``.
 * **C**, comfort (0/1): nuPlan's bounds on longitudinal / lateral acceleration, yaw rate and
-  acceleration, longitudinal jerk and jerk magnitude hold at every step.
+  acceleration, longitudinal jerk and jerk magnitude hold at every step, after navsim's
+  Savitzky-Golay smoothing of the 10 Hz signals (:func:`comfort`).
 
 Where this differs from navsim (stated so that numbers are not compared across the two):
 
 * tracking is a not-a-knot cubic spline through the ego's logged past positions, the origin
   and the 6 waypoints (perfect tracking of a smooth interpolant), not an LQR on a kinematic
-  bicycle; comfort therefore reads the plan's own smoothness and its fit to the past;
+  bicycle; comfort therefore reads the plan's own smoothness and its fit to the past, and the
+  box's yaw is the direction of travel (the plan has no heading), not a bicycle's body heading;
+* comfort smooths over a 3 s horizon (31 samples), navsim's over 4 s (41), so one excess
+  weighs a little more here; bounds are inclusive (navsim: strict);
 * horizon 3 s (the plan's) instead of 4 s; agents between keyframes are interpolated linearly;
 * EP's reference is the expert's logged future, not the PDM-Closed planner's best proposal;
-* DAC uses the BEV raster of the drivable area: a corner outside the grid counts as
-  compliant (unknown), and there is no driving-direction or traffic-light term;
+* DAC uses the BEV raster of the drivable area (the union of the lane polygons and junction
+  connectors, cells whose centre is inside): navsim tests the four corners against the map's
+  road-block, intersection and drivable-area polygons, which cover a road's whole paved
+  surface; a lane union leaves out the paved inside of tight corners (roundabout entries and
+  exits, intersection turns). A corner outside the grid counts as compliant (unknown), and
+  there is no driving-direction or traffic-light term;
 * every agent is a vehicle, so NC is 0 or 1 (navsim's 1/2 for static objects never occurs).
 
 Pure numpy over ``N`` frames at once (no loop over frames). A frame is scored only where the
@@ -42,9 +50,19 @@ from typing import Any
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.signal import savgol_filter
 
 from rsd.geometry import BEVGrid, box_corners, world_to_pixel
+from rsd.metrics.plan_comfort import comfort, comfort_signals
+
+__all__ = [
+    "PlanScoreConfig",
+    "comfort",
+    "comfort_signals",
+    "known_past",
+    "plan_scores",
+    "summarise_plan_scores",
+    "track_plan",
+]
 
 SUB_SCORES = ("nc", "dac", "ttc", "ep", "comfort")
 """Sub-score identifiers, in the order of the formula."""
@@ -70,8 +88,13 @@ class PlanScoreConfig:
     yaw_accel: float = 1.93
     lon_jerk: float = 4.13
     jerk: float = 8.37
-    savgol: int = 7
-    """Window (steps) of the Savitzky-Golay derivatives of the comfort signals."""
+    accel_window: int = 0
+    """Savitzky-Golay window (steps, order 2) of the accelerations held to their bounds and of
+    the jerks' derivative; 0: the whole horizon (navsim's ``window_length=n_time``)."""
+    jerk_accel_window: int = 8
+    """Window (steps, order 2) smoothing an acceleration before its jerk is taken (navsim's 8)."""
+    yaw_window: int = 5
+    """Window (steps) of the heading's derivatives: yaw rate order 2, yaw accel order 3."""
     weights: tuple[float, float, float] = (5.0, 5.0, 2.0)
     """Weights of TTC, EP and comfort in the weighted mean."""
 
@@ -240,30 +263,6 @@ def ego_progress(end_xy: np.ndarray, expert_xy: np.ndarray, min_progress_m: floa
     total = seg_len.sum(1)
     ep = np.clip(along / np.maximum(total, 1e-12), 0.0, 1.0)
     return np.where(total < min_progress_m, 1.0, ep)
-
-
-def comfort(track: dict[str, np.ndarray], cfg: PlanScoreConfig) -> np.ndarray:
-    """(N,) 1.0 where the tracked trajectory (:func:`track_plan`) keeps nuPlan's comfort bounds
-    at every step: longitudinal acceleration in ``cfg.lon_accel``, |lateral acceleration|,
-    |yaw rate|, |yaw acceleration|, |longitudinal jerk| and |jerk| below their bounds. As in
-    nuPlan, derivatives of the signals are Savitzky-Golay estimates (window ``cfg.savgol``
-    steps, order 2): the spline's own third derivative jumps at every waypoint."""
-    vel, acc = track["vel"], track["acc"]
-    speed = np.linalg.norm(vel, axis=-1)
-    h = np.stack([np.cos(track["yaw"]), np.sin(track["yaw"])], -1)
-    lon = (acc * h).sum(-1)
-    lat = h[..., 0] * acc[..., 1] - h[..., 1] * acc[..., 0]
-    yaw_rate = np.where(speed > 0.5, lat / np.maximum(speed, 0.5), 0.0)
-
-    def rate(x: np.ndarray) -> np.ndarray:
-        return savgol_filter(x, cfg.savgol, 2, deriv=1, delta=cfg.sim_dt, axis=1)
-
-    yaw_acc, lon_jerk, jerk = rate(yaw_rate), rate(lon), rate(acc)
-    ok = (lon >= cfg.lon_accel[0]) & (lon <= cfg.lon_accel[1]) & (np.abs(lat) <= cfg.lat_accel)
-    ok &= (np.abs(yaw_rate) <= cfg.yaw_rate) & (np.abs(yaw_acc) <= cfg.yaw_accel)
-    ok &= np.abs(lon_jerk) <= cfg.lon_jerk
-    ok &= np.linalg.norm(jerk, axis=-1) <= cfg.jerk
-    return ok.all(axis=1).astype(float)
 
 
 def _contacts(
