@@ -27,8 +27,7 @@ from rsd.scene import FUTURE_STEPS, PAST_STEPS, SIM_HZ
 from rsd.sim.convert import heading_to_up, to_up
 from rsd.sim.episode import make_episode
 from rsd.sim.expert import PrivilegedExpert
-from rsd.sim.recorder import KEY_EVERY, build_frame, snapshot
-from rsd.sim.route import route_command
+from rsd.sim.recorder import KEY_EVERY, build_frame, run_expert_episode
 from rsd.sim.spec import builtin_scenarios
 
 HORIZON = FUTURE_STEPS * KEY_EVERY
@@ -40,20 +39,11 @@ def run_episode(scenario: str, seed: int) -> tuple[list, np.ndarray]:
     the ego's world-up ``(x, y, heading)`` (S, 3) (m, rad) at every 10 Hz step."""
     ep = make_episode(scenario, seed)
     expert = PrivilegedExpert(ep)
-    infos: dict = {}
-    snaps, xy = [], []
-    prev_yaw = None
+    xy: list = []
     try:
-        while True:
-            xy.append([*to_up(ep.ego.position), heading_to_up(ep.ego.heading)])
-            if ep.step_count % KEY_EVERY == 0:
-                snap = snapshot(ep, infos, prev_yaw)
-                snap.command = route_command(ep, expert)
-                snaps.append(snap)
-            if ep.done:
-                break
-            prev_yaw = float(heading_to_up(ep.ego.heading))
-            ep.step(*expert.act())
+        snaps, infos = run_expert_episode(
+            ep, expert, lambda e: xy.append([*to_up(e.ego.position), heading_to_up(e.ego.heading)])
+        )
         last = len(snaps) - 1
         keys = range(PAST_STEPS, last - FUTURE_STEPS + 1)
         frames = [build_frame(ep, snaps, k, infos) for k in keys]

@@ -58,9 +58,10 @@ def _default_train() -> dict[str, Any]:
     """The small-model recipe every built-in config starts from (53 k parameters; 55 k with the
     RiskHead).
 
-    Issue 11 (``benchmarks/bench_recipe.py`` measures each choice): one plan mode (below), a view 64 m wide at 1 m
-    cells (x in [-24, 56] m, y in [-32, 32] m: the agents the teacher rates risky in
-    roundabouts and intersections were 40 % outside the old 32 m view), a patchify stem to
+    Issue 11 (``benchmarks/bench_recipe.py`` measures each choice): one plan mode (below), a
+    view 64 m wide at 1 m cells (x in [-24, 56] m, y in [-32, 32] m: the agents the teacher
+    rates risky in roundabouts and intersections were 40 % outside the old 32 m view), a
+    patchify stem to
     stride 2 (2 m feature cells), NHWC convolutions, and the raster cache (TrainConfig's
     default). The old recipe: ``grid.y_min=-16 grid.y_max=16 grid.resolution=0.5
     model.backbone.stem=conv model.backbone.feature_stride=4 model.backbone.channels_last=false``.

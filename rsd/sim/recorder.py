@@ -11,6 +11,7 @@ keyframe (the closed loop's definition), with the expert that drives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,12 +271,17 @@ def live_frame(
     return build_frame(ep, snaps, len(snaps) - 1, infos, command)
 
 
-def run_expert_episode(ep: Any, expert: Any) -> tuple[list[Snapshot], dict[int, AgentInfo]]:
-    """Drive ``ep`` with ``expert`` to the end, snapshotting every keyframe."""
+def run_expert_episode(
+    ep: Any, expert: Any, on_step: Callable[[Any], None] | None = None
+) -> tuple[list[Snapshot], dict[int, AgentInfo]]:
+    """Drive ``ep`` with ``expert`` to the end, snapshotting every keyframe; ``on_step(ep)`` is
+    called at every 10 Hz step (before the keyframe snapshot), e.g. to log the true motion."""
     infos: dict[int, AgentInfo] = {}
     snaps: list[Snapshot] = []
     prev_yaw: float | None = None
     while True:
+        if on_step is not None:
+            on_step(ep)
         if ep.step_count % KEY_EVERY == 0:
             snap = snapshot(ep, infos, prev_yaw)
             snap.command = route_command(ep, expert)
