@@ -355,3 +355,20 @@ def test_a_directory_named_like_a_builtin_config_does_not_shadow_it(tmp_path, mo
     (tmp_path / "demo").mkdir()
     assert config_path("demo").name == "demo.yaml" and config_path("demo").is_file()
     assert load_experiment_config("demo").seeds == (0,)
+
+
+def test_every_builtin_config_loads_into_valid_train_configs():
+    """A typo in a shipped config (an unknown key, a bad arm override) fails here, not an hour
+    into someone's run."""
+    from rsd.pipeline.experiment_config import builtin_configs
+
+    names = builtin_configs()
+    assert {"default", "demo", "quick", "driver", "data60"} <= set(names)
+    for name in names:
+        cfg = load_experiment_config(name)
+        for arm in cfg.arms:
+            tc = cfg.train_config(arm, cfg.seeds[0])
+            assert tc.model.backbone.horizon == 6
+    driver = load_experiment_config("driver")
+    assert driver.train_config("baseline", 0).model.backbone.n_modes == 1
+    assert driver.drive_seed == 10_000 and driver.drive_episodes >= 20 and len(driver.seeds) >= 3
