@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from rsd.geometry import BEVGrid
 from rsd.models.config import RiskHeadConfig
 from rsd.models.layers import ConvBN
-from rsd.models.plan_head import mode_risk_cost, reselect_modes
+from rsd.models.plan_head import mode_risk_cost, reselect_modes, sample_risk_along
 from rsd.models.protocol import BEVBackbone, Features, Outputs
 
 
@@ -92,6 +92,52 @@ class DeformableSampling(nn.Module):
         return x + self.out((sampled * weight).sum(dim=3).reshape(b, d, h, w))
 
 
+class PlanRefiner(nn.Module):
+    """Risk-aware plan refinement: waypoints (B, M, T, 2) -> the same plus a residual (m).
+
+    Per waypoint ``t``, the risk map's channel ``t`` (space-time maps; channel 0 otherwise) is
+    sampled at the waypoint and at ``reach`` ahead, ``2 reach`` ahead, ``reach`` left and right
+    of it (ego-frame axes: over a 3 s horizon the plan's heading stays near the ego's); these
+    samples, the waypoint normalised by the grid's extent and ``t / T`` go through a shared
+    two-layer MLP to a ``(dx, dy)`` residual. The last layer is zero-initialised, so an
+    untrained refinement returns the waypoints bit for bit. Its inputs are detached from the
+    waypoints: the backbone's plan keeps its own gradient path (the identity), the MLP learns
+    from the planning losses on the refined plan.
+    """
+
+    def __init__(self, cfg: RiskHeadConfig) -> None:
+        super().__init__()
+        r = cfg.refine_reach
+        offsets = torch.tensor([[0.0, 0.0], [r, 0.0], [2 * r, 0.0], [0.0, r], [0.0, -r]])
+        self.register_buffer("offsets", offsets, persistent=False)  # (K, 2) (dx, dy) m
+        self.scale = cfg.refine_scale
+        self.mlp = nn.Sequential(
+            nn.Linear(len(offsets) + 3, cfg.refine_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.refine_hidden, 2),
+        )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
+        """``risk`` (B, R, h, w) probabilities over ``grid``; ``traj`` (B, M, T, 2) (m)."""
+        pts = traj.detach()
+        samples = sample_risk_along(risk, pts, grid, self.offsets)  # (B, M, T, K)
+        centre = pts.new_tensor([grid.x_max + grid.x_min, grid.y_max + grid.y_min]) / 2
+        half = pts.new_tensor([grid.x_max - grid.x_min, grid.y_max - grid.y_min]) / 2
+        t = traj.shape[2]
+        time = torch.arange(1, t + 1, device=traj.device, dtype=traj.dtype) / t
+        x = torch.cat(
+            [
+                samples.to(traj.dtype),
+                (pts - centre) / half,
+                time[:, None].expand(*pts.shape[:-1], 1),
+            ],
+            dim=-1,
+        )
+        return traj + self.scale * self.mlp(x)
+
+
 class RiskHead(nn.Module):
     """BEV features (B, C, Hf, Wf) -> risk logits (B, R, Hf, Wf) on the same grid.
 
@@ -122,6 +168,7 @@ class RiskHead(nn.Module):
         # softplus^-1(mode_cost): the cost starts at the configured weight
         raw = math.log(math.expm1(cfg.mode_cost)) if cfg.mode_cost > 0 else 0.0
         self.cost_weight = nn.Parameter(torch.tensor(raw))
+        self.refiner = PlanRefiner(cfg) if cfg.refine else None
 
     def forward(self, features: Tensor) -> Tensor:
         x = self.inp(features)
@@ -223,10 +270,27 @@ class RiskDistilled(nn.Module):
         if not self.head.cfg.planner_grad:
             prob = prob.detach()  # the head learns from the teacher only (see RiskHeadConfig)
         out = dict(self.model.decode(self.head.modulate(feats, prob), features))
+        if self.head.refiner is not None and "plan" in out:
+            out = self._refine(out, prob)
         if self.head.cfg.mode_cost > 0 and "plan_traj" in out and "plan_logits" in out:
             cost = mode_risk_cost(prob, out["plan_traj"], self.grid)
             out = reselect_modes(out, cost, F.softplus(self.head.cost_weight))
         out.update(risk_out)
+        return out
+
+    def _refine(self, out: Outputs, prob: Tensor) -> Outputs:
+        """``out`` with ``plan_traj`` refined by the head's :class:`PlanRefiner` and ``plan``
+        re-gathered from it (the most likely mode), or ``plan`` refined where there are no
+        modes."""
+        refiner = self.head.refiner
+        assert refiner is not None
+        if "plan_traj" in out and "plan_logits" in out:
+            traj = refiner(prob, out["plan_traj"], self.grid)
+            best = out["plan_logits"].argmax(dim=1)
+            out["plan_traj"] = traj
+            out["plan"] = traj[torch.arange(traj.shape[0], device=traj.device), best]
+        else:
+            out["plan"] = refiner(prob, out["plan"][:, None], self.grid)[:, 0]
         return out
 
     def forward(self, features: Features) -> Outputs:
