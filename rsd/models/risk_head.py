@@ -11,6 +11,7 @@ a 1x1 conv to ``R`` risk logits per feature cell: one per future keyframe (space
     feats = model.encode(features)                       # (B, C, Hf, Wf)
     P = sigmoid(head(feats))                             # (B, R, Hf, Wf)
     outputs = model.decode(feats * (1 + gate * max_r P), features)
+    plan_traj += refiner(P, plan_traj)                    # zero-initialised residual
     plan_logits -= softplus(w) * mode_risk_cost(P, plan_traj)   # the planner's choice
     outputs += risk_logits_feat (B, R, Hf, Wf)           # the head's logits, feature grid
     full = with_full_risk_map(outputs, (H, W))           # + risk_logits / risk_map (B, R, H, W)
@@ -19,8 +20,9 @@ The full-grid maps are a product for evaluation and pictures, made only when a c
 (:func:`with_full_risk_map`): the planner reads the feature grid, and the distillation loss is
 computed there (``rsd.losses``: the teacher's map max-pooled to it), so neither training nor
 driving pays for upsampling ``R`` channels to the full grid. The risk reaches the planner
-twice: as a gain on the features it reads, and as a cost its mode selection sees (waypoint
-``t`` reads channel ``t``: where the risk will be then;
+three times: as a gain on the features it reads, as a residual on its waypoints from the map
+around them (:class:`PlanRefiner`: what can change a one-mode plan), and as a cost its mode
+selection sees (waypoint ``t`` reads channel ``t``: where the risk will be then;
 :func:`~rsd.models.plan_head.mode_risk_cost`). The ``oracle`` control replaces ``P`` by the
 teacher's own maps, handed in as a feature (``oracle_key``).
 
@@ -119,6 +121,15 @@ class PlanRefiner(nn.Module):
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        # a checkpoint from before the refinement existed has none of its keys: load it as the
+        # zero-initialised (identity) refinement, so that model's plans come back unchanged
+        if not any(k.startswith(prefix) for k in state_dict):
+            for name, p in self.named_parameters():
+                last = name.startswith(f"mlp.{len(self.mlp) - 1}.")
+                state_dict[prefix + name] = torch.zeros_like(p) if last else p.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
         """``risk`` (B, R, h, w) probabilities over ``grid``; ``traj`` (B, M, T, 2) (m)."""
         pts = traj.detach()
@@ -213,7 +224,8 @@ class RiskDistilled(nn.Module):
     feature grid (the full-grid ``risk_logits`` / ``risk_map`` (B, R, H, W) on request:
     :func:`with_full_risk_map`) and, when the model plans with modes and ``mode_cost`` > 0,
     re-weighs its ``plan_logits`` by the risk cost (``plan_logits_raw``, ``plan_risk_cost``
-    (B, M) kept). It sees features only: the read-out at ground-truth agents is
+    (B, M) kept); with ``refine`` its ``plan_traj`` and ``plan`` carry the head's
+    :class:`PlanRefiner` residual. It sees features only: the read-out at ground-truth agents is
     :func:`rsd.losses.risk.agent_risk_readout`.
 
     With ``oracle_key`` the head's prediction is replaced by ``features[oracle_key]`` (B, R,

@@ -87,3 +87,21 @@ def test_trained_refinement_swerves_only_around_a_risky_cell() -> None:
     assert bool((risky_y[2:4] > 1.5).all()), risky_y
     assert float(empty_y.abs().max()) < 0.3, empty_y
     assert float(out[..., 0].sub(traj[..., 0]).abs().max()) < 0.3  # no change along x
+
+
+def test_checkpoint_without_the_refinement_loads_as_the_identity() -> None:
+    """A state dict saved before the refinement existed loads into a refining model (the
+    refinement comes in zero-initialised) and gives the old model's outputs bit for bit; a
+    partial refinement state is still an error."""
+    with_refine, without = _pair(1, False)
+    with torch.no_grad():
+        with_refine.head.refiner.mlp[-1].weight.fill_(0.3)  # a trained-looking refinement
+    old_state = without.state_dict()
+    with_refine.load_state_dict(old_state)
+    feats = make_features(2)
+    with torch.no_grad():
+        a, b = with_refine(feats), without(feats)
+    assert all(torch.equal(a[k], b[k]) for k in b)
+    partial = {**old_state, "head.refiner.mlp.0.bias": torch.zeros(16)}
+    with pytest.raises(RuntimeError, match="refiner"):
+        with_refine.load_state_dict(partial)
