@@ -105,12 +105,27 @@ class RiskHeadConfig:
     distillation terms train the head; with it on, the planning terms (two orders of magnitude
     larger in gradient) drive the predicted map towards whatever helps imitation, which in
     the demo recipe was an empty map (the student's risk collapsed)."""
+    refine: bool = True
+    """Risk-aware plan refinement: a tiny MLP reads the (planner's copy of the) risk map around
+    each waypoint and adds a residual ``(dx, dy)`` to it, in ``plan`` and every mode of
+    ``plan_traj``. Zero-initialised: an untrained refinement leaves the plan as it was. On by
+    default because the experiment recipe plans one mode, where the mode cost has no choice to
+    make and the map would otherwise reach the plan only through the feature gain."""
+    refine_hidden: int = 16
+    """Hidden units of the refinement MLP."""
+    refine_reach: float = 2.0
+    """Offset (m, ego frame) of the samples around a waypoint: ahead 1x and 2x, left, right."""
+    refine_scale: float = 1.0
+    """Metres per unit of the refinement's output."""
 
     def __post_init__(self) -> None:
         _check(self.hidden > 0 and self.deform_points > 0, "risk_head: hidden, points > 0")
         _check(self.hidden % self.deform_heads == 0, "risk_head.hidden % deform_heads must be 0")
         _check(0.0 < self.prior < 1.0, "risk_head.prior must be in (0, 1)")
         _check(self.mode_cost >= 0, "risk_head.mode_cost must be >= 0")
+        _check(self.refine_hidden > 0, "risk_head.refine_hidden must be > 0")
+        _check(self.refine_reach > 0, "risk_head.refine_reach must be > 0")
+        _check(self.refine_scale > 0, "risk_head.refine_scale must be > 0")
 
 
 @dataclass(frozen=True)

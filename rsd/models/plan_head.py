@@ -4,7 +4,8 @@
 with its own context; :class:`PlanOutput` turns them into waypoints on a constant-speed prior
 (:func:`waypoints_from_steps`), Laplace scales and mode logits. With a RiskHead attached,
 :func:`mode_risk_cost` and :func:`reselect_modes` let the student's (space-time) risk maps change
-which mode is chosen (:class:`~rsd.models.risk_head.RiskDistilled`).
+which mode is chosen, and :func:`sample_risk_along` gives the map's values around each waypoint
+to the plan refinement (:class:`~rsd.models.risk_head.RiskDistilled`).
 """
 
 from __future__ import annotations
@@ -95,27 +96,43 @@ class EgoQuery(nn.Module):
         return q[:, None, :] + self.modes
 
 
-def mode_risk_cost(risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
-    """Mean risk along each mode's waypoints: (B, M) in [0, 1].
+def sample_risk_along(
+    risk: Tensor, traj: Tensor, grid: BEVGrid, offsets: Tensor | None = None
+) -> Tensor:
+    """The risk at each waypoint (and at offsets from it): (B, M, T, K) probabilities.
 
     ``risk`` (B, C, h, w) probabilities covering ``grid``'s extent at any resolution (the
-    feature grid or the full one); ``traj`` (B, M, T, 2) waypoints (m, ego frame). With
-    ``C == T`` (space-time maps) waypoint ``t`` reads channel ``t`` (where the risk *will* be
-    when the ego gets there); otherwise every waypoint reads channel 0. Bilinear, 0 outside the
-    grid; differentiable in both the map and the waypoints.
+    feature grid or the full one); ``traj`` (B, M, T, 2) waypoints (m, ego frame);
+    ``offsets`` (K, 2) ego-frame ``(dx, dy)`` (m) added to every waypoint (None: K = 1, the
+    waypoint itself). With ``C == T`` (space-time maps) waypoint ``t`` reads channel ``t``
+    (where the risk *will* be when the ego gets there); otherwise every waypoint reads
+    channel 0. Bilinear, 0 outside the grid; differentiable in both the map and the waypoints.
     """
     b, c, h, w = risk.shape
     m, t = traj.shape[1:3]
-    rc = world_to_pixel(traj, grid)
+    pts = traj[..., None, :]
+    if offsets is not None:
+        pts = pts + offsets.to(traj)
+    k = pts.shape[3]
+    rc = world_to_pixel(pts, grid)  # (B, M, T, K, 2)
     # normalised grid_sample coordinates do not depend on the map's resolution
     norm = torch.stack([2 * rc[..., 1] / grid.width - 1, 2 * rc[..., 0] / grid.height - 1], -1)
     norm = norm.to(risk.dtype)
     if c == t:
-        pts = norm.permute(0, 2, 1, 3).reshape(b * t, m, 1, 2)
+        pts = norm.permute(0, 2, 1, 3, 4).reshape(b * t, m * k, 1, 2)
         val = F.grid_sample(risk.reshape(b * t, 1, h, w), pts, align_corners=False)
-        return val.reshape(b, t, m).mean(dim=1)
-    val = F.grid_sample(risk[:, :1], norm.reshape(b, m * t, 1, 2), align_corners=False)
-    return val.reshape(b, m, t).mean(dim=-1)
+        return val.reshape(b, t, m, k).permute(0, 2, 1, 3)
+    val = F.grid_sample(risk[:, :1], norm.reshape(b, m * t * k, 1, 2), align_corners=False)
+    return val.reshape(b, m, t, k)
+
+
+def mode_risk_cost(risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
+    """Mean risk along each mode's waypoints: (B, M) in [0, 1].
+
+    Arguments as :func:`sample_risk_along` (waypoint ``t`` reads channel ``t`` of space-time
+    maps); differentiable in both the map and the waypoints.
+    """
+    return sample_risk_along(risk, traj, grid)[..., 0].mean(dim=-1)
 
 
 def reselect_modes(outputs: Outputs, cost: Tensor, weight: Tensor) -> Outputs:

@@ -11,6 +11,7 @@ a 1x1 conv to ``R`` risk logits per feature cell: one per future keyframe (space
     feats = model.encode(features)                       # (B, C, Hf, Wf)
     P = sigmoid(head(feats))                             # (B, R, Hf, Wf)
     outputs = model.decode(feats * (1 + gate * max_r P), features)
+    plan_traj += refiner(P, plan_traj)                    # zero-initialised residual
     plan_logits -= softplus(w) * mode_risk_cost(P, plan_traj)   # the planner's choice
     outputs += risk_logits_feat (B, R, Hf, Wf)           # the head's logits, feature grid
     full = with_full_risk_map(outputs, (H, W))           # + risk_logits / risk_map (B, R, H, W)
@@ -19,8 +20,9 @@ The full-grid maps are a product for evaluation and pictures, made only when a c
 (:func:`with_full_risk_map`): the planner reads the feature grid, and the distillation loss is
 computed there (``rsd.losses``: the teacher's map max-pooled to it), so neither training nor
 driving pays for upsampling ``R`` channels to the full grid. The risk reaches the planner
-twice: as a gain on the features it reads, and as a cost its mode selection sees (waypoint
-``t`` reads channel ``t``: where the risk will be then;
+three times: as a gain on the features it reads, as a residual on its waypoints from the map
+around them (:class:`PlanRefiner`: what can change a one-mode plan), and as a cost its mode
+selection sees (waypoint ``t`` reads channel ``t``: where the risk will be then;
 :func:`~rsd.models.plan_head.mode_risk_cost`). The ``oracle`` control replaces ``P`` by the
 teacher's own maps, handed in as a feature (``oracle_key``).
 
@@ -39,7 +41,7 @@ from torch import Tensor, nn
 from rsd.geometry import BEVGrid
 from rsd.models.config import RiskHeadConfig
 from rsd.models.layers import ConvBN
-from rsd.models.plan_head import mode_risk_cost, reselect_modes
+from rsd.models.plan_head import mode_risk_cost, reselect_modes, sample_risk_along
 from rsd.models.protocol import BEVBackbone, Features, Outputs
 
 
@@ -92,6 +94,61 @@ class DeformableSampling(nn.Module):
         return x + self.out((sampled * weight).sum(dim=3).reshape(b, d, h, w))
 
 
+class PlanRefiner(nn.Module):
+    """Risk-aware plan refinement: waypoints (B, M, T, 2) -> the same plus a residual (m).
+
+    Per waypoint ``t``, the risk map's channel ``t`` (space-time maps; channel 0 otherwise) is
+    sampled at the waypoint and at ``reach`` ahead, ``2 reach`` ahead, ``reach`` left and right
+    of it (ego-frame axes: over a 3 s horizon the plan's heading stays near the ego's); these
+    samples, the waypoint normalised by the grid's extent and ``t / T`` go through a shared
+    two-layer MLP to a ``(dx, dy)`` residual. The last layer is zero-initialised, so an
+    untrained refinement returns the waypoints bit for bit. Its inputs are detached from the
+    waypoints: the backbone's plan keeps its own gradient path (the identity), the MLP learns
+    from the planning losses on the refined plan.
+    """
+
+    def __init__(self, cfg: RiskHeadConfig) -> None:
+        super().__init__()
+        r = cfg.refine_reach
+        offsets = torch.tensor([[0.0, 0.0], [r, 0.0], [2 * r, 0.0], [0.0, r], [0.0, -r]])
+        self.register_buffer("offsets", offsets, persistent=False)  # (K, 2) (dx, dy) m
+        self.scale = cfg.refine_scale
+        self.mlp = nn.Sequential(
+            nn.Linear(len(offsets) + 3, cfg.refine_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(cfg.refine_hidden, 2),
+        )
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:  # type: ignore[override]
+        # a checkpoint from before the refinement existed has none of its keys: load it as the
+        # zero-initialised (identity) refinement, so that model's plans come back unchanged
+        if not any(k.startswith(prefix) for k in state_dict):
+            for name, p in self.named_parameters():
+                last = name.startswith(f"mlp.{len(self.mlp) - 1}.")
+                state_dict[prefix + name] = torch.zeros_like(p) if last else p.detach().clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, risk: Tensor, traj: Tensor, grid: BEVGrid) -> Tensor:
+        """``risk`` (B, R, h, w) probabilities over ``grid``; ``traj`` (B, M, T, 2) (m)."""
+        pts = traj.detach()
+        samples = sample_risk_along(risk, pts, grid, self.offsets)  # (B, M, T, K)
+        centre = pts.new_tensor([grid.x_max + grid.x_min, grid.y_max + grid.y_min]) / 2
+        half = pts.new_tensor([grid.x_max - grid.x_min, grid.y_max - grid.y_min]) / 2
+        t = traj.shape[2]
+        time = torch.arange(1, t + 1, device=traj.device, dtype=traj.dtype) / t
+        x = torch.cat(
+            [
+                samples.to(traj.dtype),
+                (pts - centre) / half,
+                time[:, None].expand(*pts.shape[:-1], 1),
+            ],
+            dim=-1,
+        )
+        return traj + self.scale * self.mlp(x)
+
+
 class RiskHead(nn.Module):
     """BEV features (B, C, Hf, Wf) -> risk logits (B, R, Hf, Wf) on the same grid.
 
@@ -122,6 +179,7 @@ class RiskHead(nn.Module):
         # softplus^-1(mode_cost): the cost starts at the configured weight
         raw = math.log(math.expm1(cfg.mode_cost)) if cfg.mode_cost > 0 else 0.0
         self.cost_weight = nn.Parameter(torch.tensor(raw))
+        self.refiner = PlanRefiner(cfg) if cfg.refine else None
 
     def forward(self, features: Tensor) -> Tensor:
         x = self.inp(features)
@@ -166,7 +224,8 @@ class RiskDistilled(nn.Module):
     feature grid (the full-grid ``risk_logits`` / ``risk_map`` (B, R, H, W) on request:
     :func:`with_full_risk_map`) and, when the model plans with modes and ``mode_cost`` > 0,
     re-weighs its ``plan_logits`` by the risk cost (``plan_logits_raw``, ``plan_risk_cost``
-    (B, M) kept). It sees features only: the read-out at ground-truth agents is
+    (B, M) kept); with ``refine`` its ``plan_traj`` and ``plan`` carry the head's
+    :class:`PlanRefiner` residual. It sees features only: the read-out at ground-truth agents is
     :func:`rsd.losses.risk.agent_risk_readout`.
 
     With ``oracle_key`` the head's prediction is replaced by ``features[oracle_key]`` (B, R,
@@ -223,10 +282,27 @@ class RiskDistilled(nn.Module):
         if not self.head.cfg.planner_grad:
             prob = prob.detach()  # the head learns from the teacher only (see RiskHeadConfig)
         out = dict(self.model.decode(self.head.modulate(feats, prob), features))
+        if self.head.refiner is not None and "plan" in out:
+            out = self._refine(out, prob)
         if self.head.cfg.mode_cost > 0 and "plan_traj" in out and "plan_logits" in out:
             cost = mode_risk_cost(prob, out["plan_traj"], self.grid)
             out = reselect_modes(out, cost, F.softplus(self.head.cost_weight))
         out.update(risk_out)
+        return out
+
+    def _refine(self, out: Outputs, prob: Tensor) -> Outputs:
+        """``out`` with ``plan_traj`` refined by the head's :class:`PlanRefiner` and ``plan``
+        re-gathered from it (the most likely mode), or ``plan`` refined where there are no
+        modes."""
+        refiner = self.head.refiner
+        assert refiner is not None
+        if "plan_traj" in out and "plan_logits" in out:
+            traj = refiner(prob, out["plan_traj"], self.grid)
+            best = out["plan_logits"].argmax(dim=1)
+            out["plan_traj"] = traj
+            out["plan"] = traj[torch.arange(traj.shape[0], device=traj.device), best]
+        else:
+            out["plan"] = refiner(prob, out["plan"][:, None], self.grid)[:, 0]
         return out
 
     def forward(self, features: Features) -> Outputs:

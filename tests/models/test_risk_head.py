@@ -124,7 +124,8 @@ def test_oracle_model_reads_the_teacher_maps() -> None:
 def test_planning_loss_reaches_the_head_only_with_planner_grad(planner_grad: bool) -> None:
     """By default the planner reads a stop-gradient copy of the map: a loss on the plan alone
     leaves the head's own weights without gradient (only the distillation terms train it), while
-    the gate and the cost weight (the planner's use of the map) still learn."""
+    the gate, the cost weight and the plan refinement (the planner's use of the map) still
+    learn."""
     from rsd.models import BackboneConfig, ModelConfig, build_model
     from tests.models.batches import make_features
 
@@ -137,9 +138,12 @@ def test_planning_loss_reaches_the_head_only_with_planner_grad(planner_grad: boo
             p.add_(0.1 * torch.randn_like(p))
     out = model(make_features(2))
     (out["plan_traj"].square().sum() + out["plan_logits"].square().sum()).backward()
-    head_w = [p for n, p in model.head.named_parameters() if n not in ("gate", "cost_weight")]
+    use = ("gate", "cost_weight")
+    head_w = [p for n, p in model.head.named_parameters() if n not in use and "refiner." not in n]
     grads = [p.grad for p in head_w if p.grad is not None]
     reached = any(float(g.abs().sum()) > 0 for g in grads)
     assert reached is planner_grad
     assert model.head.gate.grad is not None and float(model.head.gate.grad.abs().sum()) > 0
     assert float(model.head.cost_weight.grad.abs()) > 0
+    refiner = model.head.refiner.mlp
+    assert all(float(p.grad.abs().sum()) > 0 for p in refiner.parameters())
