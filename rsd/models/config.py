@@ -105,12 +105,13 @@ class RiskHeadConfig:
     distillation terms train the head; with it on, the planning terms (two orders of magnitude
     larger in gradient) drive the predicted map towards whatever helps imitation, which in
     the demo recipe was an empty map (the student's risk collapsed)."""
-    refine: bool = True
+    refine: bool = False
     """Risk-aware plan refinement: a tiny MLP reads the (planner's copy of the) risk map around
     each waypoint and adds a residual ``(dx, dy)`` to it, in ``plan`` and every mode of
-    ``plan_traj``. Zero-initialised: an untrained refinement leaves the plan as it was. On by
-    default because the experiment recipe plans one mode, where the mode cost has no choice to
-    make and the map would otherwise reach the plan only through the feature gain."""
+    ``plan_traj``. Zero-initialised: an untrained refinement leaves the plan as it was. Meant
+    for the one-mode recipe, where the mode cost has no choice to make and the map otherwise
+    reaches the plan only through the feature gain; off by default until a run has measured it
+    (no training run with it yet)."""
     refine_hidden: int = 16
     """Hidden units of the refinement MLP."""
     refine_reach: float = 2.0

@@ -131,7 +131,8 @@ def test_planning_loss_reaches_the_head_only_with_planner_grad(planner_grad: boo
 
     torch.manual_seed(0)
     bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
-    cfg = ModelConfig(backbone=bb, risk_head=RiskHeadConfig(hidden=8, planner_grad=planner_grad))
+    head = RiskHeadConfig(hidden=8, planner_grad=planner_grad, refine=True)
+    cfg = ModelConfig(backbone=bb, risk_head=head)
     model = build_model(cfg, 7, risk_head=True, risk_channels=6)
     with torch.no_grad():  # away from the initialisation (zero-initialised output layers)
         for p in model.parameters():
