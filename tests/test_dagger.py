@@ -38,12 +38,18 @@ def cfg():
     )
 
 
-def _data_and_dagger(cfg, out) -> Experiment:
+def generate_then(cfg, out, stages) -> Experiment:
+    """An experiment in ``out`` with its data generated, then the stages that
+    ``stages(cfg, layout, force, say)`` gives (DAgger's or DART's) run."""
     exp = Experiment(cfg, out, progress=False)
     exp.run_stage(Stage("generate", exp.generate, lambda: (out / "data/manifest.json").exists()))
-    for stage in dagger_stages(cfg, exp.layout, False, exp.say):
+    for stage in stages(cfg, exp.layout, False, exp.say):
         exp.run_stage(stage)
     return exp
+
+
+def _data_and_dagger(cfg, out) -> Experiment:
+    return generate_then(cfg, out, dagger_stages)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from rsd.data.store import FrameStore, read_manifest
 from rsd.pipeline.dagger import dart_jobs, dart_stages
 from rsd.pipeline.experiment import Experiment
 from rsd.pipeline.experiment_config import load_experiment_config
-from rsd.pipeline.stages import Stage
+from tests.test_dagger import generate_then
 
 OVERRIDES = ["scenarios=[cut_in]", "episodes_per_scenario=1", "seeds=[0]", "workers=1"]
 
@@ -21,11 +21,7 @@ def cfg():
 
 
 def _data_and_dart(cfg, out) -> Experiment:
-    exp = Experiment(cfg, out, progress=False)
-    exp.run_stage(Stage("generate", exp.generate, lambda: (out / "data/manifest.json").exists()))
-    for stage in dart_stages(cfg, exp.layout, False, exp.say):
-        exp.run_stage(stage)
-    return exp
+    return generate_then(cfg, out, dart_stages)
 
 
 @pytest.fixture(scope="module")
