@@ -157,7 +157,10 @@ class InputChannel(IntEnum):
     """Painted lines from the rig's map: continuous 1.0, striped 0.5."""
     VISIBLE = 2
     """Free space seen by the sensors now: inside the polygon of the beams' end points."""
-    HITS = 3
+    ROUTE = 3
+    """The route ahead from navigation (:attr:`rsd.scene.Frame.route`): 1 on its centreline
+    (1.5 m wide), zero where the frame has none (real data) or ``raster.route`` is off."""
+    HITS = 4
     """Sensor returns now (1 in every cell with a return); earlier keyframes follow."""
 
 

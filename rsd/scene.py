@@ -315,6 +315,11 @@ class Frame:
     command: Command
     events: list[str] = field(default_factory=list)
     """Scripted events active at this time (privileged), e.g. ``"brake:17"``."""
+    route: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.float32))
+    """(N, 2) float32 ego-frame points (m) along the route ahead, from the ego's projection on
+    the lane it should be on (navigation: the centreline the privileged expert follows, through
+    lane changes and junctions; :func:`rsd.sim.route.route_guidance`); empty where unknown
+    (real data)."""
     cameras: dict[str, CameraView] = field(default_factory=dict)
     """Camera images of real data by channel name (:data:`FRONT_CAMERA`...); empty for
     simulator frames, and not stored in shards (real data is read where it lies)."""

@@ -163,8 +163,14 @@ def perturb_frame(frame: Frame, dy: float, dyaw: float, recover_s: float = 2.5) 
         dataclasses.replace(lane, centre=tf.points(lane.centre).astype(lane.centre.dtype))
         for lane in frame.lanes
     ]
+    route = tf.points(frame.route).astype(np.float32).reshape(-1, 2)
     return dataclasses.replace(
-        frame, ego=new_ego, agents=agents, lanes=lanes, events=copy.copy(frame.events)
+        frame,
+        ego=new_ego,
+        agents=agents,
+        lanes=lanes,
+        route=route,
+        events=copy.copy(frame.events),
     )
 
 

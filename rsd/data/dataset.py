@@ -29,7 +29,7 @@ from rsd.data.features import build_features
 from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig, load_rig
 from rsd.data.targets import build_targets
-from rsd.geometry import BEVGrid
+from rsd.geometry import BEVGrid, InputChannel
 from rsd.scene import Frame
 
 SPLITS = ("train", "val")
@@ -150,7 +150,9 @@ def raster_cache_for(
     :func:`rsd.checkpoint.dataset_identity`, ``frames`` in all) under ``rig``, ``grid`` and
     ``raster`` (a :class:`~rsd.data.raster.RasterConfig`)."""
     key = {"data": identity, "rig": to_dict(rig), "grid": to_dict(grid), "raster": to_dict(raster)}
-    return RasterCache(directory, key, frames, (3 + raster.history + 2, *grid.shape))
+    return RasterCache(
+        directory, key, frames, (InputChannel.HITS + raster.history + 2, *grid.shape)
+    )
 
 
 class BEVDataset(Dataset):

@@ -55,8 +55,8 @@ def build_features(
     """The model input of one frame, as numpy arrays:
 
     * ``bev`` (C, H, W) float32, channels :class:`~rsd.geometry.InputChannel`
-      (C = 3 + ``raster.history``; defaults: ``BEVGrid()``, ``RasterConfig()``): the rig's
-      map layers and sensor returns;
+      (C = 4 + ``raster.history``; defaults: ``BEVGrid()``, ``RasterConfig()``): the rig's
+      map layers, route and sensor returns;
     * ``command`` () int64 (:class:`~rsd.scene.Command`);
     * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`), finite;
     * ``ego_status_valid`` (4,) float32, 1 where that column is known (:func:`ego_status_valid`).

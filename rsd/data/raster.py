@@ -31,6 +31,9 @@ class RasterConfig:
 
     history: int = 4
     """Keyframes of sensor hits: the current one plus ``history - 1`` past ones (<= 5)."""
+    route: bool = True
+    """Draw the route ahead (:attr:`~rsd.geometry.InputChannel.ROUTE`); off, that channel
+    stays zero (an ablation: the planner then has only the command to choose its way)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.history <= PAST_STEPS + 1:
@@ -159,11 +162,28 @@ def sensor_channels(
     return _DRIVABLE_LUT[np.asarray(visible)], hits
 
 
+ROUTE_WIDTH_M = 1.5
+"""Width (m) of the route's line in the ROUTE channel."""
+
+
+def route_channel(frame: Frame, grid: BEVGrid) -> np.ndarray:
+    """``(H, W)`` float32: 1 on the route ahead (:attr:`~rsd.scene.Frame.route`, a line
+    ``ROUTE_WIDTH_M`` wide), 0 elsewhere and everywhere when the frame has no route."""
+    img = Image.new("L", (grid.width, grid.height))
+    if len(frame.route) >= 2:
+        width = max(round(ROUTE_WIDTH_M / grid.resolution), 1)
+        xy = grid.pil_xy(np.asarray(frame.route, dtype=np.float64))
+        ImageDraw.Draw(img).line(xy.ravel().tolist(), fill=255, width=width)
+    return _DRIVABLE_LUT[np.asarray(img)]
+
+
 def input_raster(frame: Frame, rig: SensorRig, grid: BEVGrid, cfg: RasterConfig) -> np.ndarray:
     """The ``bev`` input (C, H, W) float32, channels :class:`~rsd.geometry.InputChannel`
-    (C = 3 + ``cfg.history``), from what ``rig`` senses of ``frame``."""
+    (C = 4 + ``cfg.history``), from what ``rig`` senses of ``frame`` and its route."""
     bev = np.zeros((InputChannel.HITS + cfg.history, *grid.shape), dtype=np.float32)
     bev[InputChannel.DRIVABLE], bev[InputChannel.LANE_LINES] = map_channels(frame, rig, grid)
+    if cfg.route:
+        bev[InputChannel.ROUTE] = route_channel(frame, grid)
     bev[InputChannel.VISIBLE], bev[InputChannel.HITS :] = sensor_channels(
         frame, rig, grid, cfg.history
     )

@@ -7,7 +7,9 @@ column by column:
 * one row per frame: ``frame_*`` (seed, step, t, skill, command) and ``ego_*`` columns;
 * agents and lanes of all frames concatenated, with CSR offsets ``agent_offsets`` /
   ``lane_offsets`` of shape ``(F + 1,)`` (frame ``i`` owns rows ``offsets[i]:offsets[i+1]``);
-  lane centre points likewise via ``lane_point_offsets`` over ``lane_points`` ``(P, 2)``;
+  lane centre points likewise via ``lane_point_offsets`` over ``lane_points`` ``(P, 2)``, and
+  each frame's route ahead (:attr:`rsd.scene.Frame.route`) via ``route_offsets`` over
+  ``route_points`` ``(R, 2)``;
 * ``None`` relations as a value column plus a ``*_has_relation`` bool column;
 * every string (ids, lane ids, behaviours, events) as one UTF-8 JSON document in the uint8
   member ``strings``; shard metadata (schema version, scenario, seed, outcome) in ``meta``.
@@ -48,7 +50,7 @@ from rsd.scene import (
     SkillGroup,
 )
 
-SCHEMA_VERSION = 2  # 2: ego_target_speed; commands from the route (sim.route.route_command)
+SCHEMA_VERSION = 3  # 2: ego_target_speed, route commands; 3: the route ahead (route_points)
 SHARD_SUFFIX = ".npz"
 
 EGO_SCALARS = (
@@ -67,7 +69,7 @@ EGO_SCALARS = (
 AGENT_SCALARS = ("x", "y", "yaw", "vx", "vy", "length", "width", "height", "accel")
 TRAJ_FIELDS = {"past": (PAST_STEPS, 3), "future": (FUTURE_STEPS, 3)}
 STORED_FIELDS: dict[str, tuple[str, ...]] = {
-    "Frame": tuple("frame_id scenario skill seed step t ego agents lanes command events".split()),
+    "Frame": tuple("frame_id scenario skill seed step t ego agents lanes command events route".split()),
     "EgoState": (*EGO_SCALARS, "lane_id", "past", "past_valid", "future", "future_valid"),
     "AgentState": (
         "id",
@@ -188,6 +190,12 @@ def encode_frames(frames: Sequence[Frame], meta: dict[str, Any]) -> dict[str, np
     for name in AGENT_SCALARS:
         cols[f"agent_{name}"] = np.array([getattr(a, name) for a in agents], dtype=np.float64)
     _traj_columns("agent", agents, cols)
+    cols["route_offsets"] = _offsets([len(f.route) for f in frames])
+    cols["route_points"] = (
+        np.concatenate([np.asarray(f.route, dtype=np.float32).reshape(-1, 2) for f in frames])
+        if frames
+        else _stack([], (2,), np.float32)
+    )
     cols["strings"] = _json_bytes(
         {
             "frame_id": [f.frame_id for f in frames],
@@ -292,17 +300,19 @@ class Shard:
             raise CorruptShardError(
                 self.path,
                 f"schema version {self.meta.get('schema_version')}"
-                f", this rsd reads {SCHEMA_VERSION}",
+                f", this rsd reads {SCHEMA_VERSION}: generate the data again with 'rsd generate'",
             )
         n, c, s = self.meta.get("n_frames"), self.cols, self.strings
         try:
             ao, lo, po = c["agent_offsets"], c["lane_offsets"], c["lane_point_offsets"]
+            ro = c["route_offsets"]
             rows = {"frame": n, "ego": n, "scenario": n, "events": n, "agent": int(ao[-1])}
-            rows |= {"lane": int(lo[-1]), "lane_points": int(po[-1])}
+            rows |= {"lane": int(lo[-1]), "lane_points": int(po[-1]), "route": int(ro[-1])}
             lengths = {k: len(v) for k, v in [*c.items(), *s.items()] if "offsets" not in k}
             bad = [k for k, m in lengths.items() if m != rows.get(k, rows[k.split("_")[0]])]
             bad += [k for k, o, m in (("agent_offsets", ao, n), ("lane_offsets", lo, n),
-                    ("lane_point_offsets", po, rows["lane"])) if len(o) != m + 1 or o[0] != 0
+                    ("lane_point_offsets", po, rows["lane"]), ("route_offsets", ro, n))
+                    if len(o) != m + 1 or o[0] != 0
                     or np.any(np.diff(o) < 0)]  # fmt: skip
         except (KeyError, TypeError, IndexError) as e:
             raise CorruptShardError(self.path, f"missing or malformed member {e}") from None
@@ -371,6 +381,9 @@ class Shard:
             lanes=lanes,
             command=Command(int(c["frame_command"][i])),
             events=list(s["events"][i]),
+            route=c["route_points"][
+                int(c["route_offsets"][i]) : int(c["route_offsets"][i + 1])
+            ].copy(),
         )
 
     def frames(self) -> list[Frame]:

@@ -82,7 +82,7 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     if manifest.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: schema version {manifest.get('schema_version')}, this rsd "
-            f"reads {SCHEMA_VERSION}"
+            f"reads {SCHEMA_VERSION}: generate the data again with 'rsd generate'"
         )
     return manifest
 

@@ -171,11 +171,11 @@ class _EpisodeRun:
 
     def replan(self, pose: np.ndarray) -> tuple[Frame, PlanOutput]:
         """Ask the planner for a new plan on the live frame and hand it to the controller."""
-        command = self.commander.command()
+        command, route = self.commander.guidance()
         now = self.ep.step_count
         steps = range(now - self.history, now + 1, KEY_EVERY)  # oldest first, up to now
         snaps = [self.snaps[k] for k in steps if k in self.snaps]
-        frame = live_frame(self.ep, snaps, self.infos, command)
+        frame = live_frame(self.ep, snaps, self.infos, command, route)
         out = self.planner.plan(frame)
         self.ctl.set_plan(out.waypoints, pose, self.ep.t, float(self.ep.ego.speed))
         return frame, out

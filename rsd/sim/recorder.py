@@ -42,7 +42,7 @@ from rsd.sim.convert import (
 )
 from rsd.sim.episode import make_episode
 from rsd.sim.expert import PrivilegedExpert
-from rsd.sim.route import route_command
+from rsd.sim.route import route_guidance
 
 KEY_EVERY = round(KEYFRAME_DT * SIM_HZ)
 """Simulation steps between two keyframes."""
@@ -78,6 +78,9 @@ class Snapshot:
     events: list[str]
     command: Command | None = None
     """The driving command at this step (:func:`~rsd.sim.route.route_command`), if taken."""
+    route: np.ndarray | None = None
+    """(N, 2) world-up route ahead at this step (:func:`~rsd.sim.route.route_guidance`), if
+    taken."""
 
 
 @dataclass
@@ -141,10 +144,11 @@ def build_frame(
     k: int,
     infos: dict[int, AgentInfo],
     command: Command | None = None,
+    route: np.ndarray | None = None,
 ) -> Frame:
     """The Frame of keyframe ``snaps[k]``. Past / future keyframes missing from ``snaps`` (at
     the start of an episode, or for a live frame with no future) are zero and invalid;
-    ``command`` defaults to the one taken with the snapshot (``snaps[k].command``)."""
+    ``command`` and ``route`` (world-up) default to those taken with the snapshot."""
     cur = snaps[k]
     tf = EgoTransform(*cur.ego_pose)
     past = snaps[max(k - PAST_STEPS, 0) : k]
@@ -154,6 +158,12 @@ def build_frame(
     command = cur.command if command is None else command
     if command is None:
         raise ValueError(f"keyframe at step {cur.step}: no driving command was taken")
+    route = cur.route if route is None else route
+    route_ego = (
+        np.zeros((0, 2), dtype=np.float32)
+        if route is None or len(route) == 0
+        else tf.points(route).astype(np.float32)
+    )
     return Frame(
         frame_id=frame_id(ep.spec.name, ep.seed, cur.step),
         scenario=ep.spec.name,
@@ -166,6 +176,7 @@ def build_frame(
         lanes=lanes,
         command=command,
         events=cur.events,
+        route=route_ego,
     )
 
 
@@ -263,12 +274,18 @@ def _ego_track(
 
 
 def live_frame(
-    ep: Any, snaps: list[Snapshot], infos: dict[int, AgentInfo], command: Command
+    ep: Any,
+    snaps: list[Snapshot],
+    infos: dict[int, AgentInfo],
+    command: Command,
+    route: np.ndarray | None = None,
 ) -> Frame:
     """The Frame of a live episode now: ``snaps[-1]`` is the current snapshot and
     ``snaps[-1 - j]`` the one ``j`` keyframes ago (missing ones invalid); no future (all
-    invalid), the given driving ``command``. What a closed-loop planner sees."""
-    return build_frame(ep, snaps, len(snaps) - 1, infos, command)
+    invalid), the given driving ``command`` and ``route`` ahead (world-up; None: none). What
+    a closed-loop planner sees."""
+    empty = np.zeros((0, 2)) if route is None else route
+    return build_frame(ep, snaps, len(snaps) - 1, infos, command, empty)
 
 
 def run_expert_episode(
@@ -284,7 +301,7 @@ def run_expert_episode(
             on_step(ep)
         if ep.step_count % KEY_EVERY == 0:
             snap = snapshot(ep, infos, prev_yaw)
-            snap.command = route_command(ep, expert)
+            snap.command, snap.route = route_guidance(ep, expert)
             snaps.append(snap)
         if ep.done:
             break

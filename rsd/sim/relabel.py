@@ -95,7 +95,7 @@ class StudentRollout:
         if ep.step_count % KEY_EVERY:
             return
         snap = snapshot(ep, self.infos, self.prev_yaw)
-        snap.command = self.commander.command()
+        snap.command, snap.route = self.commander.guidance()
         self.snaps = [*self.snaps[-PAST_STEPS:], snap]
         if len(self.snaps) <= PAST_STEPS or ep.done:
             return
@@ -114,8 +114,11 @@ class StudentRollout:
         if ep.done:
             return
         if ep.step_count % self.every == 0:
-            cmd = self.snaps[-1].command if ep.step_count % KEY_EVERY == 0 else None
-            frame = live_frame(ep, self._context(), self.infos, cmd or self.commander.command())
+            if ep.step_count % KEY_EVERY == 0:
+                cmd, route = self.snaps[-1].command, self.snaps[-1].route
+            else:
+                cmd, route = self.commander.guidance()
+            frame = live_frame(ep, self._context(), self.infos, cmd, route)
             plan = self.planner.plan(frame).waypoints
             self.ctl.set_plan(plan, ego_pose(ep.ego), ep.t, float(ep.ego.speed))
             self.expert_drives = bool(self.rng.random() < self.expert_prob)

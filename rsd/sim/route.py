@@ -31,15 +31,32 @@ COMMAND_MIN_SPEED = 5.0
 """The turn look-ahead is ``max(v, COMMAND_MIN_SPEED)`` m/s x the 3 s future."""
 
 
+ROUTE_AHEAD = 64.0
+"""Length (m) of the route ahead handed to the planner (:attr:`rsd.scene.Frame.route`): past the
+front edge of the BEV grid (56 m)."""
+ROUTE_STEP = 2.0
+"""Spacing (m) of the route's points."""
+
+
 def route_command(episode: Any, expert: PrivilegedExpert) -> Command:
-    """The driving command of ``episode`` now, as ``expert`` sees its route.
+    """The driving command of ``episode`` now, as ``expert`` sees its route
+    (:func:`route_guidance`'s command)."""
+    return route_guidance(episode, expert)[0]
+
+
+def route_guidance(episode: Any, expert: PrivilegedExpert) -> tuple[Command, np.ndarray]:
+    """The driving command of ``episode`` now and the route ahead, as ``expert`` sees them.
 
     ``expert`` first updates its lane choice (:meth:`PrivilegedExpert.choose_lane`, which
-    its ``act`` repeats with the same result on the same state); then, in this order:
+    its ``act`` repeats with the same result on the same state). The **route** is the
+    centreline of the lane the expert wants (its target lane, so a lane change it has decided
+    on shows), followed along the episode's route through junctions for ``ROUTE_AHEAD`` m
+    from the ego's projection, every ``ROUTE_STEP`` m: ``(N, 2)`` world-up points (what a
+    navigation system hands a car). The **command**, in this order:
 
-    * ``TURN_LEFT`` / ``TURN_RIGHT``: the heading of the expert's target lane path, followed
-      along the route for ``max(v, COMMAND_MIN_SPEED) x 3 s`` metres ahead of the ego, differs
-      from the ego's heading by more than ``TURN_YAW`` (counter-clockwise positive: left);
+    * ``TURN_LEFT`` / ``TURN_RIGHT``: the heading of that path ``max(v, COMMAND_MIN_SPEED) x
+      3 s`` metres ahead of the ego differs from the ego's heading by more than ``TURN_YAW``
+      (counter-clockwise positive: left);
     * ``CHANGE_LEFT`` / ``CHANGE_RIGHT``: the lane the expert wants is another lane of the
       ego's road (lane indices grow to the right);
     * else ``KEEP_LANE``.
@@ -51,14 +68,16 @@ def route_command(episode: Any, expert: PrivilegedExpert) -> Command:
     expert.choose_lane()
     dist = max(float(ego.speed), COMMAND_MIN_SPEED) * FUTURE_STEPS * KEYFRAME_DT
     path = expert.lane_path(expert.target, dist)
+    ahead = expert.lane_path(expert.target, ROUTE_AHEAD, ds=ROUTE_STEP)
+    route = to_up(ahead[:, :2]) if len(ahead) else np.zeros((0, 2))
     if len(path) >= 2:
         dyaw = -float(np.angle(np.exp(1j * (path[-1, 2] - ego.heading))))  # to counter-cw
         if abs(dyaw) > TURN_YAW:
-            return Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT
+            return (Command.TURN_LEFT if dyaw > 0 else Command.TURN_RIGHT), route
     rel = lane_relation(tuple(ego.lane_index), expert.target)
     if rel:
-        return Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT
-    return Command.KEEP_LANE
+        return (Command.CHANGE_LEFT if rel > 0 else Command.CHANGE_RIGHT), route
+    return Command.KEEP_LANE, route
 
 
 class RouteCommander:
@@ -72,6 +91,10 @@ class RouteCommander:
 
     def command(self) -> Command:
         return route_command(self.ep, self.shadow)
+
+    def guidance(self) -> tuple[Command, np.ndarray]:
+        """The command and the route ahead (world-up), :func:`route_guidance`."""
+        return route_guidance(self.ep, self.shadow)
 
 
 class RouteProgress:

@@ -74,9 +74,34 @@ def test_channel_layout():
     cfg = RasterConfig(history=4)
     names = input_channel_names(cfg.history)
     bev = rasterise(synthetic_frame(), CLEAN, GRID, cfg)["bev"]
-    assert bev.shape == (len(names), 160, 64) == (7, 160, 64)
+    assert bev.shape == (len(names), 160, 64) == (8, 160, 64)
     assert names[InputChannel.VISIBLE] == "visible" and names[hits_channel(2)] == "hits_t-1s"
-    assert rasterise(synthetic_frame(), CLEAN, GRID, RasterConfig(history=1))["bev"].shape[0] == 4
+    assert names[InputChannel.ROUTE] == "route"
+    assert rasterise(synthetic_frame(), CLEAN, GRID, RasterConfig(history=1))["bev"].shape[0] == 5
+
+
+def test_route_channel_draws_the_route_where_it_lies():
+    """A route turning left from straight ahead: lit cells sit on its points, none elsewhere;
+    no route, or ``raster.route`` off, leaves the channel empty."""
+    frame = synthetic_frame()
+    ahead = np.stack([np.arange(0.0, 20.1, 2.0), np.zeros(11)], axis=1)
+    left = np.stack([np.full(6, 20.0), np.arange(2.0, 12.1, 2.0)], axis=1)  # then to the left
+    frame.route = np.concatenate([ahead, left]).astype(np.float32)
+    bev = rasterise(frame, CLEAN, GRID, RasterConfig())["bev"]
+    route = bev[InputChannel.ROUTE]
+    for x, y in [(5.0, 0.0), (15.0, 0.0), (20.0, 6.0), (20.0, 11.5)]:
+        r, c = _cell(x, y)
+        assert route[r, c] == 1.0, (x, y)
+    for x, y in [(10.0, 5.0), (30.0, 0.0), (-5.0, 0.0), (20.0, -4.0)]:
+        r, c = _cell(x, y)
+        assert route[r, c] == 0.0, (x, y)
+    assert 2 * 32 / 0.5 <= route.sum() <= 4 * 32 / 0.5  # ~32 m of a 3-cell-wide line
+    assert not rasterise(frame, CLEAN, GRID, RasterConfig(route=False))["bev"][
+        InputChannel.ROUTE
+    ].any()
+    assert not rasterise(synthetic_frame(), CLEAN, GRID, RasterConfig())["bev"][
+        InputChannel.ROUTE
+    ].any()
 
 
 def test_agent_ahead_lights_cells_ahead_on_its_face():
