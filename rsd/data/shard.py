@@ -69,7 +69,9 @@ EGO_SCALARS = (
 AGENT_SCALARS = ("x", "y", "yaw", "vx", "vy", "length", "width", "height", "accel")
 TRAJ_FIELDS = {"past": (PAST_STEPS, 3), "future": (FUTURE_STEPS, 3)}
 STORED_FIELDS: dict[str, tuple[str, ...]] = {
-    "Frame": tuple("frame_id scenario skill seed step t ego agents lanes command events route".split()),
+    "Frame": tuple(
+        "frame_id scenario skill seed step t ego agents lanes command events route".split()
+    ),
     "EgoState": (*EGO_SCALARS, "lane_id", "past", "past_valid", "future", "future_valid"),
     "AgentState": (
         "id",
