@@ -1,8 +1,9 @@
 """Record expert episodes into keyframes (:class:`rsd.scene.Frame`).
 
 The episode runs at ``SIM_HZ`` (10 Hz); every ``KEYFRAME_DT`` (0.5 s) a light snapshot of
-all vehicles is taken. When the episode ends, each keyframe that has a full past
-(``PAST_STEPS``) and a full expert future (``FUTURE_STEPS``) becomes a Frame, with every
+all vehicles is taken. When the episode ends, each keyframe that has a full expert future
+(``FUTURE_STEPS``) becomes a Frame, from the first keyframe on (the past of the first two
+seconds is partly invalid, as in the closed loop, which plans from the start), with every
 pose expressed in the ego frame of that keyframe. Only the ego pose is read at every 10 Hz
 step (for its yaw rate), so recording costs little on top of the simulation itself. The
 driving command of each keyframe is :func:`rsd.sim.route.route_command` of the state at that
@@ -340,7 +341,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
             while last >= 0 and snaps[last].step > limit_step:
                 last -= 1
         frames = [
-            build_frame(ep, snaps, k, infos) for k in range(PAST_STEPS, last - FUTURE_STEPS + 1)
+            build_frame(ep, snaps, k, infos) for k in range(0, last - FUTURE_STEPS + 1)
         ]
         outcome = {**episode_outcome(ep, seed), "keyframes": len(frames), "params": ep.params}
         return RecordedEpisode(frames=frames, outcome=outcome)

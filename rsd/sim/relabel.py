@@ -97,12 +97,12 @@ class StudentRollout:
         snap = snapshot(ep, self.infos, self.prev_yaw)
         snap.command, snap.route = self.commander.guidance()
         self.snaps = [*self.snaps[-PAST_STEPS:], snap]
-        if len(self.snaps) <= PAST_STEPS or ep.done:
+        if ep.done:
             return
         infos = dict(self.infos)
         fut = expert_future(ep, self.expert, infos)
-        if fut is not None:
-            f = build_frame(ep, [*self.snaps, *fut], PAST_STEPS, infos)
+        if fut is not None:  # from the first keyframe on, as the closed loop plans
+            f = build_frame(ep, [*self.snaps, *fut], len(self.snaps) - 1, infos)
             name = f"{ep.spec.name}~{self.tag}" if self.tag else ep.spec.name
             f.frame_id = frame_id(name, ep.seed, snap.step)
             self.frames.append(f)

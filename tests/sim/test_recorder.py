@@ -43,14 +43,19 @@ def test_other_seed_differs(highway):
     )
 
 
-def test_keyframe_spacing_and_full_context(highway):
+def test_keyframe_spacing_and_context_from_the_start(highway):
+    """Keyframes from t = 0 (the closed loop plans from there too): keyframe k has the last
+    min(k, PAST_STEPS) past poses valid, the older ones invalid and zero; every future valid."""
     frames = highway.frames
     assert len(frames) > 20
     steps = np.array([f.step for f in frames])
     assert np.all(np.diff(steps) == round(KEYFRAME_DT * 10))
-    assert frames[0].t == pytest.approx(PAST_STEPS * KEYFRAME_DT)
-    for f in frames:
-        assert f.ego.past_valid.all() and f.ego.future_valid.all()
+    assert frames[0].t == 0.0
+    for k, f in enumerate(frames):
+        n = min(k, PAST_STEPS)
+        assert f.ego.past_valid.tolist() == [False] * (PAST_STEPS - n) + [True] * n
+        assert not f.ego.past[: PAST_STEPS - n].any()
+        assert f.ego.future_valid.all()
         assert f.ego.past.shape == (PAST_STEPS, 3) and f.ego.future.shape == (FUTURE_STEPS, 3)
 
 

@@ -45,8 +45,9 @@ def student():
 
 
 def test_student_states_get_expert_labels(student) -> None:
-    """The student drives on its own (no expert step); each kept keyframe has a full past
-    and a full 3 s expert future leaving from the ego (first step about v x 0.5 s)."""
+    """The student drives on its own (no expert step); keyframes from the first one on, each
+    with the past it has (full from the fifth keyframe) and a full 3 s expert future leaving
+    from the ego (first step about v x 0.5 s)."""
     assert student.outcome["expert_steps"] == 0
     assert student.frames
     rec = {f.step: f for f in record_episode("cut_in", 3).frames}
@@ -54,8 +55,11 @@ def test_student_states_get_expert_labels(student) -> None:
         f for f in student.frames if f.step in rec and abs(f.ego.speed - rec[f.step].ego.speed) > 1
     ]
     assert moved  # it visited states the expert never recorded
+    assert student.frames[0].step == 0
     for f in student.frames:
-        assert f.ego.past_valid.all() and f.ego.future_valid.all()
+        n = min(f.step // 5, PAST_STEPS)
+        assert f.ego.past_valid.tolist() == [False] * (PAST_STEPS - n) + [True] * n
+        assert f.ego.future_valid.all()
         assert f.ego.past.shape == (PAST_STEPS, 3)
         first = float(np.hypot(*f.ego.future[0, :2]))
         assert abs(first - f.ego.speed * KEYFRAME_DT) < 0.5 * KEYFRAME_DT * 6.0 + 0.1
