@@ -147,6 +147,12 @@ def box_corners(x: Any, y: Any, yaw: Any, length: Any, width: Any) -> np.ndarray
     return np.stack([cx, cy], axis=-1)
 
 
+ROUTE_POINTS = 20
+"""Points of the ``route`` model input (:func:`rsd.data.features.route_feature`)."""
+ROUTE_SPACING = 2.0
+"""Arc length (m) between them: the route from 2 to 40 m ahead."""
+
+
 class InputChannel(IntEnum):
     """Channels of the ``bev`` input ``(C, H, W)``; sensor hits of ``k`` keyframes ago sit at
     ``HITS + k`` (see :func:`hits_channel`), so ``C = HITS + history``."""

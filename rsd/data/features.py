@@ -15,10 +15,10 @@ import torch
 
 # SensorRig through raster: rigs.py is also the `rsd rigs` command, which only the CLI imports
 from rsd.data.raster import RasterConfig, SensorRig, input_raster
-from rsd.geometry import BEVGrid, EgoStatusField
+from rsd.geometry import ROUTE_POINTS, ROUTE_SPACING, BEVGrid, EgoStatusField
 from rsd.scene import Frame, lane_offset_known
 
-FEATURE_KEYS = ("bev", "command", "ego_status", "ego_status_valid")
+FEATURE_KEYS = ("bev", "command", "ego_status", "ego_status_valid", "route", "route_valid")
 """What :func:`build_features` returns; every model input is among them."""
 
 
@@ -45,6 +45,23 @@ def ego_status_valid(frame: Frame) -> np.ndarray:
     return valid
 
 
+def route_feature(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """``(ROUTE_POINTS, 2)`` float32 ego-frame points of the frame's route ahead
+    (:attr:`~rsd.scene.Frame.route`) at arc lengths ``ROUTE_SPACING, 2 ROUTE_SPACING, ...``
+    from its first point (held at its end when the route is shorter), and ``()`` float32 1
+    where the frame has a route, 0 (and zero points) where not (real data)."""
+    route = np.asarray(frame.route, dtype=np.float64).reshape(-1, 2)
+    out = np.zeros((ROUTE_POINTS, 2), dtype=np.float32)
+    if len(route) < 2:
+        return out, np.array(0.0, dtype=np.float32)
+    seg = np.hypot(*np.diff(route, axis=0).T)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    s = ROUTE_SPACING * np.arange(1, ROUTE_POINTS + 1)
+    out[:, 0] = np.interp(s, arc, route[:, 0])
+    out[:, 1] = np.interp(s, arc, route[:, 1])
+    return out, np.array(1.0, dtype=np.float32)
+
+
 def build_features(
     frame: Frame,
     rig: SensorRig,
@@ -59,7 +76,9 @@ def build_features(
       map layers, route and sensor returns;
     * ``command`` () int64 (:class:`~rsd.scene.Command`);
     * ``ego_status`` (4,) float32 (:class:`~rsd.geometry.EgoStatusField`), finite;
-    * ``ego_status_valid`` (4,) float32, 1 where that column is known (:func:`ego_status_valid`).
+    * ``ego_status_valid`` (4,) float32, 1 where that column is known (:func:`ego_status_valid`);
+    * ``route`` (ROUTE_POINTS, 2) float32 and ``route_valid`` () float32: the route ahead as
+      points (:func:`route_feature`), what the ``ROUTE`` channel draws.
 
     ``bev``: the raster of this frame already made (e.g. read from a cache), used as is.
     """
@@ -69,6 +88,7 @@ def build_features(
         "command": np.array(int(frame.command), dtype=np.int64),
         "ego_status": ego_status(frame),
         "ego_status_valid": ego_status_valid(frame),
+        **dict(zip(("route", "route_valid"), route_feature(frame), strict=True)),
     }
 
 

@@ -27,8 +27,6 @@ import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from rsd.config import ConfigError
+from rsd.data.jsonio import atomic_write
 from rsd.scene import (
     FUTURE_STEPS,
     PAST_STEPS,
@@ -95,9 +94,6 @@ STRING_KEYS = (
 )  # fmt: skip
 """The lists in the ``strings`` member (one entry per frame, agent or lane)."""
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
 
 
 @functools.cache
@@ -225,28 +221,6 @@ def shard_bytes(frames: Sequence[Frame], meta: dict[str, Any]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue(), compresslevel=6)
     return buf.getvalue()
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one:
-    a temp file ``.NAME.*.tmp`` in the same directory, fsync, ``os.replace``, fsync the dir."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)  # mkstemp's 0600 would hide a shared dataset from others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_shard(

@@ -45,6 +45,9 @@ class BackboneConfig:
     ``len(AgentClass)`` = every class real data has), checked."""
     use_ego_status: bool = True
     """Let the planner read ``ego_status``; off, it sees only the raster and the command."""
+    use_route: bool = True
+    """Let the planner's queries read the route ahead as points (``route``, 20 points from 2
+    to 40 m; :func:`rsd.data.features.route_feature`) besides the raster's ROUTE channel."""
     agent_tokens: int = 16
     """Top-k heatmap peaks the planner attends to (vad)."""
     plan_dim: int = 64

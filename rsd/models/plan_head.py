@@ -14,11 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rsd.geometry import BEVGrid, EgoStatusField, world_to_pixel
+from rsd.geometry import ROUTE_POINTS, BEVGrid, EgoStatusField, world_to_pixel
 from rsd.models.config import BackboneConfig
 from rsd.models.protocol import Features, Outputs
 from rsd.scene import KEYFRAME_DT, Command
 
+ROUTE_SCALE = 20.0
+"""Metres per unit of the route's points as the ego queries read them."""
 EGO_STATUS_SCALE = (1 / 30.0, 1 / 30.0, 1 / 0.3, 1 / 2.0)
 """Rough inverse spreads of ``ego_status`` columns (speed, target speed, yaw rate, lane
 offset), in :class:`~rsd.geometry.EgoStatusField` order."""
@@ -88,11 +90,27 @@ class EgoQuery(nn.Module):
             else None
         )
         self.register_buffer("status_scale", torch.tensor(EGO_STATUS_SCALE), persistent=False)
+        # the route's points (x, y per point, over ROUTE_SCALE m) and whether there is one
+        self.route = (
+            nn.Sequential(
+                nn.Linear(2 * ROUTE_POINTS + 1, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim)
+            )
+            if cfg.use_route
+            else None
+        )
 
     def forward(self, features: Features) -> Tensor:
         q = self.command(features["command"])
         if self.status is not None:
             q = q + self.status(features["ego_status"].float() * self.status_scale)
+        if self.route is not None:  # features without a route: none (as real data)
+            if "route" in features:
+                pts = features["route"].float().flatten(1) / ROUTE_SCALE
+                valid = features["route_valid"].float()[:, None]
+            else:
+                pts = q.new_zeros(len(q), 2 * ROUTE_POINTS)
+                valid = q.new_zeros(len(q), 1)
+            q = q + self.route(torch.cat([pts, valid], 1))
         return q[:, None, :] + self.modes
 
 

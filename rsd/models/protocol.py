@@ -16,6 +16,8 @@ Features (``batch["features"]`` from ``rsd.data.dataset.collate``, built by
   speed m/s, yaw rate rad/s, lane offset m (``rsd.geometry.EgoStatusField``), finite;
   ``ego_status_valid`` (B, 4) float, 1 where that column is known, 0 where it stands in as 0
   (the lane offset of real data without a lane map; rsd's own heads do not read it yet).
+  ``route`` (B, 20, 2) float: the route ahead as ego-frame points 2, 4, ..., 40 m along it
+  (``rsd.data.features.route_feature``), ``route_valid`` (B,) float, 0 where there is none.
 
 Targets (``batch["targets"]``, built by ``rsd.data.targets.build_targets`` and, for RSD, by
 ``rsd.teacher.risk_map.RiskTargetDataset``), never seen by a model:

@@ -51,9 +51,8 @@ from tqdm import tqdm
 from rsd.checkpoint import load_for_eval, rig_hash
 from rsd.config import ConfigError
 from rsd.data.dataset import collate
-from rsd.data.jsonio import clean
+from rsd.data.jsonio import atomic_write, clean
 from rsd.data.rigs import resolve_rig
-from rsd.data.shard import atomic_write
 from rsd.data.store import open_store
 from rsd.geometry import BEVGrid, EgoStatusField, TargetChannel
 from rsd.losses import student_agent_risk

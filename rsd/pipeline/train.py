@@ -54,7 +54,7 @@ from rsd.checkpoint import (
     set_rng_state,
 )
 from rsd.config import ConfigError, dump_yaml, to_dict
-from rsd.data.shard import atomic_write
+from rsd.data.jsonio import atomic_write
 from rsd.losses.gradnorm import term_grad_norms
 from rsd.pipeline.dist import Dist, RunLog, StopFlag, setup_dist
 from rsd.pipeline.train_data import make_loader, open_training_data, to_device

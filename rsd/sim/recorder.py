@@ -340,9 +340,7 @@ def record_episode(scenario: Any, seed: int) -> RecordedEpisode:
             limit_step = ep.step_count - CRASH_MARGIN_S * SIM_HZ
             while last >= 0 and snaps[last].step > limit_step:
                 last -= 1
-        frames = [
-            build_frame(ep, snaps, k, infos) for k in range(0, last - FUTURE_STEPS + 1)
-        ]
+        frames = [build_frame(ep, snaps, k, infos) for k in range(0, last - FUTURE_STEPS + 1)]
         outcome = {**episode_outcome(ep, seed), "keyframes": len(frames), "params": ep.params}
         return RecordedEpisode(frames=frames, outcome=outcome)
     finally:

@@ -6,8 +6,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from rsd.data.dataset import BEVDataset, collate, split_indices, split_of
+from rsd.data.features import FEATURE_KEYS
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
-from rsd.geometry import BoxField
+from rsd.geometry import ROUTE_POINTS, BoxField
 
 
 class _Source:
@@ -36,7 +37,8 @@ def test_collate_pads_and_masks():
     samples = [ds[i] for i in range(3)]
     batch = collate(samples)
     assert set(batch) == {"features", "targets", "frame_id", "index"}
-    assert set(batch["features"]) == {"bev", "command", "ego_status", "ego_status_valid"}
+    assert set(batch["features"]) == set(FEATURE_KEYS)
+    assert batch["features"]["route"].shape == (3, ROUTE_POINTS, 2)
     feats, gt = batch["features"], batch["targets"]
     c, h, w = samples[0]["features"]["bev"].shape
     assert feats["bev"].shape == (3, c, h, w)

@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 
 from rsd.config import ConfigError
-from rsd.data.features import build_features
+from rsd.data.features import build_features, route_feature
 from rsd.data.raster import RasterConfig
 from rsd.data.rigs import SensorRig, load_rig
 from rsd.data.synthetic import random_frame, synthetic_agent, synthetic_frame
 from rsd.data.targets import build_targets
 from rsd.geometry import (
+    ROUTE_POINTS,
     BEVGrid,
     BoxField,
     EgoStatusField,
@@ -208,3 +209,20 @@ def test_curved_road_in_pieces_has_no_pinholes():
     assert d.sum() > 500
     ring = d[:-2, 1:-1] + d[2:, 1:-1] + d[1:-1, :-2] + d[1:-1, 2:]
     assert not ((d[1:-1, 1:-1] == 0) & (ring == 4)).any()
+
+
+def test_route_feature_resamples_by_arc_length():
+    """A route along x then turning left: points every 2 m of arc from its start, held at its
+    end; no route -> zeros and not valid."""
+    frame = synthetic_frame()
+    ahead = np.stack([np.arange(0.0, 20.1, 2.0), np.zeros(11)], axis=1)  # 20 m along x
+    left = np.stack([np.full(5, 20.0), np.arange(2.0, 10.1, 2.0)], axis=1)  # 10 m along y
+    frame.route = np.concatenate([ahead, left]).astype(np.float32)
+    pts, valid = route_feature(frame)
+    assert float(valid) == 1.0 and pts.shape == (ROUTE_POINTS, 2)
+    np.testing.assert_allclose(pts[0], [2.0, 0.0])
+    np.testing.assert_allclose(pts[9], [20.0, 0.0])  # 20 m: the corner
+    np.testing.assert_allclose(pts[11], [20.0, 4.0])  # 24 m: 4 m up the left leg
+    np.testing.assert_allclose(pts[14:], np.tile([20.0, 10.0], (6, 1)))  # past its 30 m end
+    empty, none = route_feature(synthetic_frame())
+    assert float(none) == 0.0 and not empty.any()

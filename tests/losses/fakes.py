@@ -48,7 +48,7 @@ def make_batch(b: int = 2) -> dict:
     rows, cols = band_rows_cols(18.0, 22.0, -5.0, -3.0)
     risk[:, 0, rows, cols] = 1.0
     return {
-        "bev": torch.zeros(b, 7, h, w),
+        "bev": torch.zeros(b, 8, h, w),
         "command": torch.zeros(b, dtype=torch.long),
         "ego_status": torch.zeros(b, 4),
         "ego_size": torch.tensor([4.5, 1.85, 1.5]).repeat(b, 1),

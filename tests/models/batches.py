@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from rsd.geometry import BEVGrid
+from rsd.geometry import ROUTE_POINTS, BEVGrid
 from rsd.scene import Command
 
 GRID = BEVGrid()
@@ -23,11 +23,13 @@ def make_agent_boxes(b: int, k: int = 4, seed: int = 0) -> torch.Tensor:
 
 
 def make_features(b: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Features of ``b`` random frames: ``bev``, ``command``, ``ego_status``."""
+    """Features of ``b`` random frames: ``bev``, ``command``, ``ego_status``, ``route``."""
     g = torch.Generator().manual_seed(seed)
     h, w = GRID.shape
     return {
         "bev": (torch.rand(b, IN_CHANNELS, h, w, generator=g) > 0.8).float(),
         "command": torch.randint(0, len(Command), (b,), generator=g),
         "ego_status": torch.rand(b, 4, generator=g) * torch.tensor([30.0, 2.0, 0.1, 1.0]),
+        "route": torch.rand(b, ROUTE_POINTS, 2, generator=g) * 40.0,
+        "route_valid": torch.ones(b),
     }

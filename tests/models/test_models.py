@@ -162,6 +162,23 @@ def test_plan_reads_command_and_ego_status_only_when_asked(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["vad", "cnn"])
+def test_plan_reads_the_route_points_only_when_asked(kind: str) -> None:
+    """With ``use_route`` the plan changes with the route's points; without, it does not;
+    features without a route read as ``route_valid`` 0 with zero points."""
+    for use_route in (True, False):
+        model = _model(kind, False, use_route=use_route)
+        torch.nn.init.normal_(model.plan_out.mlp[-1].weight)  # leave the zero start
+        a = make_features(2)
+        b = dict(a, route=a["route"] + torch.tensor([0.0, 5.0]))
+        none = {k: v for k, v in a.items() if k not in ("route", "route_valid")}
+        zeros = dict(a, route=torch.zeros_like(a["route"]), route_valid=torch.zeros(2))
+        with torch.no_grad():
+            pa, pb, pn, pz = (model(x)["plan_traj"] for x in (a, b, none, zeros))
+        assert torch.equal(pa, pb) != use_route
+        assert torch.equal(pn, pz)
+
+
+@pytest.mark.parametrize("kind", ["vad", "cnn"])
 def test_attach_then_detach_restores_the_baseline_exactly(kind: str) -> None:
     base = _model(kind, False)
     batch = make_features(3)
