@@ -282,5 +282,12 @@ def load_for_eval(
     check_compatible({**ckpt.meta, "path": str(path)}, expect_rig, expect_model)
     cfg = from_dict(TrainConfig, ckpt.config)
     model = cfg.task.build_model(cfg)
-    model.load_state_dict(ckpt.model)
+    try:
+        model.load_state_dict(ckpt.model)
+    except RuntimeError as e:  # missing / unexpected keys or shapes: an older model layout
+        first = str(e).strip().splitlines()[-1].strip()
+        raise CheckpointError(
+            f"{path} does not fit the model this rsd builds from its config (trained by an "
+            f"older version? e.g. before the ROUTE input channel and route points): {first}"
+        ) from None
     return EvalModel(model=model.to(device).eval(), config=cfg, meta=ckpt.meta)
