@@ -36,7 +36,7 @@ def test_generate_store_dataset_show(tmp_path):
     ds = BEVDataset(store, rig="dense360")
     batch = collate([ds[0], ds[len(ds) - 1], ds[5]])
     gt = batch["targets"]
-    assert batch["features"]["bev"].shape == (3, 7, 160, 64)
+    assert batch["features"]["bev"].shape == (3, 8, 160, 64)
     assert gt["ego_future"].shape == (3, 6, 3)
     # every real agent row carries a class of the suite; padding rows are masked out
     cls = gt["agent_cls"][gt["agent_mask"]]
