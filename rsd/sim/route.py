@@ -34,8 +34,8 @@ COMMAND_MIN_SPEED = 5.0
 ROUTE_AHEAD = 64.0
 """Length (m) of the route ahead handed to the planner (:attr:`rsd.scene.Frame.route`): past the
 front edge of the BEV grid (56 m)."""
-ROUTE_STEP = 2.0
-"""Spacing (m) of the route's points."""
+ROUTE_STEP = 2
+"""Spacing (m) of the route's points (whole metres: every other point of the 1 m walk)."""
 
 
 def route_command(episode: Any, expert: PrivilegedExpert) -> Command:
@@ -67,8 +67,10 @@ def route_guidance(episode: Any, expert: PrivilegedExpert) -> tuple[Command, np.
     ego = episode.ego
     expert.choose_lane()
     dist = max(float(ego.speed), COMMAND_MIN_SPEED) * FUTURE_STEPS * KEYFRAME_DT
-    path = expert.lane_path(expert.target, dist)
-    ahead = expert.lane_path(expert.target, ROUTE_AHEAD, ds=ROUTE_STEP)
+    # one walk along the route at 1 m: the command reads it to ``dist``, the route every 2 m
+    full = expert.lane_path(expert.target, max(dist, ROUTE_AHEAD))
+    path = full[: int(dist) + 1]
+    ahead = full[: int(ROUTE_AHEAD) + 1 : round(ROUTE_STEP)]
     route = to_up(ahead[:, :2]) if len(ahead) else np.zeros((0, 2))
     if len(path) >= 2:
         dyaw = -float(np.angle(np.exp(1j * (path[-1, 2] - ego.heading))))  # to counter-cw
@@ -88,9 +90,6 @@ class RouteCommander:
     def __init__(self, episode: Any, expert: PrivilegedExpert | None = None) -> None:
         self.ep = episode
         self.shadow = expert if expert is not None else PrivilegedExpert(episode)
-
-    def command(self) -> Command:
-        return route_command(self.ep, self.shadow)
 
     def guidance(self) -> tuple[Command, np.ndarray]:
         """The command and the route ahead (world-up), :func:`route_guidance`."""
