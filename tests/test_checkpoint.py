@@ -114,3 +114,11 @@ def test_load_for_eval_refuses_another_rig_or_model(tmp_path):
     other = dataclasses.replace(cfg.model, kind="vad" if cfg.model.kind != "vad" else "cnn")
     with pytest.raises(ck.CheckpointError, match="model.kind: checkpoint"):
         ck.load_for_eval(tmp_path / "run", expect_model=other)
+    # weights of an older model layout (here: without the route embedding) are refused by name
+    path = ck.checkpoint_path(tmp_path / "run")
+    saved = ck.load_checkpoint(path, optimizer=False)
+    older = {k: v for k, v in saved.model.items() if ".route." not in k}
+    assert len(older) < len(saved.model)
+    ck.save_checkpoint(path, older, None, saved.meta)
+    with pytest.raises(ck.CheckpointError, match="does not fit the model.*route"):
+        ck.load_for_eval(tmp_path / "run")
