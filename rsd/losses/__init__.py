@@ -34,6 +34,7 @@ from rsd.losses.perception import detection_losses, detection_targets, focal_los
 from rsd.losses.planning import (
     boundary_loss,
     collision_loss,
+    event_weights,
     imitation_losses,
     likely_mode,
     mixture_nll,
@@ -106,6 +107,13 @@ class LossWeights:
     ``1 + risk_imitation_alpha * scene_risk`` too (0: unweighted). The NLL carries weight 0.1,
     so ``risk_alpha`` alone barely changes what the planner learns; this puts the teacher's
     risk on the main imitation terms."""
+    plan_event_alpha: float = 0.0
+    """``plan_l1`` and ``plan_cls`` weigh a sample by ``1 + plan_event_alpha * min(d /
+    plan_event_scale, 1)``, ``d`` (m) how far the expert's plan departs from repeating its
+    first step (:func:`~rsd.losses.planning.event_weights`: braking, yielding, turning frames
+    count more; 0: unweighted). Any variant."""
+    plan_event_scale: float = 5.0
+    """Departure (m) at which ``plan_event_alpha``'s weight saturates."""
     distill_balance: float = 0.0
     """With > 0, ``distill_map`` averages the cells whose teacher risk exceeds this and the
     other cells separately and adds the two means (see :func:`distill_map_loss`); 0: the
@@ -140,6 +148,8 @@ class LossWeights:
                 raise ConfigError(f"loss.{f.name} must be finite and >= 0, got {value!r}")
         if not 0 < self.det_min_overlap < 1:
             raise ConfigError("loss.det_min_overlap must be in (0, 1)")
+        if not self.plan_event_scale > 0:
+            raise ConfigError("loss.plan_event_scale must be > 0 (m)")
         if not self.risk_mass_threshold < 1:
             raise ConfigError("loss.risk_mass_threshold must be < 1")
 
@@ -254,6 +264,9 @@ def planning_terms(
         imit_w = risk_weights(
             targets["scene_risk"].to(traj.dtype), risk_valid, w.risk_imitation_alpha
         )
+    if w.plan_event_alpha > 0:
+        ev = event_weights(expert, valid, w.plan_event_alpha, w.plan_event_scale)
+        imit_w = ev if imit_w is None else imit_w * ev
     imitation = imitation_losses(traj, logits, expert, valid, imit_w)
     terms.update({n: v for n, v in imitation.items() if _on(w, n)})
 

@@ -38,6 +38,24 @@ def winner_mode(traj: Tensor, expert: Tensor, valid: Tensor) -> tuple[Tensor, Te
     return ade.argmin(dim=1), valid.any(dim=1)
 
 
+def event_weights(expert: Tensor, valid: Tensor, alpha: float, scale: float) -> Tensor:
+    """Per-sample imitation weights (B,) that favour the frames where the expert *changes*
+    what it does: ``1 + alpha * min(d / scale, 1)``, with ``d`` (m) how far the expert's last
+    valid waypoint lies from where its first step, repeated, would have taken it
+    (``||p_t - t * p_1||``, t the last valid step): braking, accelerating and turning frames
+    score high, steady cruising ~0. The copycat remedy of keyframe-focused imitation (Wen et
+    al., 2021): frames where "keep doing what you did" is wrong are rare in expert data, yet they
+    are the ones that decide a closed-loop drive. Samples with no valid step get weight 1."""
+    t = torch.arange(1, expert.shape[1] + 1, device=expert.device, dtype=expert.dtype)
+    last = (valid * t).argmax(dim=1)  # index of the last valid step (0 if none)
+    b = torch.arange(expert.shape[0], device=expert.device)
+    first = _clean(expert, valid)[:, 0]
+    end = _clean(expert, valid)[b, last]
+    d = (end - (last + 1).to(expert.dtype)[:, None] * first).norm(dim=-1)
+    ok = valid.all(dim=1) | (valid[:, 0] & valid.any(dim=1))
+    return 1.0 + alpha * torch.where(ok, (d / scale).clamp(max=1.0), torch.zeros_like(d))
+
+
 def imitation_losses(
     traj: Tensor,
     logits: Tensor | None,

@@ -55,6 +55,11 @@ class BackboneConfig:
     plan_heads: int = 4
     plan_layers: int = 1
     """Rounds of (agents, BEV, feed-forward) for the ego queries (vad)."""
+    speed_prior: bool = True
+    """Waypoints are residuals on driving straight on at the current speed
+    (:func:`~rsd.models.plan_head.waypoints_from_steps`); off, the planner predicts the whole
+    motion from its queries (which still read the speed through ``ego_status``): "keep going"
+    is then no free default, one suspected source of the copycat that does not brake."""
     step_scale: float = 2.0
     """Metres per unit of a predicted waypoint step (the residual on the prior)."""
     scale_floor: float = 0.05

@@ -65,7 +65,8 @@ class PlanOutput(nn.Module):
         steps = out[..., : 2 * t].reshape(b, m, t, 2)
         scale = F.softplus(out[..., 2 * t : 4 * t].reshape(b, m, t, 2)) + self.cfg.scale_floor
         logits = out[..., -1]
-        speed = features["ego_status"][:, EgoStatusField.SPEED] if self.cfg.use_ego_status else None
+        prior = self.cfg.use_ego_status and self.cfg.speed_prior
+        speed = features["ego_status"][:, EgoStatusField.SPEED] if prior else None
         traj = waypoints_from_steps(steps, speed, self.cfg.step_scale)
         best = logits.argmax(dim=1)
         plan = traj[torch.arange(b, device=traj.device), best]

@@ -10,6 +10,7 @@ import torch
 from rsd.losses.planning import (
     boundary_loss,
     collision_loss,
+    event_weights,
     imitation_losses,
     likely_mode,
     mixture_nll,
@@ -76,6 +77,21 @@ def test_winner_is_the_closest_mode_and_imitation_hand_values() -> None:
     assert float(out["plan_l1"]) == pytest.approx(0.7)
     assert float(out["plan_cls"]) == pytest.approx(math.log(3))
     assert "plan_cls" not in imitation_losses(traj, None, expert, _valid(2))
+
+
+def test_event_weights_favour_frames_where_the_expert_changes_its_motion() -> None:
+    cruise = _expert()[0]  # 5 m per step: no departure from its first step
+    stop = torch.tensor([[1.0, 0.0], [1.5, 0.0]]).repeat_interleave(torch.tensor([1, 5]), 0)
+    turn = torch.stack([torch.arange(1.0, T + 1), torch.tensor([0, 0, 0, 1, 2, 3.0])], -1)
+    expert = torch.stack([cruise, stop, turn, cruise, cruise])
+    valid = _valid(5)
+    valid[3, 3:] = False  # cruise, three valid steps: still no departure
+    valid[4] = False  # nothing to learn from: weight 1
+    w = event_weights(expert, valid, alpha=2.0, scale=5.0)
+    # stop: |1.5 - 6 * 1| = 4.5 m -> 1 + 2 * 0.9; turn: (6, 3) vs (6, 0) -> 3 m -> 1 + 2 * 0.6
+    torch.testing.assert_close(w, torch.tensor([1.0, 2.8, 2.2, 1.0, 1.0]))
+    # saturates at 1 + alpha
+    assert float(event_weights(expert[1:2], valid[1:2], alpha=2.0, scale=1.0)[0]) == 3.0
 
 
 def test_samples_without_valid_steps_teach_nothing() -> None:

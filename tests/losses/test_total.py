@@ -94,6 +94,32 @@ def test_risk_imitation_alpha_weighs_the_imitation_terms_per_sample() -> None:
         assert _item(base[name]) == pytest.approx(_item(plain[name]), rel=1e-6), name
 
 
+def test_plan_event_alpha_weighs_imitation_by_the_experts_departure_in_any_variant() -> None:
+    from rsd.losses.planning import event_weights
+
+    outputs, batch = make_outputs(2), make_batch(2)
+    batch["ego_future"][0, :, 0] = batch["ego_future"][0, 0, 0]  # sample 0 stops after a step
+    w = LossWeights(plan_event_alpha=2.0)
+    expert, valid = batch["ego_future"][..., :2].float(), batch["ego_future_valid"].bool()
+    ev = event_weights(expert, valid, 2.0, w.plan_event_scale)
+    for risk in (False, True):
+        per = []
+        for i in range(2):  # each sample alone, unweighted
+            sub = {
+                k: v[i : i + 1] if torch.is_tensor(v) and v.shape[:1] == (2,) else v
+                for k, v in batch.items()
+            }
+            so = {k: v[i : i + 1] for k, v in outputs.items()}
+            per.append(loss_terms(so, sub, W, GRID, STRIDE, risk=risk))
+        weighted = loss_terms(outputs, batch, w, GRID, STRIDE, risk=risk)
+        for name in ("plan_l1", "plan_cls"):
+            want = sum(float(ev[i]) * _item(per[i][name]) for i in range(2)) / 2
+            assert _item(weighted[name]) == pytest.approx(want, rel=1e-5), name
+    assert float(ev[0]) == 3.0 and float(ev[1]) == 1.0  # saturated stop vs cruise
+    with pytest.raises(ConfigError, match="plan_event_scale"):
+        LossWeights(plan_event_scale=0.0)
+
+
 def test_terms_are_skipped_when_outputs_or_weights_are_absent() -> None:
     outputs = make_outputs(2, risk=False)
     for key in ("det_heatmap", "det_offset", "det_size", "det_yaw", "det_vel", "plan_scale"):

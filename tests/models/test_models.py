@@ -141,6 +141,21 @@ def test_untrained_plan_is_the_constant_speed_prior(kind: str) -> None:
     torch.testing.assert_close(out["plan_traj"], expected[:, None].expand(-1, M, -1, -1))
 
 
+def test_without_the_speed_prior_an_untrained_plan_stands_still() -> None:
+    """``speed_prior=False``: nothing is added to the predicted steps, so the zero-initialised
+    planner starts at the origin whatever the speed; the speed still reaches the queries."""
+    batch = make_features(2)
+    model = _model("vad", False, speed_prior=False)
+    with torch.no_grad():
+        out = model(batch)
+    assert torch.equal(out["plan_traj"], torch.zeros_like(out["plan_traj"]))
+    torch.nn.init.normal_(model.plan_out.mlp[-1].weight)
+    faster = dict(batch, ego_status=batch["ego_status"].clone())
+    faster["ego_status"][:, 0] += 5.0
+    with torch.no_grad():
+        assert not torch.allclose(model(batch)["plan"], model(faster)["plan"])
+
+
 def test_waypoints_are_cumulative_steps() -> None:
     steps = torch.tensor([[[[1.0, 0.0], [1.0, 1.0], [0.0, -1.0]]]])  # (1, 1, 3, 2)
     traj = waypoints_from_steps(steps, None, step_scale=2.0)
