@@ -95,6 +95,11 @@ class RiskHeadConfig:
 
     hidden: int = 32
     """Channels inside the head."""
+    coarse: bool = True
+    """A stride-2 level inside the head (3x3 stride 2, 3x3 dilation 2, bilinear back up, fused
+    with the full-resolution path by a 3x3): a receptive field of about +-7 feature cells.
+    False: 1x1 -> 3x3 dilation 2 -> 1x1 at the feature grid's resolution (+-3 cells, about
+    2/3 of the head's time); the backbone's features already carry the wider context."""
     gate_init: float = 1.0
     """Initial value of the per-channel gate in ``F * (1 + gate * A)``."""
     use_deformable: bool = True

@@ -1,7 +1,8 @@
 """The RiskHead plug-in and the wrapper that attaches it to any ``BEVBackbone``.
 
 :class:`RiskHead` is a light encoder-decoder over BEV features ``(B, C, Hf, Wf)``: a 1x1
-projection, one stride-2 level and back (with a skip), an optional deformable-attention-style
+projection, one stride-2 level and back (with a skip; ``coarse=False``: one dilated 3x3 at
+the feature grid's resolution instead), an optional deformable-attention-style
 block (each location predicts sampling offsets and weights, samples with ``grid_sample``), and
 a 1x1 conv to ``R`` risk logits per feature cell: one per future keyframe (space-time maps,
 ``R = 6``) or one (the single map).
@@ -165,8 +166,12 @@ class RiskHead(nn.Module):
         self.cfg = cfg
         h = cfg.hidden
         self.inp = ConvBN(in_channels, h, k=1)
-        self.down = nn.Sequential(ConvBN(h, h, stride=2), ConvBN(h, h, dilation=2))
-        self.fuse = ConvBN(h, h)
+        if cfg.coarse:
+            self.down = nn.Sequential(ConvBN(h, h, stride=2), ConvBN(h, h, dilation=2))
+            self.fuse = ConvBN(h, h)
+        else:
+            self.down = None
+            self.fuse = ConvBN(h, h, dilation=2)
         self.deform = (
             DeformableSampling(h, cfg.deform_heads, cfg.deform_points)
             if cfg.use_deformable
@@ -183,10 +188,10 @@ class RiskHead(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         x = self.inp(features)
-        coarse = self.down(x)
-        up = F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        x = self.deform(self.fuse(x + up))
-        return self.out(x)
+        if self.down is not None:
+            coarse = self.down(x)
+            x = x + F.interpolate(coarse, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.out(self.deform(self.fuse(x)))
 
     def modulate(self, features: Tensor, prob: Tensor) -> Tensor:
         """``features * (1 + gate * A)``, ``A = max_r prob``: (B, C, Hf, Wf), (B, R, Hf, Wf)

@@ -97,9 +97,9 @@ def _default_train() -> dict[str, Any]:
                 # dense collisions 60 -> 20 %.
                 "speed_prior": False,
             },
-            # a light head: +4 % parameters, <= 10 % time; the deformable block alone cost
-            # +30 % of a training step and +40 % of inference (bench_models.py --split)
-            "risk_head": {"hidden": 8, "use_deformable": False},
+            # a light head: the deformable block alone cost +30 % of a training step and +40 %
+            # of inference, the stride-2 level ~5 points of each (bench_models.py --split)
+            "risk_head": {"hidden": 8, "use_deformable": False, "coarse": False},
         },
     }
 

@@ -59,10 +59,12 @@ def _iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float((p & t).sum() / (p | t).sum())
 
 
-def test_risk_head_learns_a_painted_risk_target() -> None:
+@pytest.mark.parametrize("coarse", [True, False])
+def test_risk_head_learns_a_painted_risk_target(coarse: bool) -> None:
     torch.manual_seed(0)
     feats, target = _synthetic_scenes(8, 16, seed=1)
-    head = RiskHead(16, RiskHeadConfig(hidden=32))
+    head = RiskHead(16, RiskHeadConfig(hidden=32, coarse=coarse))
+    assert (head.down is None) == (not coarse)
     opt = torch.optim.Adam(head.parameters(), lr=1e-2)
     for _ in range(120):
         logits = F.interpolate(head(feats), size=target.shape[-2:], mode="bilinear")
