@@ -41,6 +41,7 @@ from rsd.losses.planning import (
     winner_mode,
 )
 from rsd.losses.risk import (
+    DISTILL_KINDS,
     agent_risk_readout,
     distill_agent_loss,
     distill_map_loss,
@@ -114,6 +115,13 @@ class LossWeights:
     count more; 0: unweighted). Any variant."""
     plan_event_scale: float = 5.0
     """Departure (m) at which ``plan_event_alpha``'s weight saturates."""
+    distill_loss: str = "l1"
+    """How ``distill_map`` and ``distill_agent`` compare the student's risk with the
+    teacher's: ``l1`` (mean absolute difference: its optimum is the conditional median, 0 for
+    a cell that is risky less than half the time, and its gradient vanishes as the student's
+    map empties) or ``bce`` (binary cross-entropy with the teacher's risk as a soft label: the
+    conditional mean, gradient ``p - t`` on the logit). See
+    :func:`~rsd.losses.risk.distill_map_loss`."""
     distill_balance: float = 0.0
     """With > 0, ``distill_map`` averages the cells whose teacher risk exceeds this and the
     other cells separately and adds the two means (see :func:`distill_map_loss`); 0: the
@@ -142,8 +150,14 @@ class LossWeights:
     focal_beta: float = 4.0
 
     def __post_init__(self) -> None:
+        if self.distill_loss not in DISTILL_KINDS:
+            raise ConfigError(
+                f"loss.distill_loss must be one of {DISTILL_KINDS}, got {self.distill_loss!r}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, str):
+                continue
             if not math.isfinite(value) or value < 0:
                 raise ConfigError(f"loss.{f.name} must be finite and >= 0, got {value!r}")
         if not 0 < self.det_min_overlap < 1:
@@ -315,7 +329,9 @@ def distillation_terms(
     full = bool(w.distill_full_grid)
     pair = student_risk_map(outputs, targets["risk_map"], full) if "risk_map" in targets else None
     if pair is not None and _on(w, "distill_map"):
-        terms["distill_map"] = distill_map_loss(*pair, risk_valid, w.distill_balance)
+        terms["distill_map"] = distill_map_loss(
+            *pair, risk_valid, w.distill_balance, w.distill_loss
+        )
     if "agent_risk_valid" not in targets or "agent_mask" not in targets:
         return terms
     pred = student_agent_risk(outputs, targets, grid, full)
@@ -327,7 +343,7 @@ def distillation_terms(
         agent_ok = agent_ok & targets["agent_in_grid"]
     target = targets.get("agent_risk")
     if target is not None and _on(w, "distill_agent"):
-        terms["distill_agent"] = distill_agent_loss(pred, target, agent_ok)
+        terms["distill_agent"] = distill_agent_loss(pred, target, agent_ok, w.distill_loss)
     if "agent_rank" in targets and _on(w, "distill_rank"):
         terms["distill_rank"] = rank_loss(
             pred, targets["agent_rank"], agent_ok, w.rank_margin, target

@@ -86,19 +86,46 @@ def pool_risk_target(target: Tensor, size: tuple[int, int]) -> Tensor:
     return F.adaptive_max_pool2d(target, size)
 
 
+DISTILL_KINDS = ("l1", "bce")
+"""How a distillation term compares the student's risk with the teacher's (``kind``)."""
+
+
+def _elementwise(pred: Tensor, target: Tensor, kind: str) -> Tensor:
+    """Per-element distance of probabilities ``pred`` and ``target`` (same shape): ``l1``
+    ``|pred - target|``, or ``bce`` the binary cross-entropy with the teacher's risk as a soft
+    label, ``-(t log p + (1 - t) log(1 - p))`` (p clamped to [1e-6, 1 - 1e-6]).
+
+    L1 is minimised by the conditional *median* of the target: where the features leave it
+    open whether a cell is risky and it is risky less than half the time, the best L1 answer is
+    0, and its gradient through the sigmoid (``sign * p (1 - p)``) vanishes as the map empties
+    (the collapse of the student's map). BCE is minimised by the conditional *mean* and its
+    gradient on the logit is ``p - t``, which does not vanish on a risky cell."""
+    t = target.to(pred.dtype)
+    if kind == "l1":
+        return (pred - t).abs()
+    if kind == "bce":
+        return F.binary_cross_entropy(pred.clamp(1e-6, 1 - 1e-6), t, reduction="none")
+    raise ValueError(f"distillation loss kind {kind!r}: must be one of {DISTILL_KINDS}")
+
+
 def distill_map_loss(
-    pred: Tensor, target: Tensor, risk_valid: Tensor, balance_threshold: float = 0.0
+    pred: Tensor,
+    target: Tensor,
+    risk_valid: Tensor,
+    balance_threshold: float = 0.0,
+    kind: str = "l1",
 ) -> Tensor:
     """L1 between the student's ``risk_map`` (B, 1, H, W) (sigmoid, in [0, 1]) and the
     teacher's: ``mean |pred - target|`` over the cells of frames with ``risk_valid`` (B,).
     Dimensionless; equals the fraction of cells that differ by 1 when maps are binary.
+    ``kind="bce"``: the binary cross-entropy per cell instead (see :func:`_elementwise`).
 
     With ``balance_threshold`` > 0 the cells above it (the risky ones) and the others are
     averaged separately and the two means added: a teacher's map is mostly empty (in the
     default dataset the riskiest cell averages 0.08), so the plain mean is nearly minimised
     by an empty prediction, while the balanced one pays as much for the few risky cells as
     for the whole background. A frame without risky cells pays its background mean only."""
-    err = (pred - target.to(pred.dtype)).abs().flatten(1)
+    err = _elementwise(pred, target, kind).flatten(1)
     if balance_threshold <= 0:
         return _masked_mean(err.mean(dim=1), risk_valid.bool())
     pos = target.flatten(1) > balance_threshold
@@ -108,10 +135,11 @@ def distill_map_loss(
     return _masked_mean(per_frame, risk_valid.bool())
 
 
-def distill_agent_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+def distill_agent_loss(pred: Tensor, target: Tensor, valid: Tensor, kind: str = "l1") -> Tensor:
     """L1 between the student's per-agent risk ``pred`` (B, K) (probabilities read out of its
-    risk map) and the teacher's ``agent_risk`` (B, K), mean over ``valid`` (B, K) agents."""
-    return _masked_mean((pred - target.to(pred.dtype)).abs(), valid)
+    risk map) and the teacher's ``agent_risk`` (B, K), mean over ``valid`` (B, K) agents;
+    ``kind="bce"``: the binary cross-entropy with the teacher's risk as a soft label."""
+    return _masked_mean(_elementwise(pred, target, kind), valid)
 
 
 def rank_loss(
@@ -248,6 +276,7 @@ __all__ = [
     "distill_agent_loss",
     "distill_map_loss",
     "pool_risk_target",
+    "DISTILL_KINDS",
     "rank_loss",
     "risk_mass_loss",
     "risk_weighted_nll",

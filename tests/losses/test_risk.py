@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -31,6 +33,47 @@ def test_map_l1_is_zero_for_identical_maps_and_the_area_fraction_for_one_vs_zero
     pred[1] = 0.7
     valid = torch.tensor([True, False])
     assert float(distill_map_loss(pred, target, valid)) == pytest.approx(80 / (H * W))
+
+
+def test_map_bce_hand_values() -> None:
+    """p = 0.5 against t = 1 costs ln 2; p = 0.2 against the soft label t = 0.2 costs the
+    label's own entropy; a frame without a teacher answer does not count."""
+    valid = torch.tensor([True, False])
+    pred = torch.full((2, 1, H, W), 0.5)
+    target = torch.ones(2, 1, H, W)
+    assert float(distill_map_loss(pred, target, valid, kind="bce")) == pytest.approx(math.log(2))
+    pred, target = torch.full((2, 1, H, W), 0.2), torch.full((2, 1, H, W), 0.2)
+    entropy = -(0.2 * math.log(0.2) + 0.8 * math.log(0.8))
+    assert float(distill_map_loss(pred, target, valid, kind="bce")) == pytest.approx(entropy)
+    agent = distill_agent_loss(
+        torch.tensor([[0.5, 0.9]]),
+        torch.tensor([[1.0, 0.0]]),
+        torch.tensor([[True, False]]),
+        kind="bce",
+    )
+    assert float(agent) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="kind"):
+        distill_map_loss(pred, target, valid, kind="l2")
+
+
+@pytest.mark.parametrize(("kind", "optimum"), [("l1", 0.0), ("bce", 0.1)])
+def test_a_rare_risk_fitted_by_l1_collapses_to_zero_and_by_bce_to_its_mean(
+    kind: str, optimum: float
+) -> None:
+    """One cell that looks the same in every frame and is risky (0.5) in 20 % of them: the
+    best constant answer under L1 is the median, 0 (the student's map collapses), under BCE the
+    mean, 0.1. A logit fitted by gradient descent from the head's prior (0.05) lands there."""
+    target = torch.zeros(10, 1, 1, 1)
+    target[:2] = 0.5
+    logit = torch.tensor(math.log(0.05 / 0.95), requires_grad=True)
+    opt = torch.optim.Adam([logit], lr=0.05)
+    valid = torch.ones(10, dtype=torch.bool)
+    for _ in range(600):
+        loss = distill_map_loss(logit.sigmoid().expand(10, 1, 1, 1), target, valid, kind=kind)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(logit.detach().sigmoid()) == pytest.approx(optimum, abs=0.02)
 
 
 def test_balanced_map_l1_weighs_risky_cells_like_the_whole_background() -> None:

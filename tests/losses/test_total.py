@@ -4,6 +4,7 @@ real collated batch from the dataset."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -172,6 +173,10 @@ def test_agents_outside_the_grid_are_not_distilled() -> None:
     # only agent 0 counts: |0.5 - 0.9|; no pair left to rank
     assert _item(terms["distill_agent"]) == pytest.approx(0.4)
     assert _item(terms["distill_rank"]) == 0.0
+    # with distill_loss=bce the same agent pays -(0.9 ln 0.5 + 0.1 ln 0.5) = ln 2
+    bce = dataclasses.replace(W, distill_loss="bce")
+    terms = loss_terms(outputs, batch, bce, GRID, STRIDE, risk=True)
+    assert _item(terms["distill_agent"]) == pytest.approx(math.log(2))
 
 
 def test_bad_inputs_fail_clearly() -> None:
@@ -183,6 +188,8 @@ def test_bad_inputs_fail_clearly() -> None:
         LossWeights(plan_l1=-1.0)
     with pytest.raises(ConfigError, match="det_min_overlap"):
         LossWeights(det_min_overlap=1.0)
+    with pytest.raises(ConfigError, match="distill_loss"):
+        LossWeights(distill_loss="l2")
     assert dataclasses.replace(W, map=0.0).map == 0.0  # frozen, but replaceable
 
 
