@@ -116,12 +116,8 @@ class LossWeights:
     plan_event_scale: float = 5.0
     """Departure (m) at which ``plan_event_alpha``'s weight saturates."""
     distill_loss: str = "l1"
-    """How ``distill_map`` and ``distill_agent`` compare the student's risk with the
-    teacher's: ``l1`` (mean absolute difference: its optimum is the conditional median, 0 for
-    a cell that is risky less than half the time, and its gradient vanishes as the student's
-    map empties) or ``bce`` (binary cross-entropy with the teacher's risk as a soft label: the
-    conditional mean, gradient ``p - t`` on the logit). See
-    :func:`~rsd.losses.risk.distill_map_loss`."""
+    """``distill_map`` / ``distill_agent`` as ``l1`` or ``bce`` (soft-label cross-entropy: the
+    conditional mean, not L1's median; see :func:`~rsd.losses.risk._elementwise`)."""
     distill_balance: float = 0.0
     """With > 0, ``distill_map`` averages the cells whose teacher risk exceeds this and the
     other cells separately and adds the two means (see :func:`distill_map_loss`); 0: the
@@ -152,7 +148,7 @@ class LossWeights:
     def __post_init__(self) -> None:
         if self.distill_loss not in DISTILL_KINDS:
             raise ConfigError(
-                f"loss.distill_loss must be one of {DISTILL_KINDS}, got {self.distill_loss!r}"
+                f"loss.distill_loss must be in {DISTILL_KINDS}: {self.distill_loss!r}"
             )
         for f in fields(self):
             value = getattr(self, f.name)
