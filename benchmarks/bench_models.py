@@ -225,7 +225,7 @@ def head_overhead(pairs: int) -> None:
 SPLIT = {
     "the recipe": [],
     "+ deformable block": ["model.risk_head.use_deformable=true"],
-    "- coarse level": ["model.risk_head.coarse=false"],
+    "+ coarse level": ["model.risk_head.coarse=true"],
     "+ full-grid distillation": ["loss.distill_full_grid=true"],
     "- mode cost": ["model.risk_head.mode_cost=0"],
     "- distillation terms": ["loss.distill_map=0", "loss.distill_agent=0", "loss.distill_rank=0"],

@@ -98,7 +98,7 @@ def _default_train() -> dict[str, Any]:
                 "speed_prior": False,
             },
             # a light head: the deformable block alone cost +30 % of a training step and +40 %
-            # of inference, the stride-2 level ~5 points of each (bench_models.py --split)
+            # of inference, the stride-2 level ~5 and ~3 points (bench_models.py --split)
             "risk_head": {"hidden": 8, "use_deformable": False, "coarse": False},
         },
     }
