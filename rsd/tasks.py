@@ -72,15 +72,19 @@ class Task:
             risk_head=self.risk_head,
             risk_channels=cfg.risk_map.channels,
             oracle_key=ORACLE_FEATURE if self.oracle else None,
+            forcing_key=ORACLE_FEATURE if self._forced(cfg) else None,
         )
+
+    def _forced(self, cfg: Any) -> bool:
+        """The planner trains on the teacher's maps part of the time (``teacher_forcing``)."""
+        return self.risk_head and cfg.model.risk_head.teacher_forcing > 0
 
     def with_targets(self, ds: Any, answers: Mapping[str, RiskAssessment], cfg: Any) -> Any:
         """``ds`` (a ``BEVDataset``) with the risk targets built from ``answers`` (frame id ->
         usable answer; unused for occupancy) added to each sample's ``targets`` (and, for the
-        oracle, to its ``features``)."""
-        return RiskTargetDataset(
-            ds, answers, cfg.risk_map, target=self.target, oracle_input=self.oracle
-        )
+        oracle and for teacher forcing, to its ``features``)."""
+        feed = self.oracle or self._forced(cfg)
+        return RiskTargetDataset(ds, answers, cfg.risk_map, target=self.target, oracle_input=feed)
 
     def loss(
         self, outputs: dict[str, Tensor], targets: dict[str, Any], cfg: Any, stride: int

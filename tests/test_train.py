@@ -253,3 +253,17 @@ def test_train_help_names_every_task():
     from rsd.tasks import TASKS
 
     assert set(re.findall(r"[a-z_]+", TASK_HELP)) - {"or"} == set(TASKS)
+
+
+def test_teacher_forcing_trains_with_the_teacher_maps_fed_to_the_planner(data, tmp_path):
+    """``model.risk_head.teacher_forcing=1``: every training sample's planner reads the
+    teacher's map, which the model refuses to run without (KeyError), so a finished run shows
+    the task's dataset supplies it; the model keeps the head's map at evaluation (no oracle)."""
+    from rsd.tasks import task_named
+    from rsd.teacher.risk_map import ORACLE_FEATURE
+
+    cfg = cfg_of("variant=rsd", "model.risk_head.teacher_forcing=1.0", "epochs=1")
+    assert train(cfg, data, tmp_path / "tf", progress=False).status == "done"
+    model = task_named("rsd").build_model(cfg)
+    assert model.forcing_key == ORACLE_FEATURE and model.oracle_key is None
+    assert task_named("rsd").build_model(cfg_of("variant=rsd")).forcing_key is None

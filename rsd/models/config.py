@@ -127,6 +127,13 @@ class RiskHeadConfig:
     (no training run with it yet)."""
     refine_hidden: int = 16
     """Hidden units of the refinement MLP."""
+    teacher_forcing: float = 0.0
+    """Training only: the probability, per sample, that the planner reads the teacher's map
+    (max-pooled to the feature grid, as the oracle reads it) in place of the head's prediction;
+    the head itself still learns from the distillation terms alone. At evaluation and in closed
+    loop the planner reads the head's map, as with 0 (the default). So the planner learns to use
+    maps as sharp as the teacher's while the head learns to predict them: privileged
+    distillation, the ``oracle`` arm's training with a deployable test time."""
     refine_reach: float = 2.0
     """Offset (m, ego frame) of the samples around a waypoint: ahead 1x and 2x, left, right."""
     refine_scale: float = 1.0
@@ -140,6 +147,7 @@ class RiskHeadConfig:
         _check(self.refine_hidden > 0, "risk_head.refine_hidden must be > 0")
         _check(self.refine_reach > 0, "risk_head.refine_reach must be > 0")
         _check(self.refine_scale > 0, "risk_head.refine_scale must be > 0")
+        _check(0.0 <= self.teacher_forcing <= 1.0, "risk_head.teacher_forcing must be in [0, 1]")
 
 
 @dataclass(frozen=True)

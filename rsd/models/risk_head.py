@@ -235,7 +235,9 @@ class RiskDistilled(nn.Module):
 
     With ``oracle_key`` the head's prediction is replaced by ``features[oracle_key]`` (B, R,
     H, W), the teacher's maps (the ``oracle`` control: an upper bound, not a deployable
-    model); its outputs carry the full-grid maps too (they cost nothing there).
+    model); its outputs carry the full-grid maps too (they cost nothing there). With
+    ``forcing_key`` and ``RiskHeadConfig.teacher_forcing`` > 0, training reads the teacher's
+    maps there for the planner only (teacher forcing; evaluation never does).
     """
 
     def __init__(
@@ -244,6 +246,7 @@ class RiskDistilled(nn.Module):
         head: RiskHead,
         grid: BEVGrid | None = None,
         oracle_key: str | None = None,
+        forcing_key: str | None = None,
     ) -> None:
         super().__init__()
         grid = grid or BEVGrid()
@@ -253,6 +256,7 @@ class RiskDistilled(nn.Module):
         self.head = head
         self.grid = grid
         self.oracle_key = oracle_key
+        self.forcing_key = forcing_key
         self.bev_channels = model.bev_channels
         self.feature_stride = model.feature_stride
 
@@ -286,6 +290,7 @@ class RiskDistilled(nn.Module):
         prob, risk_out = self._risk(feats, features)
         if not self.head.cfg.planner_grad:
             prob = prob.detach()  # the head learns from the teacher only (see RiskHeadConfig)
+        prob = self._forced(prob, features)
         out = dict(self.model.decode(self.head.modulate(feats, prob), features))
         if self.head.refiner is not None and "plan" in out:
             out = self._refine(out, prob)
@@ -294,6 +299,22 @@ class RiskDistilled(nn.Module):
             out = reselect_modes(out, cost, F.softplus(self.head.cost_weight))
         out.update(risk_out)
         return out
+
+    def _forced(self, prob: Tensor, features: Features) -> Tensor:
+        """The map the planner reads: ``prob``, or in training with ``teacher_forcing`` > 0,
+        per sample with that probability the teacher's map ``features[forcing_key]``
+        max-pooled to the feature grid."""
+        rate = self.head.cfg.teacher_forcing
+        if not self.training or rate <= 0 or self.oracle_key is not None:
+            return prob
+        if self.forcing_key is None or self.forcing_key not in features:
+            raise KeyError(
+                f"risk_head.teacher_forcing={rate} needs the teacher's maps in training as "
+                f"features[{self.forcing_key!r}]"
+            )
+        teacher = F.adaptive_max_pool2d(features[self.forcing_key].to(prob.dtype), prob.shape[-2:])
+        pick = torch.rand(prob.shape[0], 1, 1, 1, device=prob.device) < rate
+        return torch.where(pick, teacher, prob)
 
     def _refine(self, out: Outputs, prob: Tensor) -> Outputs:
         """``out`` with ``plan_traj`` refined by the head's :class:`PlanRefiner` and ``plan``
@@ -321,13 +342,14 @@ def attach_risk_head(
     *,
     risk_channels: int = 1,
     oracle_key: str | None = None,
+    forcing_key: str | None = None,
 ) -> RiskDistilled:
     """Wrap ``model`` (not copied, not edited) with a fresh :class:`RiskHead` sized to its
     ``bev_channels`` with ``risk_channels`` outputs (the target's channels); ``grid`` is the
-    BEV grid of the ``bev`` input (checked in ``decode``); ``oracle_key``: see
-    :class:`RiskDistilled`."""
+    BEV grid of the ``bev`` input (checked in ``decode``); ``oracle_key``, ``forcing_key``:
+    see :class:`RiskDistilled`."""
     head = RiskHead(model.bev_channels, cfg, risk_channels)
-    return RiskDistilled(model, head, grid, oracle_key)
+    return RiskDistilled(model, head, grid, oracle_key, forcing_key)
 
 
 def detach(rsd_model: RiskDistilled) -> BEVBackbone:

@@ -150,3 +150,68 @@ def test_planning_loss_reaches_the_head_only_with_planner_grad(planner_grad: boo
     assert float(model.head.cost_weight.grad.abs()) > 0
     refiner = model.head.refiner.mlp
     assert all(float(p.grad.abs().sum()) > 0 for p in refiner.parameters())
+
+
+def test_teacher_forcing_feeds_the_planner_the_teacher_map_in_training_only() -> None:
+    """With teacher_forcing=1 the decoders read features gained by the teacher's map in
+    training (another map: other features, another risk cost of the plan) while the head's own
+    prediction, which the distillation terms train, is untouched; in eval mode the teacher's
+    map changes nothing. (The untrained plan itself is zero-initialised: it cannot tell.)"""
+    from rsd.models import BackboneConfig, ModelConfig, build_model
+    from tests.models.batches import make_features
+
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    head = RiskHeadConfig(hidden=8, use_deformable=False, teacher_forcing=1.0, gate_init=5.0)
+    cfg = ModelConfig(backbone=bb, risk_head=head)
+    torch.manual_seed(0)
+    model = build_model(cfg, 7, risk_head=True, risk_channels=6, forcing_key="oracle_risk")
+    feats = make_features(2)
+    empty, full = torch.zeros(2, 6, 160, 64), torch.zeros(2, 6, 160, 64)
+    full[:, :, 40:120, 10:54] = 1.0
+    with pytest.raises(KeyError, match="oracle_risk"):
+        model.train()(feats)
+    with torch.no_grad():
+        a = model.train()({**feats, "oracle_risk": empty})
+        b = model({**feats, "oracle_risk": full})
+        c = model.eval()({**feats, "oracle_risk": empty})
+        d = model({**feats, "oracle_risk": full})
+        e = model(feats)  # evaluation needs no teacher
+    for key in ("det_heatmap", "plan_risk_cost"):  # training: the teacher's map is read
+        assert (a[key] - b[key]).abs().amax() > 0.5, key
+    assert a["plan_risk_cost"].abs().amax() == 0  # an empty teacher map costs nothing
+    torch.testing.assert_close(a["risk_logits_feat"], b["risk_logits_feat"])
+    for key in ("det_heatmap", "plan_risk_cost", "plan"):  # evaluation: the head's map
+        assert torch.equal(c[key], d[key]) and torch.equal(c[key], e[key]), key
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5])
+def test_teacher_forcing_rate_is_a_probability(rate: float) -> None:
+    from rsd.config import ConfigError
+
+    with pytest.raises((ConfigError, ValueError), match="teacher_forcing"):
+        RiskHeadConfig(teacher_forcing=rate)
+
+
+def test_teacher_forcing_rate_is_per_sample() -> None:
+    """At rate 0.3 each sample reads the teacher's map with probability 0.3, independently:
+    over 2,000 samples the share lies within 4 standard errors of 0.3, and a sample reads
+    either map whole."""
+    from rsd.models import BackboneConfig, ModelConfig, build_model
+
+    bb = BackboneConfig(stem_channels=8, channels=16, depth=1, plan_dim=32, agent_tokens=4)
+    head = RiskHeadConfig(hidden=8, use_deformable=False, teacher_forcing=0.3)
+    model = build_model(
+        ModelConfig(backbone=bb, risk_head=head),
+        7,
+        risk_head=True,
+        risk_channels=6,
+        forcing_key="oracle_risk",
+    ).train()
+    torch.manual_seed(2)
+    student = torch.zeros(2000, 6, 40, 16)
+    read = model._forced(student, {"oracle_risk": torch.ones(2000, 6, 160, 64)})
+    per_sample = read.flatten(1)
+    assert torch.equal(per_sample.amin(1), per_sample.amax(1))  # whole maps, never mixed
+    share = per_sample[:, 0].mean().item()
+    assert abs(share - 0.3) < 4 * (0.3 * 0.7 / 2000) ** 0.5
+    assert torch.equal(model.eval()._forced(student, {}), student)
