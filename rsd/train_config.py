@@ -84,6 +84,12 @@ class TrainConfig:
     teacher: str = "privileged"
     """Teacher id whose cached answers are the risk targets (``rsd`` variant)."""
     prompt_version: str = "intent-v2"
+    probe_of: str | None = None
+    """A probe: a finished run whose model's weights (its backbone; the wrapped model of a run
+    with a RiskHead) start this run and stay frozen, so only what this run's task adds trains
+    (the RiskHead, its gate and plan refinement). With ``variant=rsd`` and a baseline run it
+    measures how much of the teacher's risk the features learned without a teacher already
+    hold. Tasks without a RiskHead have nothing to probe with."""
     max_samples: int | None = None
     """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
     log_every: int = 10
@@ -125,6 +131,8 @@ class TrainConfig:
                 "must be >= 1 or null",
             ),
         ]
+        if self.probe_of is not None and not self.task.risk_head:
+            checks.append(("probe_of", False, f"the {self.variant} task has no RiskHead to train"))
         for name, ok, why in checks:
             if not ok:
                 raise ConfigError(f"{name}: {why}, got {getattr(self, name)!r}")

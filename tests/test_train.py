@@ -267,3 +267,26 @@ def test_teacher_forcing_trains_with_the_teacher_maps_fed_to_the_planner(data, t
     model = task_named("rsd").build_model(cfg)
     assert model.forcing_key == ORACLE_FEATURE and model.oracle_key is None
     assert task_named("rsd").build_model(cfg_of("variant=rsd")).forcing_key is None
+
+
+def test_probe_trains_the_head_on_a_frozen_baseline(data, tmp_path):
+    """``probe_of``: the baseline's weights start the run and come out bit for bit (frozen,
+    BatchNorm statistics included), while the RiskHead moves from its initialisation."""
+    base = tmp_path / "base"
+    assert (
+        train(cfg_of("variant=baseline", "epochs=1"), data, base, progress=False).status == "done"
+    )
+    cfg = cfg_of("variant=rsd", "epochs=1", f"probe_of={base}")
+    assert train(cfg, data, tmp_path / "probe", progress=False).status == "done"
+    before, after = weights(base), weights(tmp_path / "probe")
+    for k, v in before.items():
+        assert torch.equal(after[f"model.{k}"], v), k
+    torch.manual_seed(cfg.seed)
+    init = cfg.task.build_model(cfg).state_dict()
+    head = [k for k in after if k.startswith("head.")]
+    assert head and any(not torch.equal(after[k], init[k]) for k in head)
+    with pytest.raises(ConfigError, match="probe_of"):
+        cfg_of("variant=baseline", f"probe_of={base}")
+    with pytest.raises(ConfigError, match="probe_of"):  # another backbone's weights
+        train(cfg_of("variant=rsd", "model.backbone.channels=12", f"probe_of={base}"), data,
+              tmp_path / "bad", progress=False)  # fmt: skip

@@ -257,8 +257,23 @@ class RiskDistilled(nn.Module):
         self.grid = grid
         self.oracle_key = oracle_key
         self.forcing_key = forcing_key
+        self.frozen = False
         self.bev_channels = model.bev_channels
         self.feature_stride = model.feature_stride
+
+    def freeze_backbone(self) -> None:
+        """Freeze the wrapped model (a probe: only what the head adds trains): no gradients for
+        its parameters, and it stays in eval mode (BatchNorm keeps its running statistics)
+        whatever ``train()`` is called with."""
+        self.frozen = True
+        self.model.requires_grad_(False)
+        self.model.eval()
+
+    def train(self, mode: bool = True) -> RiskDistilled:
+        super().train(mode)
+        if self.frozen:
+            self.model.eval()
+        return self
 
     def encode(self, features: Features) -> Tensor:
         return self.model.encode(features)

@@ -230,6 +230,8 @@ def _setup(
             if now != then:
                 raise CheckpointError(f"--resume: the {what} changed: checkpoint {then}, now {now}")
     model = cfg.task.build_model(cfg).to(d.device)
+    if cfg.probe_of is not None:
+        _start_probe(model, Path(cfg.probe_of), load=ckpt is None)
     _seed_all(cfg.seed + d.rank)  # per-process streams (dropout) after a common init
     optimizer = _optimizer(model, cfg)
     if ckpt is not None:
@@ -250,6 +252,20 @@ def _setup(
     if ckpt is not None:
         _restore_rng(run, ckpt)
     return run
+
+
+def _start_probe(model: nn.Module, source: Path, load: bool) -> None:
+    """Freeze ``model``'s backbone (``probe_of``), after loading it from ``source``'s
+    checkpoint (a fresh run; a resumed one has its own)."""
+    if load:
+        weights = load_checkpoint(checkpoint_path(source), optimizer=False).model
+        if any(k.startswith("head.") for k in weights):  # a run with a RiskHead: its backbone
+            weights = {k[6:]: v for k, v in weights.items() if k.startswith("model.")}
+        try:
+            model.model.load_state_dict(weights)
+        except RuntimeError as e:
+            raise ConfigError(f"probe_of: {source}'s weights do not fit this model: {e}") from e
+    model.freeze_backbone()
 
 
 def _restore_rng(run: _Run, ckpt: Any) -> None:
