@@ -290,3 +290,18 @@ def test_probe_trains_the_head_on_a_frozen_baseline(data, tmp_path):
     with pytest.raises(ConfigError, match="probe_of"):  # another backbone's weights
         train(cfg_of("variant=rsd", "model.backbone.channels=12", f"probe_of={base}"), data,
               tmp_path / "bad", progress=False)  # fmt: skip
+
+
+def test_train_run_keeps_a_finished_run_whatever_its_config(data, reference, tmp_path):
+    """What a pipeline stage does with a finished run in its place (a DAgger student copied in,
+    trained by older code): keep it, rather than resume it under today's config and refuse."""
+    import shutil
+
+    from rsd.pipeline.runs import train_run
+
+    run = tmp_path / "copied"
+    shutil.copytree(reference, run)
+    said: list[str] = []
+    train_run(cfg_of("epochs=3", "lr=0.01"), data, run, progress=False, say=said.append)
+    assert said and "kept" in said[0]
+    assert_same_run(reference, run)

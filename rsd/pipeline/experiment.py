@@ -152,10 +152,8 @@ class Experiment(StageRunner):
         return shlex.join([*head, *args, *self.cfg.train_overrides(arm, seed)])
 
     def train(self, arm: str, seed: int) -> None:
+        # a finished run in its place (trained on its own with train_command()) is kept
         run = self.layout.run_dir(arm, seed)
-        if run_finished(run):  # e.g. trained on its own with train_command()
-            self.say(f"{run} holds a finished run: kept")
-            return
         tc = self.cfg.train_config(arm, seed)
         train_run(tc, self.data, run, progress=self.progress, say=self.say)
 

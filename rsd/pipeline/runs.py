@@ -26,7 +26,12 @@ def train_run(
     cfg: Any, data: Path, run: Path, *, progress: bool, say: Callable[[str], None]
 ) -> None:
     """Train ``cfg`` (a ``TrainConfig``) on ``data`` into ``run``, resuming its checkpoint
-    when there is one; an interrupted run raises KeyboardInterrupt, a failed one RuntimeError."""
+    when there is one; a run that already did all its steps is kept as it is (e.g. one trained
+    on its own, or copied in, perhaps by older code); an interrupted run raises
+    KeyboardInterrupt, a failed one RuntimeError."""
+    if run_finished(run):
+        say(f"{run} holds a finished run: kept")
+        return
     resume = checkpoint_path(run).exists()
     if resume:
         say(f"resuming {run} from its checkpoint")
