@@ -121,3 +121,27 @@ def test_power_rows_measure_the_components_of_the_pairs(tmp_path, capsys):
     assert main([*argv, "--long-tail", "cut_in"]) == 0
     out = capsys.readouterr().out
     assert "n@100" in out and "closed_loop_long_tail" in out and "80 % power" in out
+
+
+def test_episode_driving_score_is_the_driving_tables():
+    """The per-episode DS the comparison pairs is the one ``driving_metrics`` reports for that
+    episode alone (it is computed without the table's comfort fits): route completion times
+    every infraction's factor."""
+    from rsd.metrics.driving import driving_metrics
+    from rsd.pipeline.compare import episode_values
+
+    crash = [{"t": 3.0, "type": "vehicle_collision", "agent": 2}]
+    offroad = [{"t": 5.0, "type": "offroad", "agent": None, "percentage": 40.0}]
+    logs = [
+        EpisodeLog("merge", "merge", k, "model", outcome, completion, 200.0, 90.0, False, 9.0,
+                   infractions=inf, t=[0.0, 0.5, 1.0], x=[0.0, 5.0, 10.0], y=[0.0] * 3,
+                   yaw=[0.0] * 3, speed=[10.0] * 3, nearby_speed=[9.0] * 3)
+        for k, (outcome, completion, inf) in enumerate(
+            [("vehicle_collision", 50.0, crash), ("offroad", 80.0, offroad), ("success", 100.0, [])]
+        )
+    ]  # fmt: skip
+    scores = [driving_metrics([lg])["overall"]["driving_score"] for lg in logs]
+    assert scores[2] == 100.0 and scores[1] == pytest.approx(48.0)  # 80 x (1 - 0.4)
+    assert 0 < scores[0] < 50.0
+    for lg, ds in zip(logs, scores, strict=True):
+        assert episode_values([lg])["driving_score"][lg.episode_id] == pytest.approx(ds)
