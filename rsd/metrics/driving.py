@@ -225,18 +225,22 @@ def _mean(xs: Sequence[float]) -> float:
     return float(arr.mean()) if arr.size else float("nan")
 
 
-def summarise(logs: Sequence[Any], complete_at: float = COMPLETE_AT) -> dict:
-    """DS, SR, efficiency, comfortness, completion and infraction rates over ``logs``."""
+def summarise(
+    logs: Sequence[Any], complete_at: float = COMPLETE_AT, per_episode: dict | None = None
+) -> dict:
+    """DS, SR, efficiency, comfortness, completion and infraction rates over ``logs``;
+    ``per_episode`` (``{id(log): (efficiency, comfortness)}``) spares recomputing them."""
     n = len(logs)
     if n == 0:
         return {"episodes": 0}
+    per_episode = per_episode or {id(lg): (efficiency(lg), comfortness(lg)) for lg in logs}
     return {
         "episodes": n,
         "driving_score": _mean([episode_score(lg) for lg in logs]),
         "success_rate": 100.0 * sum(episode_success(lg, complete_at) for lg in logs) / n,
         "route_completion": _mean([float(lg.route_completion) for lg in logs]),
-        "efficiency": _mean([efficiency(lg) for lg in logs]),
-        "comfortness": _mean([comfortness(lg) for lg in logs]),
+        "efficiency": _mean([per_episode[id(lg)][0] for lg in logs]),
+        "comfortness": _mean([per_episode[id(lg)][1] for lg in logs]),
         "collision_rate": 100.0 * sum(lg.outcome == "vehicle_collision" for lg in logs) / n,
         "offroad_rate": 100.0 * sum(lg.outcome == "offroad" for lg in logs) / n,
         "stuck_or_timeout_rate": 100.0 * sum(lg.outcome in ("stuck", "timeout") for lg in logs) / n,
@@ -251,10 +255,12 @@ def driving_metrics(logs: Sequence[Any], complete_at: float = COMPLETE_AT) -> di
     for lg in logs:
         by_scn.setdefault(lg.scenario, []).append(lg)
         by_skill.setdefault(lg.skill, []).append(lg)
-    per_skill = {k: summarise(v, complete_at) for k, v in sorted(by_skill.items())}
+    # every episode's comfort (Savitzky-Golay fits: most of the time) once, not once per table
+    once = {id(lg): (efficiency(lg), comfortness(lg)) for lg in logs}
+    per_skill = {k: summarise(v, complete_at, once) for k, v in sorted(by_skill.items())}
     return {
-        "overall": summarise(logs, complete_at),
-        "per_scenario": {k: summarise(v, complete_at) for k, v in by_scn.items()},
+        "overall": summarise(logs, complete_at, once),
+        "per_scenario": {k: summarise(v, complete_at, once) for k, v in by_scn.items()},
         "per_skill": per_skill,
         "multi_ability": {k: v["success_rate"] for k, v in per_skill.items()},
     }

@@ -198,3 +198,30 @@ def test_log_json_round_trip_keeps_missing_neighbours():
     old = json.loads(log.to_json())
     del old["route_progress"]  # a log written before the field existed still loads
     assert EpisodeLog.from_json(json.dumps(old)).route_progress == []
+
+
+def test_tables_compute_each_episodes_comfort_once(monkeypatch):
+    """The overall, per-scenario and per-skill tables share each episode's comfort (its
+    smoothing fits are most of the tables' time), and their values are each table's own: the
+    per-scenario comfort is the mean over that scenario's episodes."""
+    import rsd.metrics.driving as driving
+
+    calls: list[int] = []
+    real = driving.comfortness
+
+    def counted(log, *a, **k):
+        calls.append(id(log))
+        return real(log, *a, **k)
+
+    monkeypatch.setattr(driving, "comfortness", counted)
+    swerve = [0.3 * math.sin(i / 2) for i in range(40)]
+    logs = [
+        _log([20.0] * 40, scenario="highway"),
+        _log([20.0] * 40, yaw=swerve, scenario="cut_in", skill="emergency_brake"),
+    ]
+    m = driving_metrics(logs)
+    assert sorted(calls) == sorted(id(lg) for lg in logs)
+    comfort = [real(lg) for lg in logs]
+    assert comfort[0] == 100.0 and comfort[1] < 100.0
+    assert m["per_scenario"]["cut_in"]["comfortness"] == pytest.approx(comfort[1])
+    assert m["overall"]["comfortness"] == pytest.approx(sum(comfort) / 2)
