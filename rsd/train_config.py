@@ -162,9 +162,16 @@ def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 def check_resumable(saved: dict, cfg: TrainConfig) -> None:
     """Refuse to resume a run of ``saved`` (a config dict) under ``cfg`` when anything but
-    :data:`RUN_CONTROL_KEYS` differs: the result would not be the run that was started."""
-    now = to_dict(cfg)
-    diff = [k for k in config_diff(saved, now) if k not in RUN_CONTROL_KEYS]
+    :data:`RUN_CONTROL_KEYS` differs: the result would not be the run that was started. A key
+    the saved config lacks (written before the option existed) counts as its default, which
+    by this project's rule for new options keeps the old behaviour."""
+    now, default = to_dict(cfg), to_dict(TrainConfig())
+    diff = [
+        k
+        for k in config_diff(saved, now)
+        if k not in RUN_CONTROL_KEYS
+        and not (_get(saved, k) == "<absent>" and _get(now, k) == _get(default, k))
+    ]
     if diff:
         shown = ", ".join(
             f"{k} (checkpoint {_get(saved, k)!r}, now {_get(now, k)!r})" for k in diff

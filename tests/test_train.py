@@ -305,3 +305,20 @@ def test_train_run_keeps_a_finished_run_whatever_its_config(data, reference, tmp
     train_run(cfg_of("epochs=3", "lr=0.01"), data, run, progress=False, say=said.append)
     assert said and "kept" in said[0]
     assert_same_run(reference, run)
+
+
+def test_resume_takes_a_key_the_checkpoint_lacks_as_its_default():
+    """A checkpoint written before an option existed lacks its key: resuming under the
+    option's default (the old behaviour) is the same run; under another value it is not."""
+    from rsd.config import to_dict
+    from rsd.train_config import check_resumable
+
+    cfg = cfg_of("variant=rsd")
+    saved = to_dict(cfg)
+    del saved["loss"]["distill_loss"]
+    check_resumable(saved, cfg)  # no error: the default l1 is what the old code did
+    with pytest.raises(ConfigError, match="distill_loss"):
+        check_resumable(saved, cfg_of("variant=rsd", "loss.distill_loss=bce"))
+    saved["loss"]["distill_loss"] = "bce"
+    with pytest.raises(ConfigError, match="distill_loss"):
+        check_resumable(saved, cfg)
