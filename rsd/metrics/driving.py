@@ -225,15 +225,22 @@ def _mean(xs: Sequence[float]) -> float:
     return float(arr.mean()) if arr.size else float("nan")
 
 
+def _efficiency_comfort(logs: Sequence[Any]) -> dict[int, tuple[float, float]]:
+    """``{id(log): (efficiency, comfortness)}``: the costly per-episode values (comfort's
+    Savitzky-Golay fits), computed once for every table that reads them."""
+    return {id(lg): (efficiency(lg), comfortness(lg)) for lg in logs}
+
+
 def summarise(
     logs: Sequence[Any], complete_at: float = COMPLETE_AT, per_episode: dict | None = None
 ) -> dict:
     """DS, SR, efficiency, comfortness, completion and infraction rates over ``logs``;
-    ``per_episode`` (``{id(log): (efficiency, comfortness)}``) spares recomputing them."""
+    ``per_episode`` (:func:`_efficiency_comfort` of a superset of ``logs``) spares
+    recomputing them."""
     n = len(logs)
     if n == 0:
         return {"episodes": 0}
-    per_episode = per_episode or {id(lg): (efficiency(lg), comfortness(lg)) for lg in logs}
+    per_episode = per_episode or _efficiency_comfort(logs)
     return {
         "episodes": n,
         "driving_score": _mean([episode_score(lg) for lg in logs]),
@@ -255,8 +262,7 @@ def driving_metrics(logs: Sequence[Any], complete_at: float = COMPLETE_AT) -> di
     for lg in logs:
         by_scn.setdefault(lg.scenario, []).append(lg)
         by_skill.setdefault(lg.skill, []).append(lg)
-    # every episode's comfort (Savitzky-Golay fits: most of the time) once, not once per table
-    once = {id(lg): (efficiency(lg), comfortness(lg)) for lg in logs}
+    once = _efficiency_comfort(logs)  # not once per table
     per_skill = {k: summarise(v, complete_at, once) for k, v in sorted(by_skill.items())}
     return {
         "overall": summarise(logs, complete_at, once),
