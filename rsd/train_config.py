@@ -92,6 +92,11 @@ class TrainConfig:
     hold. Tasks without a RiskHead have nothing to probe with."""
     max_samples: int | None = None
     """Train on the first N samples of the train split only (quick runs, overfitting checks)."""
+    episodes_below: int | None = None
+    """Train on the episodes whose seed is below N only: the first N recorded episodes of every
+    scenario, of which the train split holds 4 in 5 (DAgger and DART frames count by the
+    training seed they were collected on). One dataset then gives a data-size learning curve
+    whose validation frames are the same for every point; ``null``: every episode."""
     log_every: int = 10
     """Steps between lines of ``metrics.jsonl`` / TensorBoard points."""
     grad_terms_every: int | None = 50
@@ -119,6 +124,11 @@ class TrainConfig:
             ("seed", self.seed >= 0, "must be >= 0"),
             ("num_workers", self.num_workers >= 0, "must be >= 0"),
             ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
+            (
+                "episodes_below",
+                self.episodes_below is None or self.episodes_below >= 1,
+                "must be >= 1 or null",
+            ),
             ("log_every", self.log_every >= 1, "must be >= 1"),
             (
                 "checkpoint_every",

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from rsd.checkpoint import checkpoint_path, load_checkpoint
 from rsd.cli import main
 from rsd.config import ConfigError, load_config
+from rsd.data.store import FrameStore
 from rsd.pipeline.train import TrainingDiverged, train
 from rsd.train_config import TrainConfig, lr_at
 from tests import train_fakes
@@ -175,6 +176,32 @@ def test_config_errors_name_the_key(data, tmp_path, capsys):
     assert rc == 2 and "epochs" in capsys.readouterr().err
     rc = main(["train", "--data", str(data), "--out", str(tmp_path / "r"), "rig=nowhere"])
     assert rc == 2 and "nowhere" in capsys.readouterr().err
+
+
+def test_episodes_below_keeps_the_first_episodes_of_the_train_split(tmp_path):
+    from rsd.data.dataset import seed_of, split_of
+    from rsd.pipeline.train_data import open_training_data
+
+    ds = tiny_dataset(tmp_path / "ds", episodes=3, annotate=False)
+    ids = FrameStore(ds).frame_ids
+    said: list[str] = []
+
+    def frames(*overrides: str) -> list[str]:
+        dataset, identity, _ = open_training_data(
+            cfg_of("variant=baseline", *overrides), ds, said.append
+        )
+        kept = [ids[i] for i in dataset.indices]
+        assert identity["train_frames"] == len(kept)
+        return kept
+
+    every = frames()
+    assert {seed_of(f) for f in every} == {0, 1, 2} and all(split_of(f) == "train" for f in every)
+    two = frames("episodes_below=2")
+    assert two == [f for f in every if seed_of(f) < 2] and {seed_of(f) for f in two} == {0, 1}
+    assert frames("episodes_below=99") == every
+    assert frames("episodes_below=1", "max_samples=3") == [f for f in every if seed_of(f) == 0][:3]
+    with pytest.raises(ConfigError, match="episodes_below"):
+        cfg_of("episodes_below=0")
 
 
 def test_rsd_variant_without_annotations_says_what_to_run(tmp_path, capsys):

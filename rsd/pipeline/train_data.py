@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from rsd.checkpoint import dataset_identity
 from rsd.config import ConfigError
 from rsd.data.augment import Augmenter
-from rsd.data.dataset import BEVDataset, collate, raster_cache_for, split_indices
+from rsd.data.dataset import BEVDataset, collate, raster_cache_for, seed_of, split_indices
 from rsd.data.rigs import load_rig
 from rsd.data.store import open_store
 from rsd.pipeline.dist import Dist
@@ -29,9 +29,14 @@ def open_training_data(cfg: TrainConfig, data_dir: Path, say: Callable[[str], No
 
     rig = load_rig(cfg.rig)
     store = open_store(data_dir)
-    indices = split_indices(store, "train")[: cfg.max_samples]
+    indices = split_indices(store, "train")
+    if cfg.episodes_below is not None:
+        ids = store.frame_ids
+        indices = [i for i in indices if seed_of(ids[i]) < cfg.episodes_below]
+    indices = indices[: cfg.max_samples]
     if not indices:
-        raise ConfigError(f"dataset {data_dir}: no frames in the train split")
+        below = "" if cfg.episodes_below is None else f" of seeds < {cfg.episodes_below}"
+        raise ConfigError(f"dataset {data_dir}: no frames{below} in the train split")
 
     augment = Augmenter(cfg.augment, seed=cfg.seed) if cfg.augment.prob > 0 else None
     identity = dataset_identity(store.manifest, len(store), len(indices))
