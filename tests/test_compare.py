@@ -145,3 +145,18 @@ def test_episode_driving_score_is_the_driving_tables():
     assert 0 < scores[0] < 50.0
     for lg, ds in zip(logs, scores, strict=True):
         assert episode_values([lg])["driving_score"][lg.episode_id] == pytest.approx(ds)
+
+
+def test_an_arm_of_another_experiment_pairs_as_one_of_this_one(exp, tmp_path, capsys):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.move(exp / "runs" / "rsd", other / "runs" / "dagger")
+    away = compare_arms(exp, f"dagger={other / 'runs' / 'dagger'}", "baseline", ["cut_in"])
+    shutil.move(other / "runs" / "dagger", exp / "runs" / "rsd")
+    here = compare_arms(exp, "rsd", "baseline", ["cut_in"])
+    assert [r["arm"] for r in away] == ["dagger"] * len(here)
+    # as JSON: NaN (no relative effect on a zero base) equals itself there
+    assert json.dumps([{**r, "arm": "rsd"} for r in away]) == json.dumps(here)
+    assert main(["compare", str(exp), "--arm", f"x={tmp_path / 'nowhere'}"]) == 2
+    assert "no seed<S> run directories" in capsys.readouterr().err

@@ -5,6 +5,7 @@ bootstrap 95 % interval.
     rsd compare EXP_DIR                      # every arm against baseline
     rsd compare EXP_DIR --arm rsd --base baseline --boot 4000 --json compare.json
     rsd compare EXP_DIR --arm rsd --power 0.25   # + seeds needed for a 25 % effect
+    rsd compare EXP_DIR --arm dagger=OTHER_EXP/runs/baseline   # an arm of another experiment
 
 Definitions: :mod:`rsd.pipeline.compare`, :func:`rsd.metrics.stats.paired_effect`.
 """
@@ -19,8 +20,15 @@ from rsd.config import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("exp_dir", type=Path, help="experiment directory (with runs/)")
-    parser.add_argument("--arm", action="append", help="arm(s) to compare (default: all others)")
-    parser.add_argument("--base", default="baseline", help="reference arm (default baseline)")
+    parser.add_argument(
+        "--arm",
+        action="append",
+        help="arm(s) to compare (default: all others); NAME=PATH takes the seed<S> runs under "
+        "PATH (an arm of another experiment: other data, the same scenario seeds and frames)",
+    )
+    parser.add_argument(
+        "--base", default="baseline", help="reference arm (default baseline; NAME=PATH as --arm)"
+    )
     parser.add_argument("--boot", type=int, default=2000, help="bootstrap replicates")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap generator")
     parser.add_argument(
@@ -52,13 +60,11 @@ def run(args: argparse.Namespace) -> int:
     if args.boot < 100:
         raise ConfigError(f"--boot: expected >= 100 replicates, got {args.boot}")
     arms = arms_of(args.exp_dir)
-    if args.base not in arms:
-        raise ConfigError(f"--base {args.base}: no runs of it in {args.exp_dir}/runs ({arms})")
+    _check_arm("--base", args.base, args.exp_dir, arms)
     others = args.arm or [a for a in arms if a != args.base]
     rows = []
     for arm in others:
-        if arm not in arms:
-            raise ConfigError(f"--arm {arm}: no runs of it in {args.exp_dir}/runs ({arms})")
+        _check_arm("--arm", arm, args.exp_dir, arms)
         rows += compare_arms(args.exp_dir, arm, args.base, long_tail, args.boot, args.seed)
     if not rows:
         print("nothing pairs: no metric is in both arms' runs")
@@ -89,6 +95,20 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.json, {"rows": rows, **({"power": power} if power else {})})
         print(f"rows: {args.json}")
     return 0
+
+
+def _check_arm(flag: str, arm: str, exp_dir: Path, arms: list[str]) -> None:
+    """ConfigError unless ``arm`` has runs: an arm of ``exp_dir``, or ``NAME=PATH`` whose
+    ``PATH`` holds ``seed<S>`` run directories."""
+    from rsd.pipeline.compare import arm_dir, seed_dirs
+
+    if "=" in arm:
+        if not seed_dirs(exp_dir, arm):
+            raise ConfigError(
+                f"{flag} {arm}: no seed<S> run directories in {arm_dir(exp_dir, arm)}"
+            )
+    elif arm not in arms:
+        raise ConfigError(f"{flag} {arm}: no runs of it in {exp_dir}/runs ({arms})")
 
 
 def format_power(rows: list[dict], effect: float) -> str:

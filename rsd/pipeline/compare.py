@@ -46,10 +46,25 @@ OUTCOME_RATES = {
 """Per-episode 0/100 indicators: metric id -> the episode outcome it counts."""
 
 
+def arm_dir(out: Path, arm: str) -> Path:
+    """Where ``arm``'s seed directories are: ``out/runs/<arm>``; for an arm given as
+    ``NAME=PATH`` (an arm of another experiment directory, e.g. one trained on other data but
+    driven on the same scenario seeds and evaluated on the same frames), ``PATH`` itself."""
+    if "=" in arm:
+        return Path(arm.split("=", 1)[1])
+    return Path(out) / "runs" / arm
+
+
+def arm_label(arm: str) -> str:
+    """The name ``arm`` goes by in tables: ``NAME`` of ``NAME=PATH``, else ``arm``."""
+    return arm.split("=", 1)[0]
+
+
 def seed_dirs(out: Path, arm: str) -> dict[int, Path]:
-    """``{seed: runs/<arm>/seed<S>}`` of ``out`` (an experiment directory)."""
+    """``{seed: runs/<arm>/seed<S>}`` of ``out`` (an experiment directory; see
+    :func:`arm_dir` for ``NAME=PATH``)."""
     found = {}
-    for d in sorted((Path(out) / "runs" / arm).glob("seed*")):
+    for d in sorted(arm_dir(out, arm).glob("seed*")):
         m = re.fullmatch(r"seed(\d+)", d.name)
         if m and d.is_dir():
             found[int(m.group(1))] = d
@@ -134,7 +149,8 @@ def compare_arms(
             per_a = {s: units.get(metric, {}) for s, units in a[group].items()}
             per_b = {s: units.get(metric, {}) for s, units in b[group].items()}
             effect = paired_effect(per_a, per_b, n_boot=n_boot, seed=seed)
-            rows.append({"group": group, "metric": metric, "arm": arm, "base": base} | effect)
+            names = {"arm": arm_label(arm), "base": arm_label(base)}
+            rows.append({"group": group, "metric": metric, **names} | effect)
     return rows
 
 
@@ -172,8 +188,8 @@ def power_rows(
             {
                 "group": group,
                 "metric": metric,
-                "arm": arm,
-                "base": base,
+                "arm": arm_label(arm),
+                "base": arm_label(base),
                 "seeds": n,
                 "episodes": est["episodes"],
                 "base_mean": est["base_mean"],
